@@ -1,0 +1,202 @@
+"""Share of voice and sentiment over time, answered from the per-minute rollups."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import AwareDatetime, BaseModel, Field
+
+from services.api.deps import Reader, State
+from services.core.storage.analytics import Counts, brand_buckets
+
+router = APIRouter(prefix="/api/v1", tags=["analytics"])
+
+MAX_BUCKETS = 2_000
+DEFAULT_RANGE = timedelta(days=7)
+_INTERVAL = re.compile(r"^(\d{1,4})([mhd])$")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str) -> int:
+    """``15m``, ``1h``, ``1d`` → seconds; a multiple of a minute, since rollups are per minute."""
+    m = _INTERVAL.match(text)
+    if m is None or int(m.group(1)) == 0:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"interval: {text!r} is not an interval like 5m, 1h or 1d",
+        )
+    return int(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def resolve_range(
+    start: datetime | None, end: datetime | None, interval: int, now: datetime
+) -> tuple[int, int]:
+    """Epoch-second bounds ``[start, end)`` rounded down to the minute (rollup resolution)."""
+    end_ts = int((end or now).timestamp())
+    if end is None:
+        end_ts += 60  # include the current, partial minute
+    start_ts = (
+        int(start.timestamp()) if start is not None else end_ts - int(DEFAULT_RANGE.total_seconds())
+    )
+    start_ts -= start_ts % 60
+    end_ts -= end_ts % 60
+    if start_ts >= end_ts:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "from: must be before 'to'")
+    if (end_ts - start_ts) / interval > MAX_BUCKETS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"interval: too small for the range (more than {MAX_BUCKETS} buckets)",
+        )
+    return start_ts, end_ts
+
+
+def iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class BrandShare(BaseModel):
+    brand: str
+    mentions: int
+    share: float | None
+    net_sentiment: float | None
+    positive: int
+    neutral: int
+    negative: int
+    reach: int
+
+
+class Bucket(BaseModel):
+    start: str
+    total: int
+    brands: list[BrandShare]
+
+
+class ShareOfVoice(BaseModel):
+    """Shares are of the set's total mentions; a mention naming two brands counts for both."""
+
+    from_: str = Field(serialization_alias="from")
+    to: str
+    interval_seconds: int
+    total: int
+    brands: list[BrandShare]
+    buckets: list[Bucket]
+
+
+def _share(brand: str, c: Counts, total: int) -> BrandShare:
+    return BrandShare(
+        brand=brand,
+        mentions=c.mentions,
+        share=None if total == 0 else c.mentions / total,
+        net_sentiment=c.net_sentiment,
+        positive=c.positive,
+        neutral=c.neutral,
+        negative=c.negative,
+        reach=c.reach,
+    )
+
+
+def _brand_list(state: State, brands: str | None) -> list[str]:
+    if brands is None:
+        return [b.name for b in state.brands.list()]
+    names = [b.strip() for b in brands.split(",") if b.strip()]
+    if not names:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "brands: empty list")
+    if len(names) > 50:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "brands: at most 50 brands")
+    return list(dict.fromkeys(names))
+
+
+@router.get("/share-of-voice", summary="Share of voice and net sentiment per brand")
+def share_of_voice(
+    state: State,
+    _key: Reader,
+    brands: Annotated[
+        str | None, Query(description="Comma-separated brand names; default: all tracked")
+    ] = None,
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: AwareDatetime | None = None,
+    interval: Annotated[str, Query(description="Bucket size: 5m, 1h, 1d…")] = "1h",
+) -> ShareOfVoice:
+    names = _brand_list(state, brands)
+    iv = parse_interval(interval)
+    start, end = resolve_range(from_, to, iv, state.clock.now())
+    with state.engine.connect() as conn:
+        data = brand_buckets(conn, names, start, end, iv)
+    total = sum(c.mentions for c in data.totals.values())
+    buckets = []
+    for i, b_start in enumerate(data.bucket_starts):
+        b_total = sum(data.buckets[n][i].mentions for n in names)
+        buckets.append(
+            Bucket(
+                start=iso(b_start),
+                total=b_total,
+                brands=[_share(n, data.buckets[n][i], b_total) for n in names],
+            )
+        )
+    return ShareOfVoice(
+        from_=iso(start),
+        to=iso(end),
+        interval_seconds=iv,
+        total=total,
+        brands=[_share(n, data.totals[n], total) for n in names],
+        buckets=buckets,
+    )
+
+
+class SentimentPoint(BaseModel):
+    start: str
+    mentions: int
+    positive: int
+    neutral: int
+    negative: int
+    mean_score: float | None
+    net_sentiment: float | None
+
+
+class SentimentSeries(BaseModel):
+    brand: str
+    from_: str = Field(serialization_alias="from")
+    to: str
+    interval_seconds: int
+    total: SentimentPoint
+    series: list[SentimentPoint]
+
+
+def _point(start: str, c: Counts) -> SentimentPoint:
+    return SentimentPoint(
+        start=start,
+        mentions=c.mentions,
+        positive=c.positive,
+        neutral=c.neutral,
+        negative=c.negative,
+        mean_score=c.mean_score,
+        net_sentiment=c.net_sentiment,
+    )
+
+
+@router.get("/sentiment", summary="Sentiment of one brand over time")
+def sentiment(
+    state: State,
+    _key: Reader,
+    brand: Annotated[str, Query(min_length=1, max_length=128)],
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: AwareDatetime | None = None,
+    interval: str = "1h",
+) -> SentimentSeries:
+    iv = parse_interval(interval)
+    start, end = resolve_range(from_, to, iv, state.clock.now())
+    with state.engine.connect() as conn:
+        data = brand_buckets(conn, [brand], start, end, iv)
+    return SentimentSeries(
+        brand=brand,
+        from_=iso(start),
+        to=iso(end),
+        interval_seconds=iv,
+        total=_point(iso(start), data.totals[brand]),
+        series=[
+            _point(iso(s), c) for s, c in zip(data.bucket_starts, data.buckets[brand], strict=True)
+        ],
+    )

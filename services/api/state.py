@@ -1,0 +1,29 @@
+"""What the API needs from the rest of the process, built once and handed to ``create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from services.api.settings import ApiSettings
+from services.core.clock import Clock
+from services.core.metrics import Metrics
+from services.core.storage.brands import BrandStore
+from services.core.storage.keys import KeyStore
+from services.ingest.worker import MentionPublisher
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: ApiSettings
+    engine: Engine
+    clock: Clock
+    metrics: Metrics
+    keys: KeyStore
+    brands: BrandStore
+    # None when this API process does not ingest (then POST /mentions answers 503).
+    publisher: MentionPublisher | None = None
+    # Extra readiness checks (the embedded pipeline registers "consumers not halted").
+    readiness: list[Callable[[], str | None]] = field(default_factory=list)

@@ -1,0 +1,54 @@
+"""Brands from a YAML file: a list of ``{name, query, competitors}``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+from services.core.brands import BrandQueryError, parse_query
+from services.core.validation import describe
+
+
+class BrandFileError(ValueError):
+    """The brands file is unreadable or one of its entries is wrong (the entry is named)."""
+
+
+class BrandEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    query: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    competitors: list[str] = Field(default_factory=list)
+
+
+_ENTRIES = TypeAdapter(list[BrandEntry])
+
+
+def parse_brands_yaml(text: str, origin: str = "brands file") -> list[BrandEntry]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise BrandFileError(f"{origin}: not valid YAML: {e}") from e
+    if isinstance(data, dict) and "brands" in data:
+        data = data["brands"]
+    try:
+        entries = _ENTRIES.validate_python(data)
+    except ValidationError as e:
+        raise BrandFileError(f"{origin}: {describe(e)}") from e
+    for i, entry in enumerate(entries):
+        try:
+            parse_query(entry.query)
+        except BrandQueryError as e:
+            raise BrandFileError(f"{origin}: [{i}] {entry.name!r}: query: {e}") from e
+    return entries
+
+
+def load_brands_file(path: Path) -> list[BrandEntry]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise BrandFileError(f"{path}: {e.strerror}") from e
+    return parse_brands_yaml(text, str(path))

@@ -1,0 +1,134 @@
+"""The message bus contract shared by the in-memory bus and Kafka.
+
+Semantics follow Kafka where they matter to correctness:
+
+* a topic has a fixed number of partitions; a message with a key always lands in the
+  partition chosen by hashing the key, so per-key order is kept;
+* consumers join a *consumer group*; each partition of a subscribed topic is read by
+  exactly one member of the group at a time, and membership changes rebalance them;
+* a consumer's position is only durable once *committed*; offsets are committed
+  explicitly (``commit``), never automatically, and only after the work they cover
+  succeeded. A consumer that stops without committing leaves its messages to be
+  delivered again to whichever member owns the partition next;
+* memory is bounded: when a partition holds as many uncommitted messages as its
+  capacity, ``Producer.send`` waits (backpressure) instead of growing without limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One record read from the bus; ``offset + 1`` is what a consumer commits after it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = field(default=())
+    timestamp_ms: int = 0
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    topic: str
+    partition: int
+    offset: int
+
+
+@runtime_checkable
+class Producer(Protocol):
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> RecordMetadata:
+        """Append one message and return where it was stored once it is durable.
+
+        Waits while the target partition is full (backpressure). Raises
+        ``UnknownTopicError`` for a topic that was never created and
+        ``BusClosedError`` after ``close``.
+        """
+        ...
+
+    async def flush(self) -> None:
+        """Return once every message passed to ``send`` so far is durable."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    async def getmany(self, *, max_records: int, timeout_s: float) -> list[Message]:
+        """Return up to ``max_records`` messages from the assigned partitions.
+
+        Waits at most ``timeout_s`` for the first message and returns ``[]`` if none
+        came. Messages of one partition are returned in offset order. After a
+        rebalance, reading of a newly assigned partition resumes at its committed
+        offset.
+        """
+        ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Durably store, per partition, the offset of the next message to read.
+
+        Raises ``CommitFailedError`` if this consumer no longer owns a partition (it
+        was rebalanced away); the new owner will read those messages again.
+        """
+        ...
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this member currently reads."""
+        ...
+
+    async def close(self) -> None:
+        """Leave the group without committing; uncommitted messages are redelivered."""
+        ...
+
+
+@runtime_checkable
+class Bus(Protocol):
+    async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the topics that do not exist yet; existing ones are left alone."""
+        ...
+
+    async def producer(self) -> Producer: ...
+
+    async def consumer(self, group_id: str, topics: Sequence[str]) -> Consumer:
+        """Join ``group_id`` subscribed to ``topics`` and return once it has its assignment."""
+        ...
+
+    async def committed(self, group_id: str, tp: TopicPartition) -> int | None:
+        """The group's committed offset for a partition, or ``None`` if it never committed."""
+        ...
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The offset the next message appended to each partition will get."""
+        ...
+
+    async def close(self) -> None: ...

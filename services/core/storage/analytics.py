@@ -1,0 +1,95 @@
+"""Aggregates for the API, answered from the per-minute rollups (never raw mentions).
+
+Ranges are half-open ``[start, end)`` in epoch seconds aligned to the minute; buckets
+are aligned to multiples of the interval since the epoch (so daily buckets start at
+midnight UTC). A mention that matches several brands counts once for each of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, func, select
+
+from services.core.storage.tables import brand_minute_rollups as r
+
+
+@dataclass(slots=True)
+class Counts:
+    mentions: int = 0
+    positive: int = 0
+    neutral: int = 0
+    negative: int = 0
+    score_sum: float = 0.0
+    reach: int = 0
+    engagement: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.mentions += other.mentions
+        self.positive += other.positive
+        self.neutral += other.neutral
+        self.negative += other.negative
+        self.score_sum += other.score_sum
+        self.reach += other.reach
+        self.engagement += other.engagement
+
+    @property
+    def net_sentiment(self) -> float | None:
+        """(positive − negative) / (positive + negative); ``None`` with no opinionated mention."""
+        polar = self.positive + self.negative
+        return None if polar == 0 else (self.positive - self.negative) / polar
+
+    @property
+    def mean_score(self) -> float | None:
+        return None if self.mentions == 0 else self.score_sum / self.mentions
+
+
+@dataclass(slots=True)
+class BrandBuckets:
+    """Per-brand totals over the range and per bucket (every bucket present, zeros kept)."""
+
+    bucket_starts: list[int]
+    totals: dict[str, Counts]
+    buckets: dict[str, list[Counts]] = field(default_factory=dict)
+
+
+def bucket_starts(start: int, end: int, interval: int) -> list[int]:
+    first = start - start % interval
+    return list(range(first, end, interval))
+
+
+def brand_buckets(
+    conn: Connection, brands: Sequence[str], start: int, end: int, interval: int
+) -> BrandBuckets:
+    """Sum the rollups of ``brands`` over ``[start, end)`` into buckets of ``interval`` seconds."""
+    starts = bucket_starts(start, end, interval)
+    index = {s: i for i, s in enumerate(starts)}
+    out = BrandBuckets(
+        bucket_starts=starts,
+        totals={b: Counts() for b in brands},
+        buckets={b: [Counts() for _ in starts] for b in brands},
+    )
+    if not brands or not starts:
+        return out
+    bucket = r.c.minute - r.c.minute % interval
+    stmt = (
+        select(
+            r.c.brand,
+            bucket.label("bucket"),
+            func.sum(r.c.mentions),
+            func.sum(r.c.positive),
+            func.sum(r.c.neutral),
+            func.sum(r.c.negative),
+            func.sum(r.c.score_sum),
+            func.sum(r.c.reach),
+            func.sum(r.c.engagement),
+        )
+        .where(r.c.brand.in_(list(brands)), r.c.minute >= start, r.c.minute < end)
+        .group_by(r.c.brand, bucket)
+    )
+    for brand, b, n, pos, neu, neg, ssum, reach, eng in conn.execute(stmt):
+        c = Counts(int(n), int(pos), int(neu), int(neg), float(ssum), int(reach), int(eng))
+        out.buckets[brand][index[int(b)]] = c
+        out.totals[brand].add(c)
+    return out

@@ -1,0 +1,106 @@
+"""Tracked brands in the database. Queries are validated before they are stored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from services.core.brands import BrandDefinition, parse_query
+from services.core.clock import Clock
+from services.core.storage.errors import ConflictError, NotFoundError
+from services.core.storage.tables import brands
+
+
+@dataclass(frozen=True, slots=True)
+class Brand:
+    name: str
+    query: str
+    competitors: tuple[str, ...] = field(default=())
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def definition(self) -> BrandDefinition:
+        return BrandDefinition(name=self.name, query=self.query)
+
+
+class BrandStore:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def list(self) -> list[Brand]:
+        with self._engine.connect() as conn:
+            return [_to_brand(r) for r in conn.execute(select(brands).order_by(brands.c.name))]
+
+    def get(self, name: str) -> Brand:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(brands).where(brands.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"brand {name!r} does not exist")
+        return _to_brand(row)
+
+    def create(self, name: str, query: str, competitors: Sequence[str] = ()) -> Brand:
+        """Store a new brand; ``BrandQueryError`` for a bad query, ``ConflictError`` if taken."""
+        parse_query(query)
+        now = self._clock.now()
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(brands).values(
+                        name=name,
+                        query=query,
+                        competitors=list(competitors),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError as e:
+            raise ConflictError(f"brand {name!r} exists already") from e
+        return Brand(name, query, tuple(competitors), now, now)
+
+    def update(self, name: str, query: str, competitors: Sequence[str] = ()) -> Brand:
+        parse_query(query)
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(brands)
+                .where(brands.c.name == name)
+                .values(query=query, competitors=list(competitors), updated_at=now)
+            ).rowcount
+        if done == 0:
+            raise NotFoundError(f"brand {name!r} does not exist")
+        return self.get(name)
+
+    def upsert(self, name: str, query: str, competitors: Sequence[str] = ()) -> Brand:
+        try:
+            return self.update(name, query, competitors)
+        except NotFoundError:
+            return self.create(name, query, competitors)
+
+    def delete(self, name: str) -> None:
+        """Stop tracking a brand; mentions stored for it are kept."""
+        with self._engine.begin() as conn:
+            if conn.execute(delete(brands).where(brands.c.name == name)).rowcount == 0:
+                raise NotFoundError(f"brand {name!r} does not exist")
+
+    def version(self) -> tuple[int, object]:
+        """Changes whenever a brand is added, changed or removed: scorers poll it to reload."""
+        with self._engine.connect() as conn:
+            n, newest = conn.execute(select(func.count(), func.max(brands.c.updated_at))).one()
+        return int(n), newest
+
+
+def _to_brand(r: Row[Any]) -> Brand:
+    return Brand(
+        name=r.name,
+        query=r.query,
+        competitors=tuple(r.competitors or ()),
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )

@@ -1,0 +1,127 @@
+"""Reading stored mentions back: filters and keyset (cursor) pagination, newest first."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, or_, select
+
+from services.core.models import Author, Metrics, ScoredMention, Sentiment
+from services.core.storage.tables import mention_brands, mentions
+
+
+class InvalidCursorError(ValueError):
+    """The pagination cursor was not one this API handed out."""
+
+
+@dataclass(frozen=True, slots=True)
+class MentionFilter:
+    brand: str | None = None
+    label: str | None = None
+    source: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MentionPage:
+    items: list[ScoredMention]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, pk: int) -> str:
+    raw = orjson.dumps([created_at.astimezone(UTC).isoformat(), pk])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ts, pk = orjson.loads(raw)
+        created_at = datetime.fromisoformat(ts)
+        if created_at.tzinfo is None or not isinstance(pk, int):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as e:
+        raise InvalidCursorError("cursor: not a cursor returned by this API") from e
+    return created_at, pk
+
+
+def row_to_scored(row: Any) -> ScoredMention:
+    metrics = (
+        None
+        if row.likes is None
+        else Metrics(likes=row.likes, reposts=row.reposts or 0, replies=row.replies or 0)
+    )
+    return ScoredMention(
+        id=row.mention_id,
+        source=row.source,
+        url=row.url,
+        text=row.text,
+        lang=row.lang,
+        created_at=row.created_at,
+        author=Author(
+            id=row.author_id,
+            handle=row.author_handle,
+            name=row.author_name,
+            followers=row.author_followers,
+            description=row.author_description,
+            verified=row.author_verified,
+        ),
+        in_reply_to_id=row.in_reply_to_id,
+        conversation_id=row.conversation_id,
+        metrics=metrics,
+        brands=list(row.brands),
+        sentiment=Sentiment(
+            label=row.label,
+            score=row.score,
+            confidence=row.confidence,
+            method=row.method,
+            lexicon_compound=row.lexicon_compound,
+        ),
+        spot_check=row.spot_check,
+        scored_at=row.scored_at,
+    )
+
+
+def list_mentions(
+    conn: Connection, flt: MentionFilter, *, limit: int, cursor: str | None
+) -> MentionPage:
+    """One page of mentions matching ``flt``, newest first; raises ``InvalidCursorError``."""
+    m = mentions.c
+    if flt.brand is not None:
+        mb = mention_brands.c
+        ts_col, pk_col = mb.created_at, mb.mention_pk
+        stmt = (
+            select(mentions)
+            .join(mention_brands, mb.mention_pk == m.pk)
+            .where(mb.brand == flt.brand)
+        )
+        if flt.label is not None:
+            stmt = stmt.where(mb.label == flt.label)
+    else:
+        ts_col, pk_col = m.created_at, m.pk
+        stmt = select(mentions)
+        if flt.label is not None:
+            stmt = stmt.where(m.label == flt.label)
+    if flt.source is not None:
+        stmt = stmt.where(m.source == flt.source)
+    if flt.start is not None:
+        stmt = stmt.where(ts_col >= flt.start)
+    if flt.end is not None:
+        stmt = stmt.where(ts_col < flt.end)
+    if cursor is not None:
+        c_ts, c_pk = decode_cursor(cursor)
+        stmt = stmt.where(or_(ts_col < c_ts, and_(ts_col == c_ts, pk_col < c_pk)))
+    stmt = stmt.order_by(ts_col.desc(), pk_col.desc()).limit(limit + 1)
+    rows = list(conn.execute(stmt))
+    items = [row_to_scored(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last.created_at, last.pk)
+    return MentionPage(items=items, next_cursor=next_cursor)

@@ -1,0 +1,183 @@
+"""The consume → decode → handle → commit loop every consumer in Sentimon runs.
+
+Order per batch, and why:
+
+1. decode every message (pure); poison goes to the dead-letter topic with its reason;
+2. ``handle`` the decoded batch (produce downstream, write the database …);
+3. only then commit ``offset + 1`` per partition.
+
+If step 2 raises, nothing is committed: the loop closes its consumer, backs off and
+rejoins the group, so the same messages come again (at-least-once; handlers are
+idempotent). A burst of poison (``DlqLimitExceeded``) halts the loop for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from services.core.bus.errors import CommitFailedError
+from services.core.bus.protocol import Bus, Consumer, Message, TopicPartition
+from services.core.metrics import Metrics
+from services.core.stream.dlq import DeadLetterQueue, DlqGuard, DlqLimit
+from services.core.stream.errors import DlqLimitExceeded, InvalidMessage
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Step(Protocol[T]):
+    """One consumer's work: a pure ``decode`` and an async ``handle`` of decoded batches."""
+
+    def decode(self, message: Message) -> T:
+        """Parse one message; raise ``InvalidMessage`` (with the reason) for poison."""
+        ...
+
+    async def handle(self, items: Sequence[tuple[Message, T]]) -> None:
+        """Do the batch's work durably; raise to have the whole batch delivered again."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    group: str
+    topics: tuple[str, ...]
+    max_records: int = 500
+    poll_timeout_s: float = 0.5
+    restart_backoff_s: float = 1.0
+    max_restart_backoff_s: float = 30.0
+    dlq_limit: DlqLimit = field(default_factory=DlqLimit)
+
+
+def next_offsets(messages: Sequence[Message]) -> dict[TopicPartition, int]:
+    """What to commit after ``messages``: the highest offset + 1, per partition."""
+    out: dict[TopicPartition, int] = {}
+    for m in messages:
+        tp = m.topic_partition
+        if m.offset + 1 > out.get(tp, -1):
+            out[tp] = m.offset + 1
+    return out
+
+
+class ConsumerLoop(Generic[T]):
+    def __init__(
+        self,
+        bus: Bus,
+        step: Step[T],
+        config: LoopConfig,
+        dlq: DeadLetterQueue | None,
+        metrics: Metrics,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._bus = bus
+        self._step = step
+        self._config = config
+        self._dlq = dlq
+        self._metrics = metrics
+        self._sleep = sleep
+        self._guard = DlqGuard(config.dlq_limit)
+        self._stopping = asyncio.Event()
+        self._committed = asyncio.Condition()
+        self.halted: BaseException | None = None
+        self.batches_done = 0
+
+    @property
+    def group(self) -> str:
+        return self._config.group
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return self._config.topics
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it, and leave the group."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until ``stop``; restarts itself after failures, halts on ``DlqLimitExceeded``."""
+        backoff = self._config.restart_backoff_s
+        while not self._stopping.is_set():
+            consumer = await self._bus.consumer(self._config.group, self._config.topics)
+            try:
+                await self._consume(consumer)
+                return
+            except DlqLimitExceeded as e:
+                self.halted = e
+                log.error("consumer group %s halted: %s", self._config.group, e)
+                async with self._committed:
+                    self._committed.notify_all()
+                raise
+            except Exception:
+                log.exception(
+                    "consumer group %s failed; restarting from the last committed offsets",
+                    self._config.group,
+                )
+                self._metrics.consumer_restarts.labels(self._config.group).inc()
+            finally:
+                await consumer.close()
+            await self._sleep(backoff)
+            backoff = min(backoff * 2, self._config.max_restart_backoff_s)
+
+    async def _consume(self, consumer: Consumer) -> None:
+        cfg = self._config
+        while not self._stopping.is_set():
+            messages = await consumer.getmany(
+                max_records=cfg.max_records, timeout_s=cfg.poll_timeout_s
+            )
+            if not messages:
+                continue
+            decoded: list[tuple[Message, T]] = []
+            for m in messages:
+                try:
+                    decoded.append((m, self._step.decode(m)))
+                    self._guard.record(False)
+                except InvalidMessage as e:
+                    if self._dlq is None:
+                        raise
+                    await self._dlq.send(m, e.reason)
+                    self._guard.record(True)
+            if decoded:
+                await self._step.handle(decoded)
+            try:
+                await consumer.commit(next_offsets(messages))
+            except CommitFailedError:
+                # Rebalanced mid-batch: the new owner reads these again; the work was idempotent.
+                log.info("group %s lost a partition before committing", cfg.group)
+                continue
+            per_topic: dict[str, int] = {}
+            for m in messages:
+                per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
+            for topic, n in per_topic.items():
+                self._metrics.messages_consumed.labels(topic, cfg.group).inc(n)
+            self.batches_done += 1
+            async with self._committed:
+                self._committed.notify_all()
+
+    async def lag(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Messages not yet committed by this loop's group, per partition."""
+        ends = await self._bus.end_offsets(partitions)
+        out: dict[TopicPartition, int] = {}
+        for tp in partitions:
+            committed = await self._bus.committed(self._config.group, tp)
+            out[tp] = ends[tp] - (committed or 0)
+            self._metrics.consumer_lag.labels(tp.topic, str(tp.partition), self.group).set(out[tp])
+        return out
+
+    async def wait_caught_up(self, partitions: Sequence[TopicPartition], timeout_s: float) -> None:
+        """Return once the group has committed everything in ``partitions``.
+
+        Raises ``TimeoutError`` after ``timeout_s``, and the halting error if the loop halted.
+        """
+        async with asyncio.timeout(timeout_s), self._committed:
+            while True:
+                if self.halted is not None:
+                    raise self.halted
+                if not any((await self.lag(partitions)).values()):
+                    return
+                await self._committed.wait()

@@ -1,0 +1,278 @@
+"""Embedded mode: ingest, scorer and API in one process over the in-memory bus.
+
+The same services as in distributed mode, wired to a ``MemoryBus`` instead of Kafka.
+The bus lives in memory: mentions accepted but not yet stored when the process is
+killed are lost (a graceful stop drains them first). Distributed mode, with Kafka,
+is the one to use when that matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from services.api.settings import ApiSettings
+from services.api.state import AppState
+from services.core.auth import Role
+from services.core.brandfile import BrandEntry
+from services.core.bus.memory import MemoryBus
+from services.core.bus.protocol import Producer, TopicPartition
+from services.core.clock import Clock, SystemClock
+from services.core.metrics import Metrics
+from services.core.storage.brands import BrandStore
+from services.core.storage.db import make_engine, migrate
+from services.core.storage.keys import KeyStore
+from services.core.topics import DEFAULT_TOPICS
+from services.ingest.dedupe import RecentKeys
+from services.ingest.settings import IngestSettings
+from services.ingest.sources.protocol import Source
+from services.ingest.worker import IngestStats, MentionPublisher, run_source
+from services.scorer.pipeline import ScorerPipeline, build_pipeline
+from services.scorer.settings import ScorerSettings
+
+log = logging.getLogger(__name__)
+
+ALL_PARTITIONS = tuple(
+    TopicPartition(spec.name, p) for spec in DEFAULT_TOPICS for p in range(spec.partitions)
+)
+
+
+@dataclass
+class Embedded:
+    """One Sentimon instance in this process. Use as ``async with Embedded(...) as e:``."""
+
+    ingest: IngestSettings
+    scorer: ScorerSettings
+    api: ApiSettings
+    clock: Clock = field(default_factory=SystemClock)
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry())
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.registry)
+        self.engine: Engine = make_engine(self.scorer.resolved_database_url())
+        self.bus = MemoryBus()
+        self.keys = KeyStore(self.engine, self.clock)
+        self.brands = BrandStore(self.engine, self.clock)
+        self._loop_tasks: list[asyncio.Task[None]] = []
+        self._source_tasks: list[asyncio.Task[IngestStats]] = []
+        self._producer: Producer | None = None
+        self.pipeline: ScorerPipeline | None = None
+        self.publisher: MentionPublisher | None = None
+
+    async def __aenter__(self) -> Embedded:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.scorer.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(migrate, self.engine)
+        await self.bus.create_topics(DEFAULT_TOPICS)
+        self._producer = await self.bus.producer()
+        self.publisher = MentionPublisher(
+            self._producer, RecentKeys(self.ingest.dedupe_capacity), self.metrics
+        )
+        self.pipeline = build_pipeline(
+            self.scorer,
+            bus=self.bus,
+            producer=self._producer,
+            engine=self.engine,
+            clock=self.clock,
+            metrics=self.metrics,
+        )
+        await asyncio.to_thread(self.pipeline.matchers.reload, True)
+        for loop in self.pipeline.loops:
+            self._loop_tasks.append(asyncio.create_task(loop.run(), name=f"loop:{loop.group}"))
+
+    def add_source(
+        self, source: Source, on_item: Callable[[IngestStats], None] | None = None
+    ) -> asyncio.Task[IngestStats]:
+        assert self.publisher is not None, "start() first"
+        task = asyncio.create_task(
+            run_source(source, self.publisher, self.metrics, on_item=on_item),
+            name=f"source:{source.name}",
+        )
+        self._source_tasks.append(task)
+        return task
+
+    def app_state(self) -> AppState:
+        state = AppState(
+            settings=self.api,
+            engine=self.engine,
+            clock=self.clock,
+            metrics=self.metrics,
+            keys=self.keys,
+            brands=self.brands,
+            publisher=self.publisher,
+        )
+        state.readiness.append(self._pipeline_problem)
+        return state
+
+    def _pipeline_problem(self) -> str | None:
+        if self.pipeline is None:
+            return "pipeline: not started"
+        for loop in self.pipeline.loops:
+            if loop.halted is not None:
+                return f"pipeline: consumer group {loop.group} halted: {loop.halted}"
+        return None
+
+    async def refresh_brands(self) -> None:
+        """Make the scorer use the brands in the store now (instead of at its next check)."""
+        assert self.pipeline is not None
+        await asyncio.to_thread(self.pipeline.matchers.reload, True)
+
+    async def drain(self, timeout_s: float = 60.0) -> None:
+        """Wait until every source has ended and everything produced is stored."""
+        assert self.pipeline is not None
+        if self._source_tasks:
+            await asyncio.gather(*self._source_tasks)
+        for loop in self.pipeline.loops:
+            await loop.wait_caught_up(
+                [tp for tp in ALL_PARTITIONS if tp.topic in loop.topics], timeout_s
+            )
+
+    async def stop(self, drain_timeout_s: float = 10.0) -> None:
+        for t in self._source_tasks:
+            t.cancel()
+        await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        if self.pipeline is not None:
+            with contextlib.suppress(TimeoutError, Exception):
+                for loop in self.pipeline.loops:
+                    await loop.wait_caught_up(
+                        [tp for tp in ALL_PARTITIONS if tp.topic in loop.topics],
+                        drain_timeout_s,
+                    )
+            for loop in self.pipeline.loops:
+                loop.stop()
+        await asyncio.gather(*self._loop_tasks, return_exceptions=True)
+        if self._producer is not None:
+            await self._producer.close()
+        await self.bus.close()
+        self.engine.dispose()
+
+
+def demo_backfill(settings: IngestSettings) -> timedelta:
+    return timedelta(hours=settings.demo_backfill_hours)
+
+
+def seed_brands(store: BrandStore, entries: Sequence[BrandEntry], *, demo: bool) -> None:
+    """Apply the brands file; with the demo on and no brands yet, track the demo brands."""
+    for e in entries:
+        store.upsert(e.name, e.query, e.competitors)
+    if demo and not store.list():
+        from services.ingest.sources.demo import load_demo_brands
+
+        for b in load_demo_brands():
+            store.upsert(b.name, b.query, b.competitors)
+
+
+def ensure_admin_key(keys: KeyStore) -> str | None:
+    """On an instance's first start, create an admin key and return it (shown once)."""
+    if keys.count_active(Role.ADMIN) > 0:
+        return None
+    key, _ = keys.create(Role.ADMIN, "first admin (created by sentimon run)")
+    return key
+
+
+async def run_embedded(
+    *,
+    api: ApiSettings,
+    ingest: IngestSettings,
+    scorer: ScorerSettings,
+    brand_entries: Sequence[BrandEntry] = (),
+) -> None:
+    """``sentimon run``: serve until interrupted, then drain and stop."""
+    import uvicorn
+
+    from services.api.app import create_app
+
+    async with Embedded(ingest=ingest, scorer=scorer, api=api) as emb:
+        await asyncio.to_thread(seed_brands, emb.brands, brand_entries, demo=ingest.demo)
+        await emb.refresh_brands()
+        admin_key = await asyncio.to_thread(ensure_admin_key, emb.keys)
+        if ingest.demo:
+            from services.ingest.sources.demo import DemoSource
+
+            emb.add_source(
+                DemoSource(
+                    emb.clock,
+                    seed=ingest.demo_seed,
+                    backfill=demo_backfill(ingest),
+                    rate_per_s=ingest.demo_rate_per_s,
+                )
+            )
+        base = f"http://{api.host}:{api.port}"
+        print(f"\nSentimon is running at {base}  (API docs: {base}/docs)", flush=True)
+        if admin_key is not None:
+            print(f"Admin API key (shown only this once, keep it): {admin_key}", flush=True)
+            print(f"Open the dashboard, logged in: {base}/login#key={admin_key}\n", flush=True)
+        else:
+            print(
+                f"Log in at {base}/login with an API key "
+                "(new one: sentimon keys create --role admin)\n",
+                flush=True,
+            )
+        config = uvicorn.Config(
+            create_app(emb.app_state()),
+            host=api.host,
+            port=api.port,
+            log_level=api.log_level.lower(),
+            access_log=False,
+            lifespan="off",
+        )
+        await uvicorn.Server(config).serve()
+        print("stopping: storing what is in flight…", flush=True)
+
+
+async def replay_file(
+    path: Path,
+    *,
+    rate: float | None,
+    api: ApiSettings,
+    ingest: IngestSettings,
+    scorer: ScorerSettings,
+    brand_entries: Sequence[BrandEntry] = (),
+    progress: bool = True,
+) -> IngestStats:
+    """``sentimon replay``: push a JSON Lines file through the pipeline and wait until stored."""
+    from tqdm import tqdm
+
+    from services.ingest.sources.file import FileSource
+
+    total = await asyncio.to_thread(_count_lines, path)
+    async with Embedded(ingest=ingest, scorer=scorer, api=api) as emb:
+        await asyncio.to_thread(seed_brands, emb.brands, brand_entries, demo=False)
+        await emb.refresh_brands()
+        with tqdm(total=total, unit=" mentions", disable=not progress, file=sys.stderr) as bar:
+
+            def tick(_stats: IngestStats) -> None:
+                bar.update(1)
+
+            task = emb.add_source(FileSource(path, rate_per_s=rate), on_item=tick)
+            await emb.drain(timeout_s=max(60.0, total / 100))
+        return task.result()
+
+
+def _count_lines(path: Path) -> int:
+    n = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+    return n
