@@ -49,3 +49,8 @@ async def validation_error(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+
+
+# Status codes by number: their names changed across Starlette versions.
+UNPROCESSABLE = 422
+TOO_LARGE = 413

@@ -6,10 +6,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from services.api.deps import Reader, State
+from services.api.errors import UNPROCESSABLE
 from services.core.storage.analytics import Counts, brand_buckets
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
@@ -25,7 +26,7 @@ def parse_interval(text: str) -> int:
     m = _INTERVAL.match(text)
     if m is None or int(m.group(1)) == 0:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            UNPROCESSABLE,
             f"interval: {text!r} is not an interval like 5m, 1h or 1d",
         )
     return int(m.group(1)) * _UNIT_S[m.group(2)]
@@ -44,10 +45,10 @@ def resolve_range(
     start_ts -= start_ts % 60
     end_ts -= end_ts % 60
     if start_ts >= end_ts:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "from: must be before 'to'")
+        raise HTTPException(UNPROCESSABLE, "from: must be before 'to'")
     if (end_ts - start_ts) / interval > MAX_BUCKETS:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            UNPROCESSABLE,
             f"interval: too small for the range (more than {MAX_BUCKETS} buckets)",
         )
     return start_ts, end_ts
@@ -103,9 +104,9 @@ def _brand_list(state: State, brands: str | None) -> list[str]:
         return [b.name for b in state.brands.list()]
     names = [b.strip() for b in brands.split(",") if b.strip()]
     if not names:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "brands: empty list")
+        raise HTTPException(UNPROCESSABLE, "brands: empty list")
     if len(names) > 50:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "brands: at most 50 brands")
+        raise HTTPException(UNPROCESSABLE, "brands: at most 50 brands")
     return list(dict.fromkeys(names))
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, Field, StringConstraints
 
 from services.api.deps import Manager, Reader, State
+from services.api.errors import UNPROCESSABLE
 from services.core.brands import BrandQueryError
 from services.core.storage.brands import Brand
 from services.core.storage.errors import ConflictError, NotFoundError
@@ -51,9 +52,7 @@ def _public(b: Brand) -> BrandPublic:
 
 
 def _query_error(e: BrandQueryError) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_ENTITY, f"query: {e.reason} at position {e.position}"
-    )
+    return HTTPException(UNPROCESSABLE, f"query: {e.reason} at position {e.position}")
 
 
 @router.get("", summary="All tracked brands")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel
 
 from services.api.deps import Ingester, Reader, State
+from services.api.errors import TOO_LARGE, UNPROCESSABLE
 from services.core.models import ScoredMention, SentimentLabel, SourceName
 from services.core.storage.reads import InvalidCursorError, MentionFilter, list_mentions
 from services.ingest.normalise import mention_from_obj
@@ -40,17 +41,13 @@ async def read_body_capped(request: Request, limit: int) -> bytes:
     """The body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body: larger than {limit} bytes"
-        )
+        raise HTTPException(TOO_LARGE, f"body: larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body: larger than {limit} bytes"
-            )
+            raise HTTPException(TOO_LARGE, f"body: larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -60,23 +57,19 @@ def parse_items(body: bytes, content_type: str, max_items: int) -> list[Any] | l
     if content_type.split(";")[0].strip().lower() == NDJSON:
         lines = [ln for ln in body.split(b"\n") if ln.strip()]
         if len(lines) > max_items:
-            raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body: more than {max_items} mentions"
-            )
+            raise HTTPException(TOO_LARGE, f"body: more than {max_items} mentions")
         return lines
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"body: invalid JSON: {e}") from e
+        raise HTTPException(UNPROCESSABLE, f"body: invalid JSON: {e}") from e
     if not isinstance(data, list):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            UNPROCESSABLE,
             f"body: expected a JSON array of mentions (or {NDJSON}), got {type(data).__name__}",
         )
     if len(data) > max_items:
-        raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"body: more than {max_items} mentions"
-        )
+        raise HTTPException(TOO_LARGE, f"body: more than {max_items} mentions")
     return data
 
 
@@ -141,10 +134,10 @@ def get_mentions(
                 cursor=cursor,
             )
     except InvalidCursorError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(e)) from e
+        raise HTTPException(UNPROCESSABLE, str(e)) from e
     return MentionPageOut(items=page.items, next_cursor=page.next_cursor)
 
 
 def _check_range(start: datetime | None, end: datetime | None) -> None:
     if start is not None and end is not None and start >= end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "from: must be before 'to'")
+        raise HTTPException(UNPROCESSABLE, "from: must be before 'to'")

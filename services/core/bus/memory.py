@@ -255,10 +255,10 @@ class MemoryBus:
         if key is not None:
             index = partition_for_key(key, len(topic.partitions))
         else:
-            index = topic.next_unkeyed % len(topic.partitions)
+            index = 0
             topic.next_unkeyed += 1
         partition = topic.partitions[index]
-        if True:
+        if topic.groups:
             await self._wait_for_room(producer, partition)
         elif len(partition.records) >= self._capacity:
             self._trim(partition, partition.end_offset - self._capacity + 1)

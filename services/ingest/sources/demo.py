@@ -1,0 +1,1822 @@
+"""The demo source: a realistic, endless stream of mentions of five fictional help-desk
+vendors competing for the same B2B buyers, so that ``sentimon run`` shows a working
+product before any real source is connected.
+
+The core is pure: :func:`generate_mentions` turns a seeded ``random.Random`` and a time
+window into mentions, and :func:`plan_incidents` decides when a brand has a bad day.
+:class:`DemoSource` is the thin async shell: a fast backfill of recent history, then
+live mentions paced by an injected clock and ``sleep``.
+
+Time is cut into UTC hours and each hour is generated from its own seed, derived from
+the caller's seed and the hour. So the same seed always yields the same mentions, with
+the same ids, at the same times, whatever window was asked for: a restarted demo
+regenerates exactly what it already delivered, and the ingest worker's dedupe drops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import math
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from services.core.clock import Clock
+from services.core.models import Author, Mention, Metrics
+from services.ingest.sources.protocol import SourceItem
+
+__all__ = [
+    "DEMO_BRANDS",
+    "INCIDENT_EVERY",
+    "DemoBrand",
+    "DemoBrandConfig",
+    "DemoSource",
+    "Incident",
+    "IncidentKind",
+    "ToneMix",
+    "generate_mentions",
+    "load_demo_brands",
+    "plan_incidents",
+]
+
+Tone = Literal["positive", "neutral", "negative"]
+_TONES: tuple[Tone, ...] = ("positive", "neutral", "negative")
+IncidentKind = Literal["outage", "price_hike", "data_breach"]
+
+INCIDENT_EVERY = timedelta(hours=48)
+"""One incident starts in every such period (counted from the Unix epoch), so any
+seven-day window holds at least two of them and a live demo sees one within two days."""
+
+_PACKAGE = "services.ingest.sources"
+_BRANDS_FILE = "demo_brands.yaml"
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_HOUR_MS = 3_600_000
+# Ids are snowflake-shaped (milliseconds since this epoch, then 22 bits), like X's.
+_SNOWFLAKE_EPOCH_MS = 1_288_834_974_657
+_SEQUENCE_BITS = 22
+_URL_PREFIX = "https://demo.sentimon.invalid/p/"
+# Share of all mentions that are replies, and how far back a reply looks for a parent.
+_REPLY_SHARE = 0.22
+_REPLY_LOOKBACK_HOURS = 3
+_MAX_INCIDENT = timedelta(hours=20)
+# The live shell wakes at least this often (seconds), whatever the rate.
+_MIN_TICK_S = 0.05
+_MAX_TICK_S = 1.0
+# During the backfill, hand control back to the event loop this often (mentions).
+_BACKFILL_YIELD_EVERY = 256
+
+
+# --------------------------------------------------------------------------- brands
+
+
+class DemoBrandConfig(BaseModel):
+    """One brand as ``demo_brands.yaml`` declares it: what ``sentimon run`` tracks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    query: str = Field(min_length=1, max_length=4096)
+    competitors: tuple[str, ...] = ()
+
+
+_CONFIGS = TypeAdapter(list[DemoBrandConfig])
+
+
+def load_demo_brands() -> list[DemoBrandConfig]:
+    """The demo brands packaged next to this module, in file order.
+
+    Raises ``ValueError`` naming the file and the field if the file is malformed, or if
+    a brand lists a competitor that is not a demo brand (or itself).
+    """
+    text = resources.files(_PACKAGE).joinpath(_BRANDS_FILE).read_text(encoding="utf-8")
+    try:
+        configs = _CONFIGS.validate_python(yaml.safe_load(text))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ValueError(f"{_BRANDS_FILE}: {exc}") from exc
+    names = {c.name for c in configs}
+    for config in configs:
+        for competitor in config.competitors:
+            if competitor not in names or competitor == config.name:
+                raise ValueError(
+                    f"{_BRANDS_FILE}: brand {config.name!r}: competitors: "
+                    f"{competitor!r} is not another demo brand"
+                )
+    return configs
+
+
+@dataclass(frozen=True, slots=True)
+class ToneMix:
+    """How people usually talk about a brand: relative weights of each tone."""
+
+    positive: float
+    neutral: float
+    negative: float
+
+
+@dataclass(frozen=True, slots=True)
+class DemoBrand:
+    """A fictional brand's personality, which the generator writes mentions from.
+
+    ``share`` is its relative share of voice, ``care`` the chance that its support
+    account answers a complaint, ``incident_weight`` how likely it is to be the one
+    having the incident.
+    """
+
+    name: str
+    handle: str
+    hashtag: str
+    competitors: tuple[str, ...]
+    share: float
+    tone: ToneMix
+    strengths: tuple[str, ...]
+    pains: tuple[str, ...]
+    care: float
+    incident_weight: float
+    followers: int
+    aliases: tuple[str, ...] = ()
+
+
+DEMO_BRANDS: tuple[DemoBrand, ...] = (
+    DemoBrand(
+        name="Halcyra",
+        handle="halcyrahq",
+        hashtag="halcyra",
+        competitors=("Quorvia", "Stackharbor", "Parlofy", "Brindlehub"),
+        share=0.25,
+        tone=ToneMix(positive=0.56, neutral=0.32, negative=0.12),
+        strengths=("shared inbox", "macros", "onboarding", "support team", "ticket routing"),
+        pains=("reporting dashboards", "price for small teams", "mobile app"),
+        care=0.55,
+        incident_weight=0.7,
+        followers=48_200,
+    ),
+    DemoBrand(
+        name="Quorvia",
+        handle="quorviaapp",
+        hashtag="quorvia",
+        competitors=("Halcyra", "Stackharbor", "Parlofy"),
+        share=0.22,
+        tone=ToneMix(positive=0.16, neutral=0.34, negative=0.50),
+        strengths=("pricing", "knowledge base", "free tier"),
+        pains=("Salesforce sync", "mobile app", "SSO", "search", "email threading"),
+        care=0.12,
+        incident_weight=2.6,
+        followers=31_700,
+    ),
+    DemoBrand(
+        name="Stackharbor",
+        handle="stackharbor",
+        hashtag="stackharbor",
+        competitors=("Halcyra", "Quorvia", "Parlofy"),
+        share=0.27,
+        tone=ToneMix(positive=0.28, neutral=0.46, negative=0.26),
+        strengths=("SLA timers", "audit logs", "SSO", "workflow automations", "API"),
+        pains=("admin console", "contract terms", "implementation", "UI", "per-seat pricing"),
+        care=0.3,
+        incident_weight=1.2,
+        followers=91_400,
+        aliases=("Stack Harbor",),
+    ),
+    DemoBrand(
+        name="Parlofy",
+        handle="parlofyai",
+        hashtag="parlofy",
+        competitors=("Halcyra", "Quorvia", "Stackharbor", "Brindlehub"),
+        share=0.17,
+        tone=ToneMix(positive=0.44, neutral=0.26, negative=0.30),
+        strengths=("AI reply suggestions", "auto-triage", "live chat widget", "speed"),
+        pains=("AI answers", "usage-based billing", "AI reply suggestions", "data export"),
+        care=0.35,
+        incident_weight=1.2,
+        followers=22_900,
+    ),
+    DemoBrand(
+        name="Brindlehub",
+        handle="brindlehub",
+        hashtag="brindlehub",
+        competitors=("Halcyra", "Parlofy"),
+        share=0.09,
+        tone=ToneMix(positive=0.30, neutral=0.55, negative=0.15),
+        strengths=("Shopify integration", "order lookup", "simple pricing"),
+        pains=("reporting dashboards", "SSO", "API"),
+        care=0.25,
+        incident_weight=0.5,
+        followers=6_300,
+    ),
+)
+
+
+# ------------------------------------------------------------------------ incidents
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A bad episode for one brand: for its duration the brand's volume is multiplied by
+    up to ``volume_multiplier`` (peaking early, then fading) and most of what is said
+    about it is about the incident, and negative."""
+
+    brand: str
+    kind: IncidentKind
+    start: datetime
+    end: datetime
+    volume_multiplier: float
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("Incident: start and end must be timezone-aware")
+        if self.end <= self.start:
+            raise ValueError("Incident: end must be after start")
+        if self.end - self.start > _MAX_INCIDENT:
+            raise ValueError(f"Incident: may last at most {_MAX_INCIDENT}")
+        if self.volume_multiplier < 1.0:
+            raise ValueError("Incident: volume_multiplier must be at least 1")
+
+
+_INCIDENT_KINDS: tuple[IncidentKind, ...] = ("outage", "price_hike", "data_breach")
+_INCIDENT_KIND_WEIGHTS = (0.6, 0.25, 0.15)
+# (shortest, longest duration in hours, lowest, highest volume multiplier)
+_INCIDENT_SHAPES: dict[IncidentKind, tuple[float, float, float, float]] = {
+    "outage": (1.5, 6.0, 4.0, 8.0),
+    "price_hike": (6.0, 14.0, 2.5, 4.0),
+    "data_breach": (8.0, 18.0, 5.0, 9.0),
+}
+
+
+def plan_incidents(
+    rng: random.Random, start: datetime, end: datetime, brands: Sequence[DemoBrand]
+) -> list[Incident]:
+    """The incidents that overlap ``[start, end)``, in start order.
+
+    Exactly one incident starts in each :data:`INCIDENT_EVERY` period, on a weekday or
+    weekend alike, mostly in European and American working hours. Like
+    :func:`generate_mentions`, this takes one draw from ``rng`` and derives everything
+    else from it and the absolute period, so a fresh ``random.Random(seed)`` always plans
+    the same incident for the same period. Raises ``ValueError`` for naive datetimes or
+    no brands.
+    """
+    _require_aware(start, end)
+    if not brands:
+        raise ValueError("plan_incidents needs at least one brand")
+    base = rng.getrandbits(64)
+    period_ms = INCIDENT_EVERY // _ONE_MS
+    first = (_to_ms(start - _MAX_INCIDENT)) // period_ms
+    last = (_to_ms(end) - 1) // period_ms
+    weights = [b.incident_weight for b in brands]
+    planned: list[Incident] = []
+    for period in range(first, last + 1):
+        prng = random.Random(f"{base}:incident:{period}")
+        brand = prng.choices(brands, weights)[0]
+        kind = prng.choices(_INCIDENT_KINDS, _INCIDENT_KIND_WEIGHTS)[0]
+        shortest, longest, low, high = _INCIDENT_SHAPES[kind]
+        day = prng.randrange(period_ms // (24 * _HOUR_MS))
+        begin_ms = (
+            period * period_ms
+            + day * 24 * _HOUR_MS
+            + prng.randint(6, 19) * _HOUR_MS
+            + prng.randrange(_HOUR_MS)
+        )
+        length_ms = int(prng.uniform(shortest, longest) * _HOUR_MS)
+        incident = Incident(
+            brand=brand.name,
+            kind=kind,
+            start=_from_ms(begin_ms),
+            end=_from_ms(begin_ms + length_ms),
+            volume_multiplier=round(prng.uniform(low, high), 2),
+        )
+        if incident.start < end and incident.end > start:
+            planned.append(incident)
+    return planned
+
+
+# --------------------------------------------------------------------------- texts
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """A kind of mention: its tone, who writes it and the templates it is written from.
+
+    ``voice`` is ``people`` (anyone), ``media`` (journalists, analysts, newsletters),
+    ``official`` (the brand's own account) or ``hiring`` (recruiters and managers).
+    """
+
+    name: str
+    tone: Tone
+    voice: Literal["people", "media", "official", "hiring"]
+    templates: tuple[str, ...]
+    question: bool = False
+
+
+_POSITIVE_KINDS: tuple[tuple[_Kind, float], ...] = (
+    (
+        _Kind(
+            "praise_feature",
+            "positive",
+            "people",
+            (
+                "Honestly {b}'s {f} is the best thing that happened to our support team this year.",
+                "Been using {b} for {n} months now and the {f} still impresses me. Great work {h}",
+                "{b} {f} just saved us hours this week. Love it.",
+                "Shoutout to {h} for the new {f}. Exactly what we needed.",
+                "Our agents are genuinely happy since we moved to {b}. The {f} is so good.",
+                "Small thing, but {b}'s {f} is really well designed. Makes the day easier.",
+                "If you run a support team and haven't tried {b}'s {f}, you're missing out.",
+                "The {f} in {b} is excellent. Clean and fast. Nice job {h}!",
+                "Rolled out {b} to our {team}-person team and everyone loves the {f}.",
+                "Impressed with {b} today. The {f} just works.",
+                "{b} keeps getting better. The latest {f} update is brilliant.",
+            ),
+        ),
+        0.34,
+    ),
+    (
+        _Kind(
+            "praise_support",
+            "positive",
+            "people",
+            (
+                "Had a billing question for {h} and got a friendly, helpful answer in {dur}. "
+                "That's how it's done.",
+                "{b} support is fantastic. Real humans, real answers.",
+                "Kudos to the {b} support team for fixing our SSO issue so quickly. Great "
+                "experience.",
+                "Wow, the {b} onboarding call was super helpful. Thanks {h}!",
+                "Our {b} CSM is awesome: proactive and genuinely cares. Rare these days.",
+                "Best vendor support I've dealt with this year: {b}. Thank you!",
+            ),
+        ),
+        0.18,
+    ),
+    (
+        _Kind(
+            "praise_integration",
+            "positive",
+            "people",
+            (
+                "The {b} + {i} integration is smooth. Tickets sync both ways, no more copy "
+                "and paste.",
+                "Set up {b} with {i} in {dur}. Painless. Love it.",
+                "Finally a {i} integration that works great: {b} nailed it.",
+                "Connected {h} to {i} today and it just worked. Happy admin here.",
+            ),
+        ),
+        0.12,
+    ),
+    (
+        _Kind(
+            "praise_value",
+            "positive",
+            "people",
+            (
+                "For a {team}-person team {b} is great value. Clear pricing, no surprises.",
+                "Compared quotes this week: {b} is fair and transparent. Refreshing.",
+                "{b} pricing is honest and the free trial is generous. Recommended for startups.",
+            ),
+        ),
+        0.1,
+    ),
+    (
+        _Kind(
+            "switch_to",
+            "positive",
+            "people",
+            (
+                "We switched from {c} to {b} last quarter and our first response time "
+                "dropped by {pct}%. Very happy.",
+                "Moved our support desk from {c} to {b}. Migration was easy and the team loves it.",
+                "{b} vs {c}? We picked {b} and haven't looked back. Better {f}, better support.",
+                "After {n} years on {c}, switching to {b} feels like a huge upgrade.",
+            ),
+        ),
+        0.15,
+    ),
+    (
+        _Kind(
+            "recommend",
+            "positive",
+            "people",
+            (
+                "Anyone asking me for a helpdesk recommendation: {b}. Easy setup, great {f}.",
+                "Strongly recommend {b} if you're scaling support. {t}",
+                "Three teams in our company use {b} now. Happy customers all round.",
+            ),
+        ),
+        0.11,
+    ),
+)
+
+_NEUTRAL_KINDS: tuple[tuple[_Kind, float], ...] = (
+    (
+        _Kind(
+            "question",
+            "neutral",
+            "people",
+            (
+                "Anyone using {b} with {i}? How's the sync?",
+                "Does {b} support SAML SSO on the mid-tier plan or only Enterprise?",
+                "Question for {b} users: how do you handle {f} across multiple brands?",
+                "{h} is there a way to export {f} data to CSV?",
+                "Thinking about {b} for our {team}-person support team. Any gotchas?",
+                "How long did your {b} rollout take? Planning ours for next quarter.",
+                "Is there a {b} community forum or Slack group?",
+                "What's the {b} API rate limit these days?",
+                "Can {b} route tickets by language? Asking for a {team}-person team.",
+            ),
+            question=True,
+        ),
+        0.27,
+    ),
+    (
+        _Kind(
+            "compare_question",
+            "neutral",
+            "people",
+            (
+                "{b} or {c} for a {team}-person B2B support team? Go.",
+                "Evaluating {b} and {c} this month. What should we look at beyond {f}?",
+                "Has anyone migrated from {c} to {b}? How long did it take?",
+                "Torn between {c} and {b}. Our priority is {f}.",
+            ),
+            question=True,
+        ),
+        0.12,
+    ),
+    (
+        _Kind(
+            "news",
+            "neutral",
+            "media",
+            (
+                "{b} announces {f} for all plans, rolling out this week.",
+                "{b} raises {amount} {series} to expand in Europe.",
+                "{b} opens a new data center in Frankfurt for EU customers.",
+                "{b} names a new Chief Customer Officer.",
+                "Report: {b} and {c} lead mid-market helpdesk adoption in Q{q}.",
+                "{b} adds a {i} integration, available today.",
+                "{b} publishes its annual customer support benchmark report.",
+                "{b} to acquire a small workflow automation startup. Terms undisclosed.",
+            ),
+        ),
+        0.2,
+    ),
+    (
+        _Kind(
+            "launch",
+            "neutral",
+            "official",
+            (
+                "New in {b}: {f} now works with {i}. Details in our changelog. {t}",
+                "Version {n}.{m} of the {b} mobile app is out. Update today.",
+                "Join our webinar on Thursday: scaling {f} with {b}. Link in bio.",
+                "{b} release notes for this week are live: {f}, {i} updates and fixes.",
+            ),
+        ),
+        0.03,
+    ),
+    (
+        _Kind(
+            "brand_job",
+            "neutral",
+            "official",
+            (
+                "{b} is hiring a {role} in {city}. Apply on our careers page. #hiring",
+                "Want to build the future of customer support? {b} is hiring: {role} ({city}).",
+            ),
+        ),
+        0.02,
+    ),
+    (
+        _Kind(
+            "job",
+            "neutral",
+            "hiring",
+            (
+                "We're hiring a {role} to own our {b} setup. {city}. DM me. #hiring",
+                "Looking for a {role} with {b} experience. Remote friendly. #jobs",
+                "My team at {company} is hiring a support lead. {b} admin experience is a plus.",
+                "Join our amazing team at {company}! {role}, {city}. Our stack: {b}, {i}.",
+            ),
+        ),
+        0.08,
+    ),
+    (
+        _Kind(
+            "event",
+            "neutral",
+            "people",
+            (
+                "Heading to the {b} user conference in {city} next week. Who else is going?",
+                "Presenting our {b} workflow at the CX Summit in {city} on Tuesday.",
+                "{b} meetup in {city} tonight. {t}",
+            ),
+        ),
+        0.06,
+    ),
+    (
+        _Kind(
+            "observation",
+            "neutral",
+            "people",
+            (
+                "Day {n} of migrating our macros into {b}.",
+                "Our team uses {b} for tickets and {i} for everything else.",
+                "{b} changed the layout of the ticket view again.",
+                "Noticed {b} updated their {f} docs.",
+                "{b} has a new logo, it seems.",
+                "Reading the {b} changelog over coffee.",
+            ),
+        ),
+        0.22,
+    ),
+)
+
+_NEGATIVE_KINDS: tuple[tuple[_Kind, float], ...] = (
+    (
+        _Kind(
+            "bug",
+            "negative",
+            "people",
+            (
+                "{b}'s {f} has been broken for {days} days and nobody seems to care. Frustrating.",
+                "Why does {b} keep losing attachments on reply? Really annoying.",
+                "{h} your {f} is broken again. Please fix this.",
+                "The {b} {i} sync failed overnight and we lost a whole day of ticket "
+                "updates. Awful.",
+                "Another bug in {b}'s {f}. Our agents are angry and I don't blame them.",
+                "The {b} mobile app crashes every time I open a ticket with images. Terrible.",
+                "Spent the morning fighting {b}'s {f}. Hate this.",
+            ),
+        ),
+        0.28,
+    ),
+    (
+        _Kind(
+            "support_bad",
+            "negative",
+            "people",
+            (
+                "Opened a ticket with {h} {days} days ago. Still no answer. Ironic for a "
+                "support tool.",
+                "{b} support just closed my ticket without fixing anything. Unacceptable.",
+                "Worst vendor support experience this year: {b}. Canned replies and no solution.",
+                "Waiting on {b} support for {days} days. Our SLA is dead.",
+            ),
+        ),
+        0.2,
+    ),
+    (
+        _Kind(
+            "pricing_bad",
+            "negative",
+            "people",
+            (
+                "{b} renewal came in {pct}% higher with zero warning. Not happy.",
+                "Paying for {b} per seat hurts when half our agents are part time. Way too "
+                "expensive.",
+                "{b} wants an Enterprise plan just for SSO. Ridiculous.",
+                "The hidden costs in the {b} contract are a joke. Read the fine print.",
+            ),
+        ),
+        0.15,
+    ),
+    (
+        _Kind(
+            "switch_away",
+            "negative",
+            "people",
+            (
+                "We're leaving {b} for {c}. Too many problems with {f}.",
+                "After {n} years we're done with {b}. Moving to {c} next month. Sad but necessary.",
+                "Switched from {b} to {c} and honestly wish we'd done it sooner. {b} was a "
+                "constant headache.",
+            ),
+        ),
+        0.14,
+    ),
+    (
+        # Negative in intent, cheerful in words: the lexicon scorer gets these wrong.
+        _Kind(
+            "sarcasm",
+            "negative",
+            "people",
+            (
+                "Love how {b} logs me out every ten minutes. Great feature. 🙃",
+                "Wow, {b} support replied in only {days} days. Truly world class.",
+                "Nothing says enterprise ready like {b} losing my draft replies. Fantastic.",
+                "Oh great, another {b} update that moved every button. Thanks so much.",
+                "So glad we pay extra for {b}'s {f}, which works maybe half the time. "
+                "Amazing value.",
+            ),
+        ),
+        0.1,
+    ),
+    (
+        _Kind(
+            "slow",
+            "negative",
+            "people",
+            (
+                "{b} is painfully slow today. Every ticket takes ages to load.",
+                "Is it just me or is {b} getting slower every week? Our agents are miserable.",
+                "{b} search is useless. Can't find tickets from last month.",
+            ),
+        ),
+        0.13,
+    ),
+)
+
+_KINDS_BY_TONE: dict[Tone, tuple[tuple[_Kind, float], ...]] = {
+    "positive": _POSITIVE_KINDS,
+    "neutral": _NEUTRAL_KINDS,
+    "negative": _NEGATIVE_KINDS,
+}
+
+_INCIDENT_TEXTS: dict[IncidentKind, tuple[tuple[_Kind, float], ...]] = {
+    "outage": (
+        (
+            _Kind(
+                "outage_complaint",
+                "negative",
+                "people",
+                (
+                    "{b} is down and our whole support team is stuck. Terrible timing.",
+                    "{h} status page says all green but nobody on our team can log in. Ridiculous.",
+                    "Third {b} outage this month. This is unacceptable for a paid product.",
+                    "{b} down again 😡 customers are waiting and we can't even see the queue.",
+                    "Our agents have been staring at a broken {b} inbox for {dur}. Awful.",
+                    "Can't load a single ticket in {b}. Is this a joke?",
+                    "The {b} outage is killing our SLAs today. Furious.",
+                    "If {b} can't stay up, we can't support our customers. Seriously bad.",
+                ),
+            ),
+            0.8,
+        ),
+        (
+            _Kind(
+                "outage_question",
+                "neutral",
+                "people",
+                (
+                    "Is {b} down for anyone else?",
+                    "{h} are you having issues? Tickets won't load for us.",
+                    "Anyone else getting errors in {b} right now? {t}",
+                ),
+                question=True,
+            ),
+            0.14,
+        ),
+        (
+            _Kind(
+                "outage_news",
+                "neutral",
+                "media",
+                (
+                    "{b} suffers a multi-hour outage; customers report lost tickets.",
+                    "Customers of helpdesk provider {b} report widespread login failures.",
+                ),
+            ),
+            0.04,
+        ),
+        (
+            _Kind(
+                "outage_status",
+                "neutral",
+                "official",
+                (
+                    "We're investigating an issue affecting ticket loading in {b}. Updates "
+                    "on our status page.",
+                    "Update: a fix for the {b} login issue is rolling out. Thanks for your "
+                    "patience.",
+                ),
+            ),
+            0.02,
+        ),
+    ),
+    "price_hike": (
+        (
+            _Kind(
+                "price_complaint",
+                "negative",
+                "people",
+                (
+                    "{b} just raised our renewal by {pct}%. Absolutely not.",
+                    "{b} is moving {f} to the Enterprise tier. Terrible move for small teams.",
+                    "The new {b} pricing is a disgrace. Time to look at {c}.",
+                    "{pct}% price increase from {b} with 30 days notice. Greedy and disrespectful.",
+                    "Got the {b} pricing email. Angry doesn't cover it.",
+                    "{h} this price hike is a slap in the face to loyal customers.",
+                ),
+            ),
+            0.8,
+        ),
+        (
+            _Kind(
+                "price_question",
+                "neutral",
+                "people",
+                (
+                    "Did everyone get the new {b} pricing email? What does it mean for the "
+                    "Growth plan?",
+                    "{h} does the new pricing apply at renewal or right away?",
+                ),
+                question=True,
+            ),
+            0.14,
+        ),
+        (
+            _Kind(
+                "price_news",
+                "neutral",
+                "media",
+                ("{b} overhauls its pricing; some customers face increases of up to {pct}%.",),
+            ),
+            0.04,
+        ),
+        (
+            _Kind(
+                "price_statement",
+                "neutral",
+                "official",
+                (
+                    "We've published an FAQ about the new {b} plans. Existing customers keep "
+                    "current pricing until renewal.",
+                ),
+            ),
+            0.02,
+        ),
+    ),
+    "data_breach": (
+        (
+            _Kind(
+                "breach_complaint",
+                "negative",
+                "people",
+                (
+                    "{b} confirms a security breach affecting customer data. Horrible.",
+                    "Just got the {b} breach notification email. Furious that we heard it "
+                    "from a reporter first.",
+                    "If you use {b}, rotate your API keys now. This breach is a disaster. #infosec",
+                    "How do we explain the {b} data breach to our own customers? Nightmare.",
+                    "Lost all trust in {b} after this breach. We're out.",
+                ),
+            ),
+            0.8,
+        ),
+        (
+            _Kind(
+                "breach_question",
+                "neutral",
+                "people",
+                ("Has {b} said which customer data was exposed in the incident?",),
+                question=True,
+            ),
+            0.14,
+        ),
+        (
+            _Kind(
+                "breach_news",
+                "neutral",
+                "media",
+                ("{b} discloses security incident; attackers accessed support ticket data.",),
+            ),
+            0.04,
+        ),
+        (
+            _Kind(
+                "breach_statement",
+                "neutral",
+                "official",
+                (
+                    "An update on the {b} security incident and the steps we are taking: see "
+                    "our blog.",
+                ),
+            ),
+            0.02,
+        ),
+    ),
+}
+
+# Replies: "@{pa}" is the handle of the author being replied to.
+_AGREE_NEGATIVE = _Kind(
+    "agree_negative",
+    "negative",
+    "people",
+    (
+        "@{pa} Same here. {b} has been painful for us too 😩",
+        "@{pa} This. We're evaluating {c} because of exactly this problem with {b}.",
+        "@{pa} Ugh, same problem with {b} all week.",
+        "@{pa} You're not alone, {b} broke for us too.",
+    ),
+)
+_DEFEND = _Kind(
+    "defend",
+    "positive",
+    "people",
+    (
+        "@{pa} Interesting, {b} has been solid for us. Which plan are you on?",
+        "@{pa} For what it's worth, {b} support fixed a similar issue for us quickly.",
+    ),
+)
+_APOLOGY = _Kind(
+    "apology",
+    "neutral",
+    "official",
+    (
+        "@{pa} Sorry for the trouble! Could you DM us your account email so we can take a "
+        "look? – {b} Support",
+        "@{pa} Thanks for flagging this. Our team is on it and we'll update you shortly. – "
+        "{b} Support",
+        "@{pa} We hear you, and we'd like to make this right. Sending you a DM now. – {b} Support",
+    ),
+)
+_AGREE_POSITIVE = _Kind(
+    "agree_positive",
+    "positive",
+    "people",
+    (
+        "@{pa} +1, {b}'s {f} is the best I've used.",
+        "@{pa} Totally agree, {b} made our team much happier.",
+        "@{pa} Same experience here! Love {b}.",
+    ),
+)
+_FOLLOW_UP = _Kind(
+    "follow_up",
+    "neutral",
+    "people",
+    (
+        "@{pa} How long did the {b} rollout take you?",
+        "@{pa} Which {b} plan are you on?",
+        "@{pa} Did you use the {b} migration tool or do it by hand?",
+    ),
+    question=True,
+)
+_THANKS = _Kind(
+    "thanks",
+    "positive",
+    "official",
+    (
+        "@{pa} This made our day, thank you! 💜 – the {b} team",
+        "@{pa} Thanks so much for the kind words! We'll pass them on. – {b}",
+    ),
+)
+_ANSWER_POSITIVE = _Kind(
+    "answer_positive",
+    "positive",
+    "people",
+    (
+        "@{pa} We run {b} with {i} and it works well once set up.",
+        "@{pa} Happy with {b} so far. Budget a week for the migration.",
+        "@{pa} Go with {b}. Great {f} and the support is excellent.",
+    ),
+)
+_ANSWER_NEGATIVE = _Kind(
+    "answer_negative",
+    "negative",
+    "people",
+    (
+        "@{pa} I'd be careful with {b}. Their {f} gave us a lot of trouble.",
+        "@{pa} We had a bad experience with {b}: support was slow and unhelpful.",
+    ),
+)
+_OFFICIAL_ANSWER = _Kind(
+    "official_answer",
+    "neutral",
+    "official",
+    (
+        "@{pa} Yes! You'll find the details in the {b} help center, or DM us and we'll walk "
+        "you through it.",
+        "@{pa} Good question. Our {b} team will DM you with the specifics.",
+    ),
+)
+_COMMENT_POSITIVE = _Kind(
+    "comment_positive",
+    "positive",
+    "people",
+    (
+        "@{pa} Nice, looking forward to trying this in {b}! 🎉",
+        "@{pa} About time! Great news from {b}.",
+    ),
+)
+_COMMENT_NEGATIVE = _Kind(
+    "comment_negative",
+    "negative",
+    "people",
+    (
+        "@{pa} Would be nice if {b} fixed the basics first.",
+        "@{pa} Still waiting on {b} to fix the {f}. Disappointing.",
+    ),
+)
+_COMMENT_NEUTRAL = _Kind(
+    "comment_neutral",
+    "neutral",
+    "people",
+    (
+        "@{pa} Interesting move by {b}. Curious how pricing will change.",
+        "@{pa} Following, we're looking at {b} too.",
+        "@{pa} Noted. Will check how this affects our {b} setup.",
+    ),
+)
+_INCIDENT_REPLY = _Kind(
+    "incident_reply",
+    "negative",
+    "people",
+    (
+        "@{pa} Same, {b} is completely unusable for us right now.",
+        "@{pa} {b} really needs to explain what happened here. Terrible communication.",
+        "@{pa} This is the last straw with {b} for us.",
+        "@{pa} {dur} and counting. {b}, we need a real answer.",
+    ),
+)
+
+_FEATURES = (
+    "shared inbox",
+    "macros",
+    "SLA timers",
+    "ticket routing",
+    "knowledge base",
+    "live chat widget",
+    "CSAT surveys",
+    "reporting dashboards",
+    "mobile app",
+    "workflow automations",
+    "customer portal",
+    "AI reply suggestions",
+    "auto-triage",
+    "email threading",
+    "API",
+    "SSO",
+)
+_INTEGRATIONS = (
+    "Slack",
+    "Salesforce",
+    "HubSpot",
+    "Jira",
+    "Shopify",
+    "Zapier",
+    "Microsoft Teams",
+    "Stripe",
+    "GitHub",
+    "Okta",
+)
+_DURATIONS = ("20 minutes", "an hour", "two hours", "half a day", "three days", "a week")
+_CITIES = (
+    "Berlin",
+    "Austin",
+    "Lisbon",
+    "Toronto",
+    "London",
+    "Dublin",
+    "Amsterdam",
+    "Singapore",
+    "Denver",
+    "Warsaw",
+    "Remote (EU)",
+    "Remote (US)",
+)
+_JOB_ROLES = (
+    "Senior Support Engineer",
+    "Support Operations Lead",
+    "Customer Success Manager",
+    "Solutions Architect",
+    "Product Marketing Manager",
+    "Account Executive",
+    "Technical Writer",
+    "Head of Support",
+)
+_EMOJIS: dict[Tone, tuple[str, ...]] = {
+    "positive": ("🙌", "🚀", "❤️", "👏", "😍", "🔥", "💯", "✨", "🎉", "😊"),
+    "neutral": ("👀", "🤔", "📣", "🧵"),
+    "negative": ("😡", "🤦", "😤", "🙄", "😩", "💀", "😞", "👎"),
+}
+# Templates that carry their own emoji get no second one.
+_TEXT_EMOJIS = ("🙃", "😩", "😡", "🎉", "💜")
+_EMOJI_CHANCE: dict[Tone, float] = {"positive": 0.3, "neutral": 0.07, "negative": 0.28}
+_TOPIC_TAGS = (
+    "#customerservice",
+    "#CX",
+    "#customersupport",
+    "#helpdesk",
+    "#SaaS",
+    "#B2B",
+    "#customersuccess",
+    "#supportops",
+)
+
+
+class _Slots(dict[str, str]):
+    """Template slot values, drawn from ``rng`` the first time a template asks for them,
+    so a slot used twice reads the same both times."""
+
+    def __init__(
+        self,
+        rng: random.Random,
+        brand: DemoBrand,
+        tone: Tone,
+        company: str,
+        parent_handle: str | None,
+    ) -> None:
+        super().__init__()
+        self._rng = rng
+        self._brand = brand
+        self._tone = tone
+        self._company = company
+        self._parent_handle = parent_handle
+
+    def __missing__(self, key: str) -> str:
+        value = self._draw(key)
+        self[key] = value
+        return value
+
+    def _draw(self, key: str) -> str:
+        rng, brand = self._rng, self._brand
+        match key:
+            case "b":
+                roll = rng.random()
+                if brand.aliases and roll < 0.08:
+                    return rng.choice(brand.aliases)
+                return brand.name.lower() if roll > 0.88 else brand.name
+            case "h":
+                return "@" + brand.handle
+            case "t":
+                return "#" + brand.hashtag
+            case "c":
+                return rng.choice(brand.competitors) if brand.competitors else "our old helpdesk"
+            case "f":
+                return self._feature()
+            case "i":
+                return rng.choice(_INTEGRATIONS)
+            case "n" | "m":
+                return str(rng.randint(2, 9))
+            case "q":
+                return str(rng.randint(1, 4))
+            case "pct":
+                return str(rng.choice((15, 20, 25, 30, 40, 50, 60)))
+            case "team":
+                return str(rng.choice((5, 8, 12, 15, 20, 30, 40, 60, 120, 250)))
+            case "days":
+                return str(rng.randint(2, 14))
+            case "dur":
+                return rng.choice(_DURATIONS)
+            case "city":
+                return rng.choice(_CITIES)
+            case "role":
+                return rng.choice(_JOB_ROLES)
+            case "amount":
+                return rng.choice(("$12M", "$18M", "$25M", "$40M", "$65M"))
+            case "series":
+                return rng.choice(("Series A", "Series B", "Series C"))
+            case "company":
+                return self._company
+            case "pa":
+                return self._parent_handle or brand.handle
+        raise KeyError(key)
+
+    def _feature(self) -> str:
+        rng, brand = self._rng, self._brand
+        if self._tone == "positive" and brand.strengths and rng.random() < 0.7:
+            return rng.choice(brand.strengths)
+        if self._tone == "negative" and brand.pains and rng.random() < 0.7:
+            return rng.choice(brand.pains)
+        return rng.choice(_FEATURES)
+
+
+def _add_typo(rng: random.Random, text: str, protected: frozenset[str]) -> str:
+    words = text.split(" ")
+    candidates = [
+        i
+        for i, word in enumerate(words)
+        if len(word) >= 5 and word.isalpha() and not any(p in word.lower() for p in protected)
+    ]
+    if not candidates:
+        return text
+    i = rng.choice(candidates)
+    word = words[i]
+    j = rng.randrange(1, len(word) - 2)
+    roll = rng.random()
+    if roll < 0.5:
+        word = word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+    elif roll < 0.8:
+        word = word[:j] + word[j + 1 :]
+    else:
+        word = word[:j] + word[j] + word[j:]
+    words[i] = word
+    return " ".join(words)
+
+
+# -------------------------------------------------------------------------- authors
+
+_FIRST_NAMES = (
+    "Ada", "Aisha", "Alex", "Amara", "Ana", "Ben", "Bruno", "Carla", "Chen", "Chloe",
+    "Dan", "Dara", "Diego", "Elena", "Emeka", "Erik", "Fatima", "Felix", "Grace", "Hana",
+    "Hugo", "Ines", "Ivan", "Jae", "James", "Jo", "Jonas", "Kai", "Kavya", "Keith",
+    "Lena", "Leo", "Lina", "Luca", "Maya", "Mei", "Marta", "Mateo", "Nadia", "Nina",
+    "Noah", "Olu", "Omar", "Paula", "Priya", "Quinn", "Rafael", "Rosa", "Ruth", "Sam",
+    "Sara", "Sofia", "Tariq", "Theo", "Tom", "Uma", "Vera", "Wei", "Yara", "Zoe",
+)  # fmt: skip
+_LAST_NAMES = (
+    "Abara", "Adeyemi", "Alvarez", "Andersen", "Bakker", "Banerjee", "Brennan", "Castro",
+    "Chowdhury", "Costa", "Dubois", "Eriksen", "Farouk", "Fischer", "Garcia", "Haddad",
+    "Hartmann", "Ito", "Jansen", "Kaur", "Kim", "Kowalski", "Laine", "Lopez", "Mahler",
+    "Mendes", "Moreau", "Murphy", "Nakamura", "Novak", "Okafor", "Oliveira", "Park",
+    "Patel", "Petrov", "Quist", "Reyes", "Rossi", "Sato", "Schmidt", "Silva", "Singh",
+    "Sorensen", "Tanaka", "Torres", "Ueda", "Varga", "Walsh", "Weber", "Yilmaz", "Zhou",
+)  # fmt: skip
+_COMPANY_STEMS = (
+    "Amberline", "Copperleaf", "Lumetra", "Pinegrove", "Harborlight", "Silverfin", "Bluequill",
+    "Ironbark", "Maplewise", "Orbitly", "Cedarpoint", "Nimbusly", "Quarrystone", "Valemont",
+    "Willowtree", "Juniperly", "Kitefield", "Meridiem", "Tandemic", "Brightwave",
+)  # fmt: skip
+_COMPANY_TYPES = (
+    "Logistics", "Health", "Labs", "Analytics", "Systems", "Retail", "Energy", "Fintech",
+    "Software", "Games", "Media", "Robotics", "Travel", "Insurance", "Foods",
+)  # fmt: skip
+_ROLES: dict[str, tuple[str, ...]] = {
+    "leader": (
+        "CEO", "CTO", "COO", "CFO", "Founder", "Co-founder", "VP Sales", "VP Customer Success",
+        "Head of Marketing", "Head of Support", "Director of IT", "PR manager",
+        "Head of RevOps", "VP Operations",
+    ),
+    "practitioner": (
+        "Support engineer", "Customer support lead", "Support operations manager",
+        "CX manager", "Helpdesk admin", "IT administrator", "Solutions engineer",
+        "Customer success manager", "Product manager", "Developer", "Sales engineer",
+        "Support agent",
+    ),
+    "media": (
+        "Journalist covering enterprise software", "SaaS analyst", "Tech reporter",
+        "Newsletter writer on customer experience", "Podcast host, The Support Stack",
+    ),
+    "hiring": ("Technical recruiter", "Talent partner", "Recruiting lead"),
+    "other": (
+        "Student", "Computer science student", "Freelance CX consultant", "Consultant",
+        "Angel investor", "Intern",
+    ),
+}  # fmt: skip
+_BIO_EXTRAS = (
+    "", "", "", "Opinions my own.", "Coffee first.", "Building calm support teams.",
+    "Dad of two.", "Mum of three.", "Speaker and mentor.", "Berlin.", "Austin, TX.",
+    "Lisbon.", "Toronto.", "She/her.", "He/him.", "They/them.", "Runner.", "☕ + 📈",
+)  # fmt: skip
+# (share of the pool, median followers, spread of the log-normal)
+_GROUPS: dict[str, tuple[float, float, float]] = {
+    "practitioner": (0.46, 180.0, 1.2),
+    "leader": (0.24, 750.0, 1.4),
+    "other": (0.17, 100.0, 1.2),
+    "hiring": (0.06, 1_000.0, 0.9),
+    "media": (0.07, 6_500.0, 1.3),
+}
+_OUTLETS = (
+    ("SaaS Ledger", "saasledger"),
+    ("Support Ops Weekly", "supportopsweekly"),
+    ("The CX Brief", "thecxbrief"),
+    ("Helpdesk Radar", "helpdeskradar"),
+    ("B2B Wire", "b2bwire"),
+)
+# A few loud voices: the tail of the reach distribution, present whatever the seed.
+_BIG_ACCOUNTS = (
+    ("Mira Castellanos", "miracastellanos", "media", 312_000, "SaaS investor and analyst."),
+    ("Tom Reyes", "tomreyes_tech", "media", 148_900, "Enterprise software reporter."),
+    ("CX Daily", "cxdaily", "media", 126_400, "The customer experience newsletter."),
+    ("Nadia Petrov", "nadiapetrov", "leader", 104_300, "Founder. Writes about scaling support."),
+)
+# Who writes each voice's mentions, by author group.
+_VOICE_GROUPS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
+    "people": (("practitioner", "leader", "other", "media"), (0.55, 0.3, 0.1, 0.05)),
+    "media": (("media",), (1.0,)),
+    "hiring": (("hiring", "leader"), (0.6, 0.4)),
+}
+_POOL_SIZE = 420
+
+
+@dataclass(frozen=True, slots=True)
+class _Person:
+    author: Author
+    company: str
+
+
+@dataclass(slots=True)
+class _Group:
+    people: list[_Person] = field(default_factory=list)
+    cumulative: list[float] = field(default_factory=list)
+
+    def add(self, person: _Person, activity: float) -> None:
+        self.people.append(person)
+        self.cumulative.append((self.cumulative[-1] if self.cumulative else 0.0) + activity)
+
+    def pick(self, rng: random.Random) -> _Person:
+        x = rng.random() * self.cumulative[-1]
+        return self.people[min(bisect.bisect_right(self.cumulative, x), len(self.people) - 1)]
+
+
+class _Authors:
+    """A few hundred people who talk about the market, with heavy-tailed reach and
+    activity: most have a few hundred followers, a handful more than a hundred thousand."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._groups: dict[str, _Group] = {name: _Group() for name in _GROUPS}
+        taken: set[str] = set()
+        names = list(_GROUPS)
+        shares = [share for share, _, _ in _GROUPS.values()]
+        for i in range(_POOL_SIZE):
+            group = rng.choices(names, shares)[0] if i >= len(_GROUPS) else names[i]
+            self._add(rng, group, self._person(rng, group, taken))
+        for display, handle, group, followers, bio in _BIG_ACCOUNTS:
+            author = Author(
+                id=_author_id(rng),
+                handle=handle,
+                name=display,
+                followers=followers,
+                description=bio,
+                verified=True,
+            )
+            self._groups[group].add(_Person(author, display), 3.0)
+        for display, handle in _OUTLETS:
+            author = Author(
+                id=_author_id(rng),
+                handle=handle,
+                name=display,
+                followers=int(rng.lognormvariate(math.log(15_000), 0.8)),
+                description="News about the software that runs customer support.",
+                verified=rng.random() < 0.7,
+            )
+            self._groups["media"].add(_Person(author, display), 4.0)
+
+    def _add(self, rng: random.Random, group: str, person: _Person) -> None:
+        self._groups[group].add(person, min(rng.paretovariate(1.3), 40.0))
+
+    @staticmethod
+    def _person(rng: random.Random, group: str, taken: set[str]) -> _Person:
+        first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+        style = rng.randrange(5)
+        if style == 0:
+            handle = f"{first}{last}"
+        elif style == 1:
+            handle = f"{first[0]}{last}"
+        elif style == 2:
+            handle = f"{first}_{last}"
+        elif style == 3:
+            handle = f"{first}{last}{rng.randint(1, 99)}"
+        else:
+            handle = f"{first}{rng.choice(('cx', 'ops', 'does', 'builds', 'helps'))}"
+        handle = handle.lower()
+        while handle in taken:
+            handle = f"{handle}{rng.randint(0, 9)}"
+        taken.add(handle)
+        _, median, spread = _GROUPS[group]
+        followers = min(int(rng.lognormvariate(math.log(median), spread)), 5_000_000)
+        company = f"{rng.choice(_COMPANY_STEMS)} {rng.choice(_COMPANY_TYPES)}"
+        role = rng.choice(_ROLES[group])
+        if group in ("leader", "practitioner", "hiring"):
+            bio = f"{role} at {company}."
+        elif group == "media":
+            bio = f"{role}."
+        else:
+            bio = f"{role}." if role != "Student" else f"Student at {rng.choice(_CITIES)} Tech."
+        extra = rng.choice(_BIO_EXTRAS)
+        verified = rng.random() < (0.5 if group == "media" or followers > 20_000 else 0.03)
+        author = Author(
+            id=_author_id(rng),
+            handle=handle,
+            name=f"{first} {last}",
+            followers=followers,
+            description=f"{bio} {extra}".strip(),
+            verified=verified,
+        )
+        return _Person(author, company)
+
+    def pick(self, rng: random.Random, voice: str, *, avoid: Author | None = None) -> _Person:
+        groups, weights = _VOICE_GROUPS[voice]
+        for _ in range(3):
+            person = self._groups[rng.choices(groups, weights)[0]].pick(rng)
+            if person.author is not avoid:
+                return person
+        return person
+
+
+def _author_id(rng: random.Random) -> str:
+    return str(rng.getrandbits(52) + 10**15)
+
+
+def _brand_account(brand: DemoBrand) -> _Person:
+    author = Author(
+        id=f"brand-{brand.handle}",
+        handle=brand.handle,
+        name=brand.name,
+        followers=brand.followers,
+        description=f"The official {brand.name} account. Need help? DM us.",
+        verified=True,
+    )
+    return _Person(author, brand.name)
+
+
+# ------------------------------------------------------------------------ generator
+
+# Relative volume per UTC hour on a weekday: European and American working hours overlap
+# from 13:00 to 17:00 UTC, nights are quiet. Weekends carry a fraction of a weekday.
+_WEEKDAY_PROFILE = (
+    0.30, 0.24, 0.20, 0.18, 0.20, 0.28, 0.45, 0.75, 1.15, 1.45, 1.60, 1.65,
+    1.60, 1.65, 1.75, 1.75, 1.65, 1.50, 1.25, 1.05, 0.85, 0.65, 0.50, 0.38,
+)  # fmt: skip
+_WEEKEND_FACTOR = 0.4
+# Normalised so that the average hour of a week weighs 1.0.
+_PROFILE_NORM = sum(_WEEKDAY_PROFILE) * (5 + 2 * _WEEKEND_FACTOR) / (7 * 24)
+
+
+def _volume_weight(hour: int) -> float:
+    weekday = (hour // 24 + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+    weight = _WEEKDAY_PROFILE[hour % 24] / _PROFILE_NORM
+    return weight * _WEEKEND_FACTOR if weekday >= 5 else weight
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0.0:
+        return 0
+    if lam > 40.0:
+        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+    limit, k, product = math.exp(-lam), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
+
+
+def _incident_intensity(incident_start: int, incident_end: int, ms: int) -> float:
+    """Attention over an incident's life: a fast rise, then a long fade (0..1]."""
+    progress = (ms - incident_start) / (incident_end - incident_start)
+    if progress < 0.15:
+        return 0.3 + 0.7 * progress / 0.15
+    return 1.0 - 0.75 * (progress - 0.15) / 0.85
+
+
+@dataclass(frozen=True, slots=True)
+class _Post:
+    ms: int
+    mention: Mention
+    brand: int
+    tone: Tone
+    kind: _Kind
+    incident: bool
+
+    @property
+    def conversation_id(self) -> str:
+        return self.mention.conversation_id or self.mention.id
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    ms: int
+    brand: int
+    kind: _Kind
+    text: str
+    person: _Person
+    metrics: Metrics
+    incident: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _BrandIncident:
+    start_ms: int
+    end_ms: int
+    incident: Incident
+
+
+class _Timeline:
+    """Mentions hour by hour; each hour is a pure function of the base seed, the hour,
+    the brands, the rate and the incidents touching it (and the three hours before it,
+    whose posts its replies answer). Keeps the few most recent hours cached."""
+
+    def __init__(
+        self,
+        base: int,
+        brands: Sequence[DemoBrand],
+        base_rate_per_hour: float,
+        incidents: Sequence[Incident],
+    ) -> None:
+        if not brands:
+            raise ValueError("the demo needs at least one brand")
+        if len({b.name for b in brands}) != len(brands):
+            raise ValueError("demo brand names must be unique")
+        if not base_rate_per_hour >= 0.0 or math.isinf(base_rate_per_hour):
+            raise ValueError("base_rate_per_hour must be a finite number >= 0")
+        self._base = base
+        self._brands = tuple(brands)
+        total = sum(b.share for b in brands)
+        if total <= 0.0:
+            raise ValueError("demo brands need a positive total share")
+        self._rates = [base_rate_per_hour * b.share / total for b in brands]
+        index = {b.name: i for i, b in enumerate(brands)}
+        self._incidents: list[list[_BrandIncident]] = [[] for _ in brands]
+        for incident in incidents:
+            if incident.brand not in index:
+                raise ValueError(f"incident for {incident.brand!r}, which is not a demo brand")
+            self._incidents[index[incident.brand]].append(
+                _BrandIncident(_to_ms(incident.start), _to_ms(incident.end), incident)
+            )
+        self._authors = _Authors(random.Random(f"{base}:authors"))
+        self._accounts = [_brand_account(b) for b in brands]
+        self._protected = frozenset(
+            word.lower()
+            for b in brands
+            for term in (b.name, b.handle, b.hashtag, *b.aliases)
+            for word in (term, *term.split())
+        )
+        self._salt = base & ((1 << _SEQUENCE_BITS) - 1)
+        self._roots: dict[int, list[_Post]] = {}
+        self._hours: dict[int, tuple[list[int], list[Mention]]] = {}
+
+    def between(self, start_ms: int, end_ms: int) -> Iterator[Mention]:
+        hour = start_ms // _HOUR_MS
+        while hour * _HOUR_MS < end_ms:
+            times, mentions = self._hour(hour)
+            lo = bisect.bisect_left(times, start_ms)
+            hi = bisect.bisect_left(times, end_ms)
+            yield from mentions[lo:hi]
+            hour += 1
+
+    # -- one hour
+
+    def _hour(self, hour: int) -> tuple[list[int], list[Mention]]:
+        cached = self._hours.get(hour)
+        if cached is not None:
+            return cached
+        roots = self._roots_of(hour)
+        posts = sorted([*roots, *self._replies(hour, len(roots))], key=lambda p: p.ms)
+        result = ([p.ms for p in posts], [p.mention for p in posts])
+        self._hours = {h: v for h, v in self._hours.items() if h >= hour - 1}
+        self._hours[hour] = result
+        return result
+
+    def _roots_of(self, hour: int) -> list[_Post]:
+        cached = self._roots.get(hour)
+        if cached is not None:
+            return cached
+        rng = random.Random(f"{self._base}:roots:{hour}")
+        start = hour * _HOUR_MS
+        weight = _volume_weight(hour)
+        drafts: list[_Draft] = []
+        for b in range(len(self._brands)):
+            for _ in range(_poisson(rng, self._rates[b] * weight * (1.0 - _REPLY_SHARE))):
+                ms = start + rng.randrange(_HOUR_MS)
+                active = self._incident_at(b, ms)
+                if active is not None and rng.random() < 0.6:
+                    drafts.append(self._incident_draft(rng, ms, b, active.incident))
+                else:
+                    drafts.append(self._draft(rng, ms, b))
+            for active in self._incidents[b]:
+                drafts.extend(self._incident_surge(rng, hour, b, active))
+        drafts.sort(key=lambda d: d.ms)
+        posts = [
+            self._post(draft, self._id(draft.ms, i), parent=None) for i, draft in enumerate(drafts)
+        ]
+        self._roots = {h: v for h, v in self._roots.items() if h >= hour - _REPLY_LOOKBACK_HOURS}
+        self._roots[hour] = posts
+        return posts
+
+    def _incident_at(self, b: int, ms: int) -> _BrandIncident | None:
+        for active in self._incidents[b]:
+            if active.start_ms <= ms < active.end_ms:
+                return active
+        return None
+
+    def _incident_surge(
+        self, rng: random.Random, hour: int, b: int, active: _BrandIncident
+    ) -> Iterator[_Draft]:
+        lo = max(active.start_ms, hour * _HOUR_MS)
+        hi = min(active.end_ms, (hour + 1) * _HOUR_MS)
+        if lo >= hi:
+            return
+        # An incident draws attention even at night, so the surge has a floor.
+        weight = max(_volume_weight(hour), 0.5)
+        samples = [lo + (hi - lo) * (k + 0.5) / 8 for k in range(8)]
+        mean_intensity = sum(
+            _incident_intensity(active.start_ms, active.end_ms, int(s)) for s in samples
+        ) / len(samples)
+        lam = (
+            (active.incident.volume_multiplier - 1.0)
+            * self._rates[b]
+            * weight
+            * (1.0 - _REPLY_SHARE)
+            * (hi - lo)
+            / _HOUR_MS
+            * mean_intensity
+        )
+        for _ in range(_poisson(rng, lam)):
+            while True:  # rejection sampling against the intensity curve
+                ms = rng.randrange(lo, hi)
+                if rng.random() <= _incident_intensity(active.start_ms, active.end_ms, ms):
+                    break
+            yield self._incident_draft(rng, ms, b, active.incident)
+
+    def _replies(self, hour: int, first_index: int) -> list[_Post]:
+        rng = random.Random(f"{self._base}:replies:{hour}")
+        window = [
+            post
+            for h in range(hour - _REPLY_LOOKBACK_HOURS, hour + 1)
+            for post in self._roots_of(h)
+        ]
+        window_times = [p.ms for p in window]
+        own_roots = len(self._roots_of(hour))
+        count = _poisson(rng, own_roots * _REPLY_SHARE / (1.0 - _REPLY_SHARE))
+        start = hour * _HOUR_MS
+        reply_times = sorted(start + rng.randrange(_HOUR_MS) for _ in range(count))
+        replies: list[_Post] = []
+        replied_times: list[int] = []
+        for j, ms in enumerate(reply_times):
+            parent = self._pick_parent(rng, ms, (window, window_times), (replies, replied_times))
+            if parent is None:
+                continue
+            draft = self._reply_draft(rng, ms, parent)
+            replies.append(self._post(draft, self._id(ms, first_index + j), parent=parent))
+            replied_times.append(ms)
+        return replies
+
+    def _pick_parent(
+        self,
+        rng: random.Random,
+        ms: int,
+        roots: tuple[list[_Post], list[int]],
+        replies: tuple[list[_Post], list[int]],
+    ) -> _Post | None:
+        lag = min(max(rng.expovariate(1.0 / (20 * 60_000)), 20_000.0), 2.5 * _HOUR_MS)
+        target = ms - int(lag)
+        pools = [replies, roots] if replies[0] and rng.random() < 0.3 else [roots]
+        for posts, times in pools:
+            k = bisect.bisect_left(times, target) - 1
+            if k < 0:
+                continue
+            candidates = posts[max(0, k - 5) : k + 1]
+            weights = [
+                math.sqrt(p.mention.author.followers + 25)
+                * (2.5 if p.tone == "negative" or p.kind.question else 1.0)
+                for p in candidates
+            ]
+            return rng.choices(candidates, weights)[0]
+        return None
+
+    # -- one mention
+
+    def _draft(self, rng: random.Random, ms: int, b: int) -> _Draft:
+        brand = self._brands[b]
+        tone = rng.choices(_TONES, (brand.tone.positive, brand.tone.neutral, brand.tone.negative))[
+            0
+        ]
+        kinds = _KINDS_BY_TONE[tone]
+        kind = rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
+        return self._write(rng, ms, b, kind, parent=None, incident=False)
+
+    def _incident_draft(self, rng: random.Random, ms: int, b: int, incident: Incident) -> _Draft:
+        kinds = _INCIDENT_TEXTS[incident.kind]
+        kind = rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
+        return self._write(rng, ms, b, kind, parent=None, incident=True)
+
+    def _reply_draft(self, rng: random.Random, ms: int, parent: _Post) -> _Draft:
+        b = parent.brand
+        brand = self._brands[b]
+        by_brand = parent.kind.voice == "official"
+        answers = not by_brand and rng.random() < brand.care
+        kind: _Kind
+        if parent.incident and rng.random() < 0.6:
+            kind = _APOLOGY if answers and parent.tone == "negative" else _INCIDENT_REPLY
+        elif parent.tone == "negative":
+            kind = (
+                _APOLOGY
+                if answers
+                else rng.choices((_AGREE_NEGATIVE, _DEFEND, _COMMENT_NEUTRAL), (0.6, 0.25, 0.15))[0]
+            )
+        elif parent.tone == "positive":
+            kind = (
+                _THANKS
+                if answers and rng.random() < 0.5
+                else rng.choices(
+                    (_AGREE_POSITIVE, _FOLLOW_UP, _ANSWER_NEGATIVE), (0.5, 0.35, 0.15)
+                )[0]
+            )
+        elif parent.kind.question:
+            liked = brand.tone.positive / (brand.tone.positive + brand.tone.negative)
+            kind = (
+                _OFFICIAL_ANSWER
+                if answers
+                else rng.choices(
+                    (_ANSWER_POSITIVE, _ANSWER_NEGATIVE, _COMMENT_NEUTRAL),
+                    (0.7 * liked, 0.7 * (1.0 - liked), 0.3),
+                )[0]
+            )
+        else:
+            liked = brand.tone.positive / (brand.tone.positive + brand.tone.negative)
+            kind = rng.choices(
+                (_COMMENT_POSITIVE, _COMMENT_NEGATIVE, _COMMENT_NEUTRAL),
+                (0.5 * liked, 0.5 * (1.0 - liked), 0.5),
+            )[0]
+        return self._write(rng, ms, b, kind, parent=parent, incident=parent.incident)
+
+    def _write(
+        self,
+        rng: random.Random,
+        ms: int,
+        b: int,
+        kind: _Kind,
+        *,
+        parent: _Post | None,
+        incident: bool,
+    ) -> _Draft:
+        brand = self._brands[b]
+        if kind.voice == "official":
+            person = self._accounts[b]
+        else:
+            person = self._authors.pick(
+                rng, kind.voice, avoid=None if parent is None else parent.mention.author
+            )
+        parent_handle = None if parent is None else parent.mention.author.handle
+        slots = _Slots(rng, brand, kind.tone, person.company, parent_handle)
+        text = rng.choice(kind.templates).format_map(slots)
+        text = self._decorate(rng, text, brand, kind, incident=incident)
+        return _Draft(
+            ms=ms,
+            brand=b,
+            kind=kind,
+            text=text,
+            person=person,
+            metrics=_metrics(
+                rng, person.author.followers, kind, incident=incident, reply=parent is not None
+            ),
+            incident=incident,
+        )
+
+    def _decorate(
+        self, rng: random.Random, text: str, brand: DemoBrand, kind: _Kind, *, incident: bool
+    ) -> str:
+        casual = kind.voice in ("people", "hiring")
+        if casual and rng.random() < 0.07:
+            text = _add_typo(rng, text, self._protected)
+        if rng.random() < _EMOJI_CHANCE[kind.tone] and not any(e in text for e in _TEXT_EMOJIS):
+            text = f"{text} {rng.choice(_EMOJIS[kind.tone])}"
+        if casual and rng.random() < 0.16 and "#" + brand.hashtag not in text.lower():
+            text = f"{text} #{brand.hashtag}"
+        if casual and rng.random() < 0.14:
+            tag = f"#{brand.hashtag}down" if incident and rng.random() < 0.5 else None
+            text = f"{text} {tag or rng.choice(_TOPIC_TAGS)}"
+        cc = kind.tone == "negative" and "@" + brand.handle not in text
+        if cc and casual and rng.random() < 0.08:
+            text = f"{text} cc @{brand.handle}"
+        if casual and rng.random() < 0.06:
+            text = text.lower()
+        return text
+
+    def _id(self, ms: int, index: int) -> str:
+        sequence = (index + self._salt) & ((1 << _SEQUENCE_BITS) - 1)
+        return str(((ms - _SNOWFLAKE_EPOCH_MS) << _SEQUENCE_BITS) | sequence)
+
+    def _post(self, draft: _Draft, mention_id: str, *, parent: _Post | None) -> _Post:
+        mention = Mention(
+            id=mention_id,
+            source="demo",
+            url=_URL_PREFIX + mention_id,
+            text=draft.text,
+            lang="en",
+            created_at=_from_ms(draft.ms),
+            author=draft.person.author,
+            in_reply_to_id=None if parent is None else parent.mention.id,
+            conversation_id=mention_id if parent is None else parent.conversation_id,
+            metrics=draft.metrics,
+        )
+        return _Post(draft.ms, mention, draft.brand, draft.kind.tone, draft.kind, draft.incident)
+
+
+def _metrics(
+    rng: random.Random, followers: int, kind: _Kind, *, incident: bool, reply: bool
+) -> Metrics:
+    rate = rng.lognormvariate(math.log(0.006), 0.9)
+    if incident and kind.tone == "negative":
+        rate *= 2.5  # outrage travels
+    if kind.voice == "media":
+        rate *= 1.5
+    if reply:
+        rate *= 0.3
+    likes = int(followers * min(rate, 0.5) + rng.random() * 3.0)
+    reposts = int(likes * rng.uniform(0.03, 0.25) + (1 if rng.random() < 0.05 else 0))
+    replies = int(likes * rng.uniform(0.02, 0.15) + rng.random() * 1.5)
+    return Metrics(likes=likes, reposts=reposts, replies=replies)
+
+
+def generate_mentions(
+    rng: random.Random,
+    start: datetime,
+    end: datetime,
+    brands: Sequence[DemoBrand],
+    *,
+    base_rate_per_hour: float,
+    incidents: Sequence[Incident],
+) -> Iterator[Mention]:
+    """Demo mentions created in ``[start, end)``, in ``created_at`` order.
+
+    ``base_rate_per_hour`` is the average over a week (working hours get more, nights
+    and weekends less); each incident adds its surge on top for its brand. About a fifth
+    of the mentions reply to an earlier one, up to three hours older, with
+    ``conversation_id`` set to the id of the thread's first mention (which is its own
+    ``conversation_id``). A reply near ``start`` may answer a mention from before it.
+
+    One draw from ``rng`` seeds everything; each UTC hour is then generated from that
+    draw and the hour alone, so with a fresh ``random.Random(seed)`` the same instant
+    always carries the same mentions and ids, whatever window is asked for (given the
+    same brands, rate and incidents). Raises ``ValueError`` for naive datetimes, times
+    before 2010-11-05, no or duplicate brands, a negative rate, or an incident for a
+    brand not in ``brands``.
+    """
+    _require_aware(start, end)
+    if _to_ms(start) < _SNOWFLAKE_EPOCH_MS:
+        raise ValueError("demo mentions start on 2010-11-05 at the earliest")
+    timeline = _Timeline(rng.getrandbits(64), brands, base_rate_per_hour, incidents)
+    return timeline.between(_to_ms(start), _to_ms(end))
+
+
+# ------------------------------------------------------------------------ the shell
+
+
+class DemoSource:
+    """The demo as a :class:`~services.ingest.sources.protocol.Source`.
+
+    ``items`` first yields the mentions of the last ``backfill`` before ``clock.now()``
+    as fast as they are consumed, then, forever, the mentions that fall due as the clock
+    moves on, waking every ``1 / rate_per_s`` seconds (between 0.05 s and 1 s) by
+    awaiting ``sleep``. ``rate_per_s`` is the weekly average; working hours run above it,
+    nights and weekends below. The same ``seed`` gives the same mentions and ids for the
+    same times, so a restart re-delivers its backfill as duplicates, not new mentions.
+    """
+
+    name: str = "demo"
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        seed: int = 7,
+        backfill: timedelta = timedelta(days=7),
+        rate_per_s: float = 2.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        brands: Sequence[DemoBrand] = DEMO_BRANDS,
+    ) -> None:
+        if not rate_per_s > 0.0 or math.isinf(rate_per_s):
+            raise ValueError("DemoSource: rate_per_s must be a positive finite number")
+        if backfill < timedelta(0):
+            raise ValueError("DemoSource: backfill must not be negative")
+        self._clock = clock
+        self._seed = seed
+        self._backfill = backfill
+        self._rate_per_hour = rate_per_s * 3600.0
+        self._tick_s = min(max(1.0 / rate_per_s, _MIN_TICK_S), _MAX_TICK_S)
+        self._sleep = sleep
+        self._brands = tuple(brands)
+
+    def _timeline(self, around_ms: int) -> tuple[_Timeline, int]:
+        """A timeline with incidents planned from a day before ``around_ms`` to a week
+        after, and the time until which it may be used."""
+        start = _from_ms(around_ms) - self._backfill - timedelta(days=1)
+        end = _from_ms(around_ms) + timedelta(days=8)
+        incidents = plan_incidents(random.Random(self._seed), start, end, self._brands)
+        base = random.Random(self._seed).getrandbits(64)
+        timeline = _Timeline(base, self._brands, self._rate_per_hour, incidents)
+        return timeline, _to_ms(end - timedelta(days=1))
+
+    async def items(self) -> AsyncIterator[SourceItem]:
+        now_ms = _to_ms(self._clock.now())
+        timeline, usable_until = self._timeline(now_ms)
+        backfill_ms = self._backfill // _ONE_MS
+        for n, mention in enumerate(timeline.between(now_ms - backfill_ms, now_ms), start=1):
+            yield mention
+            if n % _BACKFILL_YIELD_EVERY == 0:
+                await self._sleep(0)
+        cursor = now_ms
+        while True:
+            await self._sleep(self._tick_s)
+            now_ms = _to_ms(self._clock.now())
+            if now_ms <= cursor:
+                continue
+            if now_ms > usable_until:
+                timeline, usable_until = self._timeline(cursor)
+            for mention in timeline.between(cursor, now_ms):
+                yield mention
+            cursor = now_ms
+
+
+# -------------------------------------------------------------------------- helpers
+
+
+def _to_ms(moment: datetime) -> int:
+    return (moment - _UNIX_EPOCH) // _ONE_MS
+
+
+def _from_ms(ms: int) -> datetime:
+    return _UNIX_EPOCH + timedelta(milliseconds=ms)
+
+
+def _require_aware(*moments: datetime) -> None:
+    for moment in moments:
+        if moment.tzinfo is None:
+            raise ValueError(f"{moment.isoformat()} is not timezone-aware")
