@@ -162,6 +162,8 @@ class Embedded:
             for loop in self.pipeline.loops:
                 loop.stop()
         await asyncio.gather(*self._loop_tasks, return_exceptions=True)
+        if self.pipeline is not None:
+            await asyncio.to_thread(self.pipeline.lexicon.close)
         if self._producer is not None:
             await self._producer.close()
         await self.bus.close()

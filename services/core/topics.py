@@ -17,7 +17,6 @@ DEFAULT_TOPICS = (
 )
 
 SCORER_GROUP = "sentimon-scorer"
-WRITER_GROUP = "sentimon-writer"
 DLQ_GROUP = "sentimon-dlq-sink"
 
 

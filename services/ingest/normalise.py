@@ -27,7 +27,18 @@ def mention_from_line(line: bytes | str, position: str) -> SourceItem | None:
     if not line.strip():
         return None
     try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as e:
-        return InvalidRecord(position, f"body: invalid JSON: {e}")
-    return mention_from_obj(obj, position)
+        # One pass: parse and validate together (the common, valid case).
+        return Mention.model_validate_json(line)
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            return InvalidRecord(position, f"body: invalid JSON: {first['msg']}")
+        if first["type"] == "model_type" and not first["loc"]:
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                obj = None
+            return InvalidRecord(
+                position, f"body: expected a JSON object, got {type(obj).__name__}"
+            )
+        return InvalidRecord(position, describe(e))

@@ -10,6 +10,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
 from services.core.bus.protocol import Producer
 from services.core.metrics import Metrics
 from services.core.models import Mention
@@ -35,12 +37,21 @@ class MentionPublisher:
         self._producer = producer
         self._dedupe = dedupe
         self._metrics = metrics
+        self._produced = metrics.messages_produced.labels(RAW)
+        # Labelled children cached per source: ``labels()`` is a dict lookup plus a lock.
+        self._accepted: dict[str, Counter] = {}
+        self._duplicate: dict[str, Counter] = {}
 
     async def publish(self, mention: Mention, source_label: str) -> bool:
         """Produce ``mention`` unless it was seen recently; True if produced."""
         key = mention.key
         if self._dedupe.seen(key):
-            self._metrics.mentions_rejected.labels(source_label, "duplicate").inc()
+            dup = self._duplicate.get(source_label)
+            if dup is None:
+                dup = self._duplicate[source_label] = self._metrics.mentions_rejected.labels(
+                    source_label, "duplicate"
+                )
+            dup.inc()
             return False
         try:
             await self._producer.send(
@@ -49,8 +60,13 @@ class MentionPublisher:
         except BaseException:
             self._dedupe.forget(key)
             raise
-        self._metrics.messages_produced.labels(RAW).inc()
-        self._metrics.mentions_accepted.labels(source_label).inc()
+        self._produced.inc()
+        acc = self._accepted.get(source_label)
+        if acc is None:
+            acc = self._accepted[source_label] = self._metrics.mentions_accepted.labels(
+                source_label
+            )
+        acc.inc()
         return True
 
 
@@ -66,6 +82,7 @@ async def run_source(
     Invalid records are logged with their position and counted, never produced.
     """
     stats = IngestStats()
+    received: dict[str, Counter] = {}
     async for item in source.items():
         stats.received += 1
         if isinstance(item, InvalidRecord):
@@ -74,7 +91,10 @@ async def run_source(
             metrics.mentions_rejected.labels(source.name, "invalid").inc()
             log.warning("source %s: %s rejected: %s", source.name, item.position, item.error)
         else:
-            metrics.mentions_received.labels(item.source).inc()
+            counter = received.get(item.source)
+            if counter is None:
+                counter = received[item.source] = metrics.mentions_received.labels(item.source)
+            counter.inc()
             if await publisher.publish(item, item.source):
                 stats.accepted += 1
             else:

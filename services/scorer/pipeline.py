@@ -1,10 +1,14 @@
-"""The scorer service: raw mentions → scored mentions → the store.
+"""The scorer service: raw mentions → scored, stored mentions.
 
-Three consumers, each a ``ConsumerLoop`` with its own group:
+Two consumers, each a ``ConsumerLoop`` with its own group:
 
-* ``sentimon-scorer`` reads ``mentions.raw``, scores, produces ``mentions.scored``;
-* ``sentimon-writer`` reads ``mentions.scored`` and writes batches to the database;
+* ``sentimon-scorer`` reads ``mentions.raw``, scores, writes the store (idempotent,
+  with rollups), then produces ``mentions.scored`` for downstream consumers (alerts);
+  its offsets are committed only after both;
 * ``sentimon-dlq-sink`` keeps ``mentions.dlq`` in the database for operators to read.
+
+Storing in the scorer rather than in a separate writer consumer saves a hop (a
+serialise/parse round trip per mention) and scales writes with the scorers.
 
 Add scorer processes to scale: the raw topic's partitions are shared among them.
 """
@@ -16,7 +20,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -25,10 +29,10 @@ from services.core.brands import BrandMatcher
 from services.core.bus.protocol import Bus, Message, Producer
 from services.core.clock import Clock
 from services.core.metrics import Metrics
-from services.core.models import Mention, ScoredMention
+from services.core.models import Mention, ScoredMention, Sentiment
 from services.core.storage.brands import BrandStore
 from services.core.storage.deadletters import store_dead_letters
-from services.core.storage.writer import MentionWriter
+from services.core.storage.writer import MentionWriter, ScoredRecord
 from services.core.stream.dlq import DeadLetterQueue
 from services.core.stream.errors import InvalidMessage
 from services.core.stream.runner import ConsumerLoop, LoopConfig
@@ -38,12 +42,18 @@ from services.core.topics import (
     RAW,
     SCORED,
     SCORER_GROUP,
-    WRITER_GROUP,
     mention_key,
 )
 from services.core.validation import describe
-from services.scorer.lexicon import VaderScorer
-from services.scorer.process import ScoringConfig, score_mentions
+from services.scorer.lexicon import LexiconRunner
+from services.scorer.process import (
+    PreparedMention,
+    ScoringConfig,
+    assemble,
+    merge_routed,
+    prepare,
+    to_route,
+)
 from services.scorer.protocol import LexiconOnlyRouter, Router, Scorer
 from services.scorer.settings import ScorerSettings
 
@@ -90,15 +100,24 @@ class BrandMatcherCache:
 
 
 class ScoreStep:
+    """raw → score → store → produce ``mentions.scored``; the loop commits after it.
+
+    The batch is worked in chunks so that VADER (in a worker process) scores chunk k+1
+    while this process writes chunk k. Each chunk's write is one idempotent
+    transaction, so a batch that fails half-way is simply delivered again.
+    """
+
     def __init__(
         self,
         *,
         producer: Producer,
         matchers: BrandMatcherCache,
-        lexicon: Scorer,
+        lexicon: LexiconRunner,
         router: Router,
         transformer: Scorer | None,
+        writer: MentionWriter,
         config: ScoringConfig,
+        chunk_size: int,
         clock: Clock,
         metrics: Metrics,
     ) -> None:
@@ -107,7 +126,9 @@ class ScoreStep:
         self._lexicon = lexicon
         self._router = router
         self._transformer = transformer
+        self._writer = writer
         self._config = config
+        self._chunk = chunk_size
         self._clock = clock
         self._metrics = metrics
 
@@ -116,63 +137,80 @@ class ScoreStep:
 
     async def handle(self, items: Sequence[tuple[Message, Mention]]) -> None:
         matcher = await self._matchers.current()
-        batch = score_mentions(
-            [m for _, m in items],
-            matcher=matcher,
-            lexicon=self._lexicon,
-            router=self._router,
-            transformer=self._transformer,
-            config=self._config,
-            now=self._clock.now(),
+        prepared = prepare(
+            [(m, msg.value) for msg, m in items], matcher=matcher, config=self._config
         )
-        for scored in batch.scored:
-            await self._producer.send(
-                SCORED, scored.model_dump_json().encode(), key=mention_key(scored.source, scored.id)
-            )
+        self._metrics.mentions_unmatched.inc(prepared.unmatched)
+        self._metrics.texts_truncated.inc(prepared.truncated)
+        chunks = [
+            prepared.todo[i : i + self._chunk] for i in range(0, len(prepared.todo), self._chunk)
+        ]
+        if not chunks:
+            return
+        pending = asyncio.ensure_future(self._lexicon.score([p.text for p in chunks[0]]))
+        try:
+            for k, chunk in enumerate(chunks):
+                verdicts, seconds = await pending
+                if k + 1 < len(chunks):
+                    pending = asyncio.ensure_future(
+                        self._lexicon.score([p.text for p in chunks[k + 1]])
+                    )
+                verdicts = await self._second_opinion(chunk, verdicts)
+                records = assemble(chunk, verdicts, config=self._config, now=self._clock.now())
+                await self._store(records)
+                for r in records:
+                    await self._producer.send(SCORED, r.doc, key=mention_key(*r.key))
+                self._observe(records, seconds)
+        finally:
+            if not pending.done():
+                pending.cancel()
         await self._producer.flush()
-        self._observe(batch.scored, batch.timings, batch.unmatched, batch.truncated, batch.routed)
 
-    def _observe(
-        self,
-        scored: Sequence[ScoredMention],
-        timings: Sequence[tuple[str, float]],
-        unmatched: int,
-        truncated: int,
-        routed: int,
-    ) -> None:
-        m = self._metrics
-        m.messages_produced.labels(SCORED).inc(len(scored))
-        m.mentions_unmatched.inc(unmatched)
-        m.texts_truncated.inc(truncated)
-        m.routed_to_transformer.inc(routed)
-        for method, seconds in timings:
-            m.scoring_latency.labels(method).observe(seconds)
-        counts: dict[tuple[str, str], int] = {}
-        for s in scored:
-            k = (s.sentiment.method, s.sentiment.label)
-            counts[k] = counts.get(k, 0) + 1
-            if s.spot_check:
-                m.spot_checks_sampled.labels(s.sentiment.method).inc()
-        for (method, label), n in counts.items():
-            m.mentions_scored.labels(method, label).inc(n)
+    async def _second_opinion(
+        self, chunk: Sequence[PreparedMention], verdicts: list[Sentiment]
+    ) -> list[Sentiment]:
+        if self._transformer is None:
+            return verdicts
+        routed = to_route(chunk, verdicts, self._router)
+        if not routed:
+            return verdicts
+        t0 = time.perf_counter()
+        better = await asyncio.to_thread(
+            self._transformer.score_batch, [chunk[i].text for i in routed]
+        )
+        each = (time.perf_counter() - t0) / len(routed)
+        for _ in routed:
+            self._metrics.scoring_latency.labels("transformer").observe(each)
+        self._metrics.routed_to_transformer.inc(len(routed))
+        return merge_routed(verdicts, routed, better)
 
-
-class PersistStep:
-    def __init__(self, writer: MentionWriter, metrics: Metrics) -> None:
-        self._writer = writer
-        self._metrics = metrics
-
-    def decode(self, message: Message) -> ScoredMention:
-        return decode_json_model(ScoredMention, message)
-
-    async def handle(self, items: Sequence[tuple[Message, ScoredMention]]) -> None:
+    async def _store(self, records: Sequence[ScoredRecord]) -> None:
         t0 = time.perf_counter()
         # The sync driver runs in a thread; SQLite and psycopg release the GIL while they work.
-        result = await asyncio.to_thread(self._writer.write, [m for _, m in items])
-        self._metrics.db_write_latency.observe(time.perf_counter() - t0)
-        self._metrics.db_write_batch_size.observe(len(items))
-        self._metrics.mentions_stored.inc(result.inserted)
-        self._metrics.mentions_duplicate_at_store.inc(result.duplicates)
+        result = await asyncio.to_thread(self._writer.write, records)
+        m = self._metrics
+        m.db_write_latency.observe(time.perf_counter() - t0)
+        m.db_write_batch_size.observe(len(records))
+        m.mentions_stored.inc(result.inserted)
+        m.mentions_duplicate_at_store.inc(result.duplicates)
+
+    def _observe(self, records: Sequence[ScoredRecord], lexicon_seconds: Sequence[float]) -> None:
+        m = self._metrics
+        m.messages_produced.labels(SCORED).inc(len(records))
+        latency = m.scoring_latency.labels("lexicon")
+        for s in lexicon_seconds:
+            latency.observe(s)
+        counts: dict[tuple[str, str], int] = {}
+        spot: dict[str, int] = {}
+        for r in records:
+            k = (r.sentiment.method, r.sentiment.label)
+            counts[k] = counts.get(k, 0) + 1
+            if r.spot_check:
+                spot[r.sentiment.method] = spot.get(r.sentiment.method, 0) + 1
+        for (method, label), n in counts.items():
+            m.mentions_scored.labels(method, label).inc(n)
+        for method, n in spot.items():
+            m.spot_checks_sampled.labels(method).inc(n)
 
 
 class DeadLetterSinkStep:
@@ -192,15 +230,13 @@ class DeadLetterSinkStep:
 @dataclass(frozen=True, slots=True)
 class ScorerPipeline:
     score: ConsumerLoop[Mention]
-    persist: ConsumerLoop[ScoredMention]
     dead_letters: ConsumerLoop[Message]
     matchers: BrandMatcherCache
+    lexicon: LexiconRunner
 
     @property
-    def loops(
-        self,
-    ) -> tuple[ConsumerLoop[Mention], ConsumerLoop[ScoredMention], ConsumerLoop[Message]]:
-        return (self.score, self.persist, self.dead_letters)
+    def loops(self) -> tuple[ConsumerLoop[Any], ...]:
+        return (self.score, self.dead_letters)
 
 
 def build_pipeline(
@@ -214,32 +250,32 @@ def build_pipeline(
     transformer: Scorer | None = None,
     router: Router | None = None,
 ) -> ScorerPipeline:
-    """Assemble the scorer's three consumers; the caller runs ``loop.run()`` for each."""
+    """Assemble the scorer's consumers; the caller runs ``loop.run()`` for each and
+    ``pipeline.lexicon.close()`` at the end."""
     dlq = DeadLetterQueue(producer, DLQ, metrics)
     matchers = BrandMatcherCache(BrandStore(engine, clock), settings.brand_refresh_s)
+    lexicon = LexiconRunner(settings.lexicon_processes)
     score = ScoreStep(
         producer=producer,
         matchers=matchers,
-        lexicon=VaderScorer(),
+        lexicon=lexicon,
         router=router or LexiconOnlyRouter(),
         transformer=transformer,
+        writer=MentionWriter(engine, clock),
         config=ScoringConfig(
             max_chars=settings.max_score_chars,
             spot_check_rate=settings.spot_check_rate,
             keep_unmatched=settings.keep_unmatched,
         ),
+        chunk_size=settings.chunk_size,
         clock=clock,
         metrics=metrics,
     )
-    batch = settings.batch_size
     return ScorerPipeline(
         score=ConsumerLoop(
-            bus, score, LoopConfig(SCORER_GROUP, (RAW,), max_records=batch), dlq, metrics
-        ),
-        persist=ConsumerLoop(
             bus,
-            PersistStep(MentionWriter(engine, clock), metrics),
-            LoopConfig(WRITER_GROUP, (SCORED,), max_records=batch * 2),
+            score,
+            LoopConfig(SCORER_GROUP, (RAW,), max_records=settings.batch_size),
             dlq,
             metrics,
         ),
@@ -247,4 +283,5 @@ def build_pipeline(
             bus, DeadLetterSinkStep(engine, clock), LoopConfig(DLQ_GROUP, (DLQ,)), None, metrics
         ),
         matchers=matchers,
+        lexicon=lexicon,
     )

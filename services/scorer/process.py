@@ -1,14 +1,25 @@
-"""The scorer's pure core: raw mentions in, scored mentions out. No I/O here."""
+"""The scorer's pure core: raw mentions in, scored records out. No I/O here.
+
+Scoring is split in three steps so the async shell can run the expensive middle one
+(the lexicon, and later the transformer) elsewhere — in a worker process — while it
+writes the previous chunk:
+
+1. ``prepare``: match brands, mask them, cap the length;
+2. score the prepared texts (``Scorer.score_batch``, in or out of process);
+3. ``assemble``: pick each verdict, sample spot checks, build the stored document.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
+
 from services.core.brands import BrandMatcher
-from services.core.models import Mention, ScoredMention, Sentiment
+from services.core.models import Mention, Sentiment
+from services.core.storage.writer import ScoredRecord
 from services.scorer.mask import cap_text, mask_spans
 from services.scorer.protocol import Router, Scorer
 from services.scorer.sampling import is_spot_check
@@ -21,14 +32,19 @@ class ScoringConfig:
     keep_unmatched: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedMention:
+    mention: Mention
+    raw: bytes  # the mention.v1 JSON as it arrived
+    brands: tuple[str, ...]
+    text: str  # masked and capped: what the scorers see
+
+
 @dataclass(slots=True)
-class ScoredBatch:
-    scored: list[ScoredMention] = field(default_factory=list)
+class Prepared:
+    todo: list[PreparedMention] = field(default_factory=list)
     unmatched: int = 0
     truncated: int = 0
-    routed: int = 0
-    # (method, seconds) per scored text, for the latency histogram
-    timings: list[tuple[str, float]] = field(default_factory=list)
 
 
 def prepare_text(text: str, spans: Sequence[tuple[int, int]], max_chars: int) -> tuple[str, bool]:
@@ -38,8 +54,101 @@ def prepare_text(text: str, spans: Sequence[tuple[int, int]], max_chars: int) ->
     return capped, len(capped) < len(masked)
 
 
+def prepare(
+    items: Sequence[tuple[Mention, bytes]], *, matcher: BrandMatcher, config: ScoringConfig
+) -> Prepared:
+    """Match brands and prepare texts; mentions matching no brand are dropped unless
+    ``keep_unmatched``."""
+    out = Prepared()
+    for mention, raw in items:
+        match = matcher.match(mention.text)
+        if not match.brands and not config.keep_unmatched:
+            out.unmatched += 1
+            continue
+        text, cut = prepare_text(mention.text, match.mask_spans, config.max_chars)
+        out.truncated += cut
+        out.todo.append(PreparedMention(mention, raw, tuple(match.brands), text))
+    return out
+
+
+def to_route(
+    todo: Sequence[PreparedMention], lexicon: Sequence[Sentiment], router: Router
+) -> list[int]:
+    """Indices of the mentions the router sends on to the transformer."""
+    return [
+        i
+        for i, (p, v) in enumerate(zip(todo, lexicon, strict=True))
+        if router.route(p.text, v) != "lexicon"
+    ]
+
+
+def scored_document(
+    raw: bytes, brands: Sequence[str], sentiment: Sentiment, spot_check: bool, scored_at: datetime
+) -> bytes:
+    """The ``scored_mention.v1`` JSON: the raw mention's JSON with the scoring fields added.
+
+    Splicing keeps the mention exactly as it arrived and avoids re-serialising it; it
+    is safe because a valid ``mention.v1`` object has none of the added keys.
+    """
+    body = raw.rstrip()
+    if not body.endswith(b"}"):
+        raise ValueError("raw mention is not a JSON object")
+    extra = orjson.dumps(
+        {
+            "brands": list(brands),
+            "sentiment": {
+                "label": sentiment.label,
+                "score": sentiment.score,
+                "confidence": sentiment.confidence,
+                "method": sentiment.method,
+                "lexicon_compound": sentiment.lexicon_compound,
+            },
+            "spot_check": spot_check,
+            "scored_at": scored_at.isoformat(),
+        }
+    )
+    head = body[:-1].rstrip()
+    sep = b"" if head.endswith(b"{") else b","
+    return head + sep + extra[1:]
+
+
+def assemble(
+    todo: Sequence[PreparedMention],
+    verdicts: Sequence[Sentiment],
+    *,
+    config: ScoringConfig,
+    now: datetime,
+) -> list[ScoredRecord]:
+    """Final verdicts → records to store and produce, with spot checks sampled."""
+    out = []
+    for p, verdict in zip(todo, verdicts, strict=True):
+        m = p.mention
+        spot = is_spot_check(m.source, m.id, config.spot_check_rate)
+        out.append(
+            ScoredRecord(
+                mention=m,
+                brands=p.brands,
+                sentiment=verdict,
+                spot_check=spot,
+                scored_at=now,
+                doc=scored_document(p.raw, p.brands, verdict, spot, now),
+            )
+        )
+    return out
+
+
+def merge_routed(
+    lexicon: Sequence[Sentiment], routed: Sequence[int], better: Sequence[Sentiment]
+) -> list[Sentiment]:
+    """Replace the routed verdicts, keeping the lexicon's compound on each for analysis."""
+    out = list(lexicon)
+    for i, v in zip(routed, better, strict=True):
+        out[i] = v.model_copy(update={"lexicon_compound": lexicon[i].lexicon_compound})
+    return out
+
+
 def score_mentions(
-    mentions: Sequence[Mention],
+    items: Sequence[tuple[Mention, bytes]],
     *,
     matcher: BrandMatcher,
     lexicon: Scorer,
@@ -47,51 +156,13 @@ def score_mentions(
     transformer: Scorer | None,
     config: ScoringConfig,
     now: datetime,
-    timer: Callable[[], float] = time.perf_counter,
-) -> ScoredBatch:
-    """Match brands, score sentiment (lexicon first, the transformer where routed) and
-    mark spot checks. Mentions matching no brand are dropped unless configured."""
-    out = ScoredBatch()
-    todo: list[tuple[Mention, list[str], str]] = []
-    for m in mentions:
-        match = matcher.match(m.text)
-        if not match.brands and not config.keep_unmatched:
-            out.unmatched += 1
-            continue
-        text, cut = prepare_text(m.text, match.mask_spans, config.max_chars)
-        out.truncated += cut
-        todo.append((m, list(match.brands), text))
-
-    verdicts: list[Sentiment] = []
-    for _, _, text in todo:
-        t0 = timer()
-        (verdict,) = lexicon.score_batch([text])
-        out.timings.append((lexicon.method, timer() - t0))
-        verdicts.append(verdict)
-
+) -> tuple[Prepared, list[ScoredRecord]]:
+    """All three steps in this process (tests, offline use)."""
+    prepared = prepare(items, matcher=matcher, config=config)
+    verdicts = lexicon.score_batch([p.text for p in prepared.todo])
     if transformer is not None:
-        routed = [
-            i for i, (_, _, text) in enumerate(todo) if router.route(text, verdicts[i]) != "lexicon"
-        ]
+        routed = to_route(prepared.todo, verdicts, router)
         if routed:
-            t0 = timer()
-            better = transformer.score_batch([todo[i][2] for i in routed])
-            each = (timer() - t0) / len(routed)
-            for i, v in zip(routed, better, strict=True):
-                verdicts[i] = v.model_copy(
-                    update={"lexicon_compound": verdicts[i].lexicon_compound}
-                )
-                out.timings.append((transformer.method, each))
-            out.routed = len(routed)
-
-    for (m, brands, _), verdict in zip(todo, verdicts, strict=True):
-        out.scored.append(
-            ScoredMention.from_mention(
-                m,
-                brands=brands,
-                sentiment=verdict,
-                spot_check=is_spot_check(m.source, m.id, config.spot_check_rate),
-                scored_at=now,
-            )
-        )
-    return out
+            better = transformer.score_batch([prepared.todo[i].text for i in routed])
+            verdicts = merge_routed(verdicts, routed, better)
+    return prepared, assemble(prepared.todo, verdicts, config=config, now=now)

@@ -20,7 +20,19 @@ class ScorerSettings(CommonSettings):
     keep_unmatched: bool = Field(
         default=False, description="Store mentions that match no tracked brand (default: drop)."
     )
-    batch_size: int = Field(default=500, ge=1, le=10_000)
+    batch_size: int = Field(default=1_000, ge=1, le=10_000)
+    chunk_size: int = Field(
+        default=250,
+        ge=1,
+        le=10_000,
+        description="A batch is scored and written in chunks, so the two overlap.",
+    )
+    lexicon_processes: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Worker processes running VADER; 0 runs it in the event loop's thread.",
+    )
     brand_refresh_s: float = Field(
         default=2.0, gt=0, description="How often the scorer checks for changed brands."
     )

@@ -23,9 +23,9 @@ part of the language):
 * Matching is case-insensitive, by ``str.casefold`` (``STRASSE`` matches ``straße``).
 * A term matches only where it is neither preceded nor followed by a word character:
   a letter, digit or ``_`` in any script (``str.isalnum()`` or ``_``). So ``north``
-  does not match ``northwind``, and in scripts written without spaces a term matches
-  only when set apart by punctuation or space (``苹果`` matches ``买了苹果。`` only
-  if written ``买了 苹果。``/``买了「苹果」``; it does not match inside ``买了苹果手机``).
+  does not match ``northwind``. In scripts written without spaces this means a term
+  matches only where punctuation or space sets it apart: ``苹果`` matches
+  ``买了「苹果」`` but not ``买了苹果手机`` (there is no word segmentation).
 * ``@handle`` matches the token ``@handle`` and not ``x@handle`` (an e-mail address);
   ``#tag`` matches ``#tag``. A bare word or phrase does NOT match inside a handle or
   hashtag: ``apple`` matches neither ``@apple`` nor ``#apple`` (write ``apple OR

@@ -114,9 +114,9 @@ class MemoryBus:
     others switch at their next ``getmany``. A partition a member keeps keeps its read
     position; a newly assigned one is read from the group's committed offset, or from
     the earliest retained message if the group never committed it. A member can commit
-    only the partitions it owns in the current generation and has seen it get, so the
-    previous owner's late commit fails with ``CommitFailedError``. ``commit`` is all
-    or nothing.
+    a partition only while the group assigns it to that member and the member has
+    switched to that assignment (by calling ``getmany``), so the previous owner's late
+    commit fails with ``CommitFailedError``. ``commit`` is all or nothing.
 
     Memory is bounded per partition by ``partition_capacity``:
 
@@ -255,7 +255,7 @@ class MemoryBus:
         if key is not None:
             index = partition_for_key(key, len(topic.partitions))
         else:
-            index = 0
+            index = topic.next_unkeyed % len(topic.partitions)
             topic.next_unkeyed += 1
         partition = topic.partitions[index]
         if topic.groups:

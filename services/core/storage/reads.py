@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, or_, select
 
-from services.core.models import Author, Metrics, ScoredMention, Sentiment
+from services.core.models import ScoredMention
 from services.core.storage.tables import mention_brands, mentions
 
 
@@ -52,40 +52,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 def row_to_scored(row: Any) -> ScoredMention:
-    metrics = (
-        None
-        if row.likes is None
-        else Metrics(likes=row.likes, reposts=row.reposts or 0, replies=row.replies or 0)
-    )
-    return ScoredMention(
-        id=row.mention_id,
-        source=row.source,
-        url=row.url,
-        text=row.text,
-        lang=row.lang,
-        created_at=row.created_at,
-        author=Author(
-            id=row.author_id,
-            handle=row.author_handle,
-            name=row.author_name,
-            followers=row.author_followers,
-            description=row.author_description,
-            verified=row.author_verified,
-        ),
-        in_reply_to_id=row.in_reply_to_id,
-        conversation_id=row.conversation_id,
-        metrics=metrics,
-        brands=list(row.brands),
-        sentiment=Sentiment(
-            label=row.label,
-            score=row.score,
-            confidence=row.confidence,
-            method=row.method,
-            lexicon_compound=row.lexicon_compound,
-        ),
-        spot_check=row.spot_check,
-        scored_at=row.scored_at,
-    )
+    return ScoredMention.model_validate_json(row.doc)
 
 
 def list_mentions(

@@ -63,36 +63,29 @@ class UTCDateTime(TypeDecorator[datetime]):
 # BigInteger primary keys do not autoincrement on SQLite; this variant does on both.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
+# The full scored document is kept as JSON in ``doc`` (what the API returns); the
+# columns beside it are the ones queries filter, sort or aggregate on.
 mentions = Table(
     "mentions",
     metadata,
     Column("pk", BigIntPK, primary_key=True, autoincrement=True),
     Column("source", String(16), nullable=False),
     Column("mention_id", String(256), nullable=False),
-    Column("url", String(2048)),
-    Column("text", Text, nullable=False),
-    Column("lang", String(35)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("author_id", String(256), nullable=False),
     Column("author_handle", String(256), nullable=False),
-    Column("author_name", String(512)),
     Column("author_followers", BigInteger, nullable=False),
-    Column("author_description", Text),
-    Column("author_verified", Boolean, nullable=False),
     Column("in_reply_to_id", String(256)),
     Column("conversation_id", String(256)),
-    Column("likes", BigInteger),
-    Column("reposts", BigInteger),
-    Column("replies", BigInteger),
-    Column("brands", JSON, nullable=False),
+    Column("engagement", BigInteger, nullable=False),
     Column("label", String(8), nullable=False),
     Column("score", Float, nullable=False),
     Column("confidence", Float, nullable=False),
     Column("method", String(16), nullable=False),
-    Column("lexicon_compound", Float, nullable=False),
     Column("spot_check", Boolean, nullable=False),
     Column("scored_at", UTCDateTime, nullable=False),
     Column("stored_at", UTCDateTime, nullable=False),
+    Column("doc", Text, nullable=False),
     UniqueConstraint("source", "mention_id", name="uq_mentions_source_mention_id"),
     Index("ix_mentions_created_at_pk", "created_at", "pk"),
 )

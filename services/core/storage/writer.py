@@ -11,22 +11,38 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, tuple_
-from sqlalchemy import select as sa_select
+from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.core.clock import Clock
-from services.core.models import ScoredMention
-from services.core.storage.tables import brand_minute_rollups, mention_brands, mentions
+from services.core.models import Mention, Sentiment
+from services.core.storage.tables import UTCDateTime, mentions
 
 _LABEL_COLUMNS = ("positive", "neutral", "negative")
 # Keeps each IN (...) / VALUES list well under SQLite's bound-parameter limit.
 _CHUNK = 400
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredRecord:
+    """A scored mention ready to store: the parsed parts queries need, and ``doc``, the
+    ``scored_mention.v1`` JSON that is stored and served as it is."""
+
+    mention: Mention
+    brands: tuple[str, ...]
+    sentiment: Sentiment
+    spot_check: bool
+    scored_at: datetime
+    doc: bytes
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.mention.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +68,15 @@ def minute_of(ts: datetime) -> int:
     return epoch - epoch % 60
 
 
-def rollup_deltas(batch: Iterable[ScoredMention]) -> dict[tuple[str, int], RollupDelta]:
+def rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int], RollupDelta]:
     """Sum a batch into per-(brand, minute) increments. Pure."""
     deltas: dict[tuple[str, int], RollupDelta] = {}
-    for m in batch:
+    for r in batch:
+        m = r.mention
         minute = minute_of(m.created_at)
-        label = m.sentiment.label
-        for brand in m.brands:
+        label = r.sentiment.label
+        score = r.sentiment.score
+        for brand in r.brands:
             d = deltas.get((brand, minute))
             if d is None:
                 d = deltas[(brand, minute)] = RollupDelta()
@@ -69,41 +87,32 @@ def rollup_deltas(batch: Iterable[ScoredMention]) -> dict[tuple[str, int], Rollu
                 d.negative += 1
             else:
                 d.neutral += 1
-            d.score_sum += m.sentiment.score
+            d.score_sum += score
             d.reach += m.author.followers
             d.engagement += m.engagement
     return deltas
 
 
-def mention_row(m: ScoredMention, stored_at: datetime) -> dict[str, Any]:
-    metrics = m.metrics
+def mention_row(r: ScoredRecord, stored_at: datetime) -> dict[str, Any]:
+    m = r.mention
     return {
         "source": m.source,
         "mention_id": m.id,
-        "url": m.url,
-        "text": m.text,
-        "lang": m.lang,
         "created_at": m.created_at,
         "author_id": m.author.id,
         "author_handle": m.author.handle,
-        "author_name": m.author.name,
         "author_followers": m.author.followers,
-        "author_description": m.author.description,
-        "author_verified": m.author.verified,
         "in_reply_to_id": m.in_reply_to_id,
         "conversation_id": m.conversation_id,
-        "likes": None if metrics is None else metrics.likes,
-        "reposts": None if metrics is None else metrics.reposts,
-        "replies": None if metrics is None else metrics.replies,
-        "brands": list(m.brands),
-        "label": m.sentiment.label,
-        "score": m.sentiment.score,
-        "confidence": m.sentiment.confidence,
-        "method": m.sentiment.method,
-        "lexicon_compound": m.sentiment.lexicon_compound,
-        "spot_check": m.spot_check,
-        "scored_at": m.scored_at,
+        "engagement": m.engagement,
+        "label": r.sentiment.label,
+        "score": r.sentiment.score,
+        "confidence": r.sentiment.confidence,
+        "method": r.sentiment.method,
+        "spot_check": r.spot_check,
+        "scored_at": r.scored_at,
         "stored_at": stored_at,
+        "doc": r.doc.decode(),
     }
 
 
@@ -120,51 +129,183 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
         yield items[i : i + size]
 
 
-class MentionWriter:
-    """Writes batches of scored mentions; the transaction is owned here, per batch."""
+_MENTION_COLUMNS = tuple(c.name for c in mentions.columns if c.name != "pk")
+_COUNTERS = ("mentions", *_LABEL_COLUMNS, "score_sum", "reach", "engagement")
 
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+# Plain SQL run with many parameter sets: compiled once, with no per-row work beyond
+# binding (SQLAlchemy's ORM-style multi-row VALUES was an order of magnitude slower).
+# SQLite's fast path binds plain tuples straight to the driver: SQLAlchemy's per-row
+# parameter processing cost more than the insert itself.
+_SQLITE_INSERT_IGNORE = (
+    f"INSERT INTO mentions ({', '.join(_MENTION_COLUMNS)}) "  # noqa: S608 (our own column names)
+    f"VALUES ({', '.join('?' for _ in _MENTION_COLUMNS)}) "
+    "ON CONFLICT (source, mention_id) DO NOTHING"
+)
+
+
+_SQLITE_UPSERT_ROLLUPS = (
+    f"INSERT INTO brand_minute_rollups (brand, minute, {', '.join(_COUNTERS)}) "  # noqa: S608
+    f"VALUES (?, ?, {', '.join('?' for _ in _COUNTERS)}) "
+    "ON CONFLICT (brand, minute) DO UPDATE SET "
+    + ", ".join(f"{c} = brand_minute_rollups.{c} + excluded.{c}" for c in _COUNTERS)
+)
+_SQLITE_INSERT_LINKS = (
+    "INSERT INTO mention_brands (mention_pk, brand, created_at, label) VALUES (?, ?, ?, ?)"
+)
+
+
+def sqlite_timestamp(ts: datetime) -> str:
+    """An aware time as ``UTCDateTime`` stores it on SQLite (naive UTC, microseconds)."""
+    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def sqlite_row(r: ScoredRecord, stored_at: str) -> tuple[object, ...]:
+    """``mention_row`` as a tuple in ``_MENTION_COLUMNS`` order, times pre-formatted."""
+    m = r.mention
+    s = r.sentiment
+    return (
+        m.source,
+        m.id,
+        sqlite_timestamp(m.created_at),
+        m.author.id,
+        m.author.handle,
+        m.author.followers,
+        m.in_reply_to_id,
+        m.conversation_id,
+        m.engagement,
+        s.label,
+        s.score,
+        s.confidence,
+        s.method,
+        r.spot_check,
+        sqlite_timestamp(r.scored_at),
+        stored_at,
+        r.doc.decode(),
+    )
+
+
+_INSERT_MENTION_BRANDS = text(
+    "INSERT INTO mention_brands (mention_pk, brand, created_at, label) "
+    "VALUES (:mention_pk, :brand, :created_at, :label)"
+).bindparams(bindparam("created_at", type_=UTCDateTime()))
+_UPSERT_ROLLUPS = text(
+    f"INSERT INTO brand_minute_rollups (brand, minute, {', '.join(_COUNTERS)}) "  # noqa: S608
+    f"VALUES (:brand, :minute, {', '.join(':' + c for c in _COUNTERS)}) "
+    "ON CONFLICT (brand, minute) DO UPDATE SET "
+    + ", ".join(f"{c} = brand_minute_rollups.{c} + excluded.{c}" for c in _COUNTERS)
+)
+
+
+class MentionWriter:
+    """Writes batches of scored mentions; the transaction is owned here, per batch.
+
+    Which mentions a batch really inserted decides what goes into the rollups, so it
+    must be known exactly. PostgreSQL says so itself (``INSERT … ON CONFLICT DO NOTHING
+    RETURNING``), also under concurrent writers. SQLite has one writer at a time: the
+    rows above the highest key seen at the start of the transaction are this
+    transaction's (in WAL mode a writer whose snapshot went stale gets SQLITE_BUSY and
+    the whole batch is retried), which lets it use fast ``executemany``.
+    """
+
+    def __init__(self, engine: Engine, clock: Clock, *, use_returning: bool | None = None) -> None:
         self._engine = engine
         self._clock = clock
+        self._use_returning = (
+            engine.dialect.name != "sqlite" if use_returning is None else use_returning
+        )
 
-    def write(self, batch: Sequence[ScoredMention]) -> WriteResult:
+    def write(self, batch: Sequence[ScoredRecord]) -> WriteResult:
         if not batch:
             return WriteResult(0, 0)
-        unique: dict[tuple[str, str], ScoredMention] = {}
+        unique: dict[tuple[str, str], ScoredRecord] = {}
         for m in batch:
             unique.setdefault(m.key, m)
         stored_at = self._clock.now()
+        records = list(unique.values())
         with self._engine.begin() as conn:
-            inserted = self._insert_new(conn, list(unique.values()), stored_at)
-            if inserted:
+            if self._use_returning:
+                inserted = self._insert_returning(conn, records, stored_at)
+            else:
+                inserted = self._insert_single_writer(conn, records, stored_at)
+            if inserted and self._use_returning:
                 self._add_to_rollups(conn, rollup_deltas(m for m, _ in inserted))
                 self._link_brands(conn, inserted)
+            elif inserted:
+                self._sqlite_rollups_and_links(conn, inserted)
         return WriteResult(inserted=len(inserted), duplicates=len(batch) - len(inserted))
 
-    def _insert_new(
-        self, conn: Connection, batch: Sequence[ScoredMention], stored_at: datetime
-    ) -> list[tuple[ScoredMention, int]]:
+    def _insert_returning(
+        self, conn: Connection, batch: Sequence[ScoredRecord], stored_at: datetime
+    ) -> list[tuple[ScoredRecord, int]]:
         by_key = {m.key: m for m in batch}
-        inserted: list[tuple[ScoredMention, int]] = []
-        for chunk in _chunks(batch):
-            stmt = (
-                insert_for(conn, mentions)
-                .values([mention_row(m, stored_at) for m in chunk])
-                .on_conflict_do_nothing(index_elements=["source", "mention_id"])
-                .returning(mentions.c.pk, mentions.c.source, mentions.c.mention_id)
-            )
-            for pk, source, mention_id in conn.execute(stmt):
-                inserted.append((by_key[(source, mention_id)], pk))
-        return inserted
+        stmt = (
+            insert_for(conn, mentions)
+            .on_conflict_do_nothing(index_elements=["source", "mention_id"])
+            .returning(mentions.c.pk, mentions.c.source, mentions.c.mention_id)
+        )
+        rows = conn.execute(stmt, [mention_row(m, stored_at) for m in batch])
+        return [(by_key[(source, mention_id)], pk) for pk, source, mention_id in rows]
 
-    def _link_brands(self, conn: Connection, inserted: Sequence[tuple[ScoredMention, int]]) -> None:
-        rows = [
-            {"mention_pk": pk, "brand": b, "created_at": m.created_at, "label": m.sentiment.label}
-            for m, pk in inserted
-            for b in m.brands
+    def _insert_single_writer(
+        self, conn: Connection, batch: Sequence[ScoredRecord], stored_at: datetime
+    ) -> list[tuple[ScoredRecord, int]]:
+        by_key = {m.key: m for m in batch}
+        before = conn.execute(select(func.coalesce(func.max(mentions.c.pk), 0))).scalar_one()
+        stored = sqlite_timestamp(stored_at)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(_SQLITE_INSERT_IGNORE, [sqlite_row(m, stored) for m in batch])
+        finally:
+            cursor.close()
+        rows = conn.execute(
+            select(mentions.c.pk, mentions.c.source, mentions.c.mention_id).where(
+                mentions.c.pk > before
+            )
+        )
+        return [(by_key[(source, mention_id)], pk) for pk, source, mention_id in rows]
+
+    def _sqlite_rollups_and_links(
+        self, conn: Connection, inserted: Sequence[tuple[ScoredRecord, int]]
+    ) -> None:
+        deltas = rollup_deltas(m for m, _ in inserted)
+        rollup_rows = [
+            (
+                brand,
+                minute,
+                d.mentions,
+                d.positive,
+                d.neutral,
+                d.negative,
+                d.score_sum,
+                d.reach,
+                d.engagement,
+            )
+            for (brand, minute), d in sorted(deltas.items())
         ]
-        for chunk in _chunks(rows, 200):
-            conn.execute(mention_brands.insert(), list(chunk))
+        link_rows = [
+            (pk, b, sqlite_timestamp(r.mention.created_at), r.sentiment.label)
+            for r, pk in inserted
+            for b in r.brands
+        ]
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(_SQLITE_UPSERT_ROLLUPS, rollup_rows)
+            cursor.executemany(_SQLITE_INSERT_LINKS, link_rows)
+        finally:
+            cursor.close()
+
+    def _link_brands(self, conn: Connection, inserted: Sequence[tuple[ScoredRecord, int]]) -> None:
+        rows = [
+            {
+                "mention_pk": pk,
+                "brand": b,
+                "created_at": r.mention.created_at,
+                "label": r.sentiment.label,
+            }
+            for r, pk in inserted
+            for b in r.brands
+        ]
+        conn.execute(_INSERT_MENTION_BRANDS, rows)
 
     def _add_to_rollups(self, conn: Connection, deltas: dict[tuple[str, int], RollupDelta]) -> None:
         rows = [
@@ -182,24 +323,4 @@ class MentionWriter:
             # Sorted, so concurrent writers lock rollup rows in one order and cannot deadlock.
             for (brand, minute), d in sorted(deltas.items())
         ]
-        counters = ("mentions", *_LABEL_COLUMNS, "score_sum", "reach", "engagement")
-        for chunk in _chunks(rows, 100):
-            stmt = insert_for(conn, brand_minute_rollups).values(list(chunk))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["brand", "minute"],
-                set_={c: brand_minute_rollups.c[c] + stmt.excluded[c] for c in counters},
-            )
-            conn.execute(stmt)
-
-
-def existing_keys(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of these ``(source, id)`` keys are stored already."""
-    found: set[tuple[str, str]] = set()
-    for chunk in _chunks(keys):
-        rows = conn.execute(
-            sa_select(mentions.c.source, mentions.c.mention_id).where(
-                tuple_(mentions.c.source, mentions.c.mention_id).in_(list(chunk))
-            )
-        )
-        found.update((r[0], r[1]) for r in rows)
-    return found
+        conn.execute(_UPSERT_ROLLUPS, rows)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -48,6 +49,7 @@ __all__ = [
 
 Tone = Literal["positive", "neutral", "negative"]
 _TONES: tuple[Tone, ...] = ("positive", "neutral", "negative")
+_T = TypeVar("_T")
 IncidentKind = Literal["outage", "price_hike", "data_breach"]
 
 INCIDENT_EVERY = timedelta(hours=48)
@@ -62,11 +64,18 @@ _HOUR_MS = 3_600_000
 # Ids are snowflake-shaped (milliseconds since this epoch, then 22 bits), like X's.
 _SNOWFLAKE_EPOCH_MS = 1_288_834_974_657
 _SEQUENCE_BITS = 22
+# Ids of generated mentions use the lower half of the sequence bits, answers the upper.
+_SEQUENCE_MASK = (1 << (_SEQUENCE_BITS - 1)) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
 _URL_PREFIX = "https://demo.sentimon.invalid/p/"
 # Share of all mentions that are replies, and how far back a reply looks for a parent.
 _REPLY_SHARE = 0.22
 _REPLY_LOOKBACK_HOURS = 3
 _MAX_INCIDENT = timedelta(hours=20)
+# A brand answers within two hours and the customer within one, so a whole exchange
+# stays inside the reply lookback.
+_MAX_ANSWER_MS = 115 * 60_000
+_MAX_ACK_MS = 60 * 60_000
 # The live shell wakes at least this often (seconds), whatever the rate.
 _MIN_TICK_S = 0.05
 _MAX_TICK_S = 1.0
@@ -127,7 +136,7 @@ class DemoBrand:
 
     ``share`` is its relative share of voice, ``care`` the chance that its support
     account answers a complaint, ``incident_weight`` how likely it is to be the one
-    having the incident.
+    having the incident; its support answers after about ``response_minutes``.
     """
 
     name: str
@@ -139,6 +148,7 @@ class DemoBrand:
     strengths: tuple[str, ...]
     pains: tuple[str, ...]
     care: float
+    response_minutes: float
     incident_weight: float
     followers: int
     aliases: tuple[str, ...] = ()
@@ -152,9 +162,10 @@ DEMO_BRANDS: tuple[DemoBrand, ...] = (
         competitors=("Quorvia", "Stackharbor", "Parlofy", "Brindlehub"),
         share=0.25,
         tone=ToneMix(positive=0.56, neutral=0.32, negative=0.12),
-        strengths=("shared inbox", "macros", "onboarding", "support team", "ticket routing"),
-        pains=("reporting dashboards", "price for small teams", "mobile app"),
+        strengths=("shared inbox", "macro editor", "onboarding", "help center", "ticket routing"),
+        pains=("reporting", "small-team pricing", "mobile app"),
         care=0.55,
+        response_minutes=12.0,
         incident_weight=0.7,
         followers=48_200,
     ),
@@ -164,10 +175,11 @@ DEMO_BRANDS: tuple[DemoBrand, ...] = (
         hashtag="quorvia",
         competitors=("Halcyra", "Stackharbor", "Parlofy"),
         share=0.22,
-        tone=ToneMix(positive=0.16, neutral=0.34, negative=0.50),
+        tone=ToneMix(positive=0.14, neutral=0.32, negative=0.54),
         strengths=("pricing", "knowledge base", "free tier"),
-        pains=("Salesforce sync", "mobile app", "SSO", "search", "email threading"),
+        pains=("Salesforce sync", "mobile app", "SSO setup", "search", "email threading"),
         care=0.12,
+        response_minutes=240.0,
         incident_weight=2.6,
         followers=31_700,
     ),
@@ -178,9 +190,10 @@ DEMO_BRANDS: tuple[DemoBrand, ...] = (
         competitors=("Halcyra", "Quorvia", "Parlofy"),
         share=0.27,
         tone=ToneMix(positive=0.28, neutral=0.46, negative=0.26),
-        strengths=("SLA timers", "audit logs", "SSO", "workflow automations", "API"),
-        pains=("admin console", "contract terms", "implementation", "UI", "per-seat pricing"),
+        strengths=("SLA tracking", "audit log", "SSO setup", "workflow automation", "API"),
+        pains=("admin console", "contract", "setup wizard", "ticket view", "per-seat pricing"),
         care=0.3,
+        response_minutes=50.0,
         incident_weight=1.2,
         followers=91_400,
         aliases=("Stack Harbor",),
@@ -192,9 +205,10 @@ DEMO_BRANDS: tuple[DemoBrand, ...] = (
         competitors=("Halcyra", "Quorvia", "Stackharbor", "Brindlehub"),
         share=0.17,
         tone=ToneMix(positive=0.44, neutral=0.26, negative=0.30),
-        strengths=("AI reply suggestions", "auto-triage", "live chat widget", "speed"),
-        pains=("AI answers", "usage-based billing", "AI reply suggestions", "data export"),
+        strengths=("AI reply assistant", "auto-triage", "live chat widget", "inbox search"),
+        pains=("AI answer engine", "usage-based billing", "AI reply assistant", "data export"),
         care=0.35,
+        response_minutes=20.0,
         incident_weight=1.2,
         followers=22_900,
     ),
@@ -205,9 +219,10 @@ DEMO_BRANDS: tuple[DemoBrand, ...] = (
         competitors=("Halcyra", "Parlofy"),
         share=0.09,
         tone=ToneMix(positive=0.30, neutral=0.55, negative=0.15),
-        strengths=("Shopify integration", "order lookup", "simple pricing"),
-        pains=("reporting dashboards", "SSO", "API"),
+        strengths=("Shopify integration", "order lookup", "pricing"),
+        pains=("reporting", "SSO setup", "API"),
         care=0.25,
+        response_minutes=70.0,
         incident_weight=0.5,
         followers=6_300,
     ),
@@ -245,7 +260,7 @@ _INCIDENT_KIND_WEIGHTS = (0.6, 0.25, 0.15)
 # (shortest, longest duration in hours, lowest, highest volume multiplier)
 _INCIDENT_SHAPES: dict[IncidentKind, tuple[float, float, float, float]] = {
     "outage": (1.5, 6.0, 4.0, 8.0),
-    "price_hike": (6.0, 14.0, 2.5, 4.0),
+    "price_hike": (6.0, 14.0, 3.0, 4.5),
     "data_breach": (8.0, 18.0, 5.0, 9.0),
 }
 
@@ -297,6 +312,18 @@ def plan_incidents(
 
 
 # --------------------------------------------------------------------------- texts
+
+
+class _Weighted(Generic[_T]):
+    """A weighted choice, cheaper than ``random.choices`` when drawn from many times."""
+
+    def __init__(self, pairs: Sequence[tuple[_T, float]]) -> None:
+        self._items = [item for item, _ in pairs]
+        self._cumulative = list(itertools.accumulate(weight for _, weight in pairs))
+
+    def pick(self, rng: random.Random) -> _T:
+        x = rng.random() * self._cumulative[-1]
+        return self._items[min(bisect.bisect_right(self._cumulative, x), len(self._items) - 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,7 +591,7 @@ _NEGATIVE_KINDS: tuple[tuple[_Kind, float], ...] = (
             (
                 "Opened a ticket with {h} {days} days ago. Still no answer. Ironic for a "
                 "support tool.",
-                "{b} support just closed my ticket without fixing anything. Unacceptable.",
+                "{b} support just closed my ticket without fixing anything. Really disappointed.",
                 "Worst vendor support experience this year: {b}. Canned replies and no solution.",
                 "Waiting on {b} support for {days} days. Our SLA is dead.",
             ),
@@ -581,7 +608,7 @@ _NEGATIVE_KINDS: tuple[tuple[_Kind, float], ...] = (
                 "Paying for {b} per seat hurts when half our agents are part time. Way too "
                 "expensive.",
                 "{b} wants an Enterprise plan just for SSO. Ridiculous.",
-                "The hidden costs in the {b} contract are a joke. Read the fine print.",
+                "The hidden costs in the {b} contract are outrageous. Read the fine print.",
             ),
         ),
         0.15,
@@ -632,174 +659,183 @@ _NEGATIVE_KINDS: tuple[tuple[_Kind, float], ...] = (
     ),
 )
 
-_KINDS_BY_TONE: dict[Tone, tuple[tuple[_Kind, float], ...]] = {
-    "positive": _POSITIVE_KINDS,
-    "neutral": _NEUTRAL_KINDS,
-    "negative": _NEGATIVE_KINDS,
+_KINDS_BY_TONE: dict[Tone, _Weighted[_Kind]] = {
+    "positive": _Weighted(_POSITIVE_KINDS),
+    "neutral": _Weighted(_NEUTRAL_KINDS),
+    "negative": _Weighted(_NEGATIVE_KINDS),
 }
 
-_INCIDENT_TEXTS: dict[IncidentKind, tuple[tuple[_Kind, float], ...]] = {
-    "outage": (
-        (
-            _Kind(
-                "outage_complaint",
-                "negative",
-                "people",
-                (
-                    "{b} is down and our whole support team is stuck. Terrible timing.",
-                    "{h} status page says all green but nobody on our team can log in. Ridiculous.",
-                    "Third {b} outage this month. This is unacceptable for a paid product.",
-                    "{b} down again 😡 customers are waiting and we can't even see the queue.",
-                    "Our agents have been staring at a broken {b} inbox for {dur}. Awful.",
-                    "Can't load a single ticket in {b}. Is this a joke?",
-                    "The {b} outage is killing our SLAs today. Furious.",
-                    "If {b} can't stay up, we can't support our customers. Seriously bad.",
+_INCIDENT_TEXTS: dict[IncidentKind, _Weighted[_Kind]] = {
+    "outage": _Weighted(
+        [
+            (
+                _Kind(
+                    "outage_complaint",
+                    "negative",
+                    "people",
+                    (
+                        "{b} is down and our whole support team is stuck. Terrible timing.",
+                        "{h} status page says all green but nobody on our team can log in. "
+                        "Ridiculous.",
+                        "Third {b} outage this month. This is unacceptable for a paid product.",
+                        "{b} down again 😡 customers are waiting and we can't even see the queue.",
+                        "Our agents have been staring at a broken {b} inbox for {dur}. Awful.",
+                        "Can't load a single ticket in {b}. Is this a joke?",
+                        "The {b} outage is killing our SLAs today. Furious.",
+                        "If {b} can't stay up, we can't support our customers. Seriously bad.",
+                    ),
                 ),
+                0.8,
             ),
-            0.8,
-        ),
-        (
-            _Kind(
-                "outage_question",
-                "neutral",
-                "people",
-                (
-                    "Is {b} down for anyone else?",
-                    "{h} are you having issues? Tickets won't load for us.",
-                    "Anyone else getting errors in {b} right now? {t}",
+            (
+                _Kind(
+                    "outage_question",
+                    "neutral",
+                    "people",
+                    (
+                        "Is {b} down for anyone else?",
+                        "{h} are you having issues? Tickets won't load for us.",
+                        "Anyone else getting errors in {b} right now? {t}",
+                    ),
+                    question=True,
                 ),
-                question=True,
+                0.14,
             ),
-            0.14,
-        ),
-        (
-            _Kind(
-                "outage_news",
-                "neutral",
-                "media",
-                (
-                    "{b} suffers a multi-hour outage; customers report lost tickets.",
-                    "Customers of helpdesk provider {b} report widespread login failures.",
+            (
+                _Kind(
+                    "outage_news",
+                    "neutral",
+                    "media",
+                    (
+                        "{b} suffers a multi-hour outage; customers report lost tickets.",
+                        "Customers of helpdesk provider {b} report widespread login failures.",
+                    ),
                 ),
+                0.04,
             ),
-            0.04,
-        ),
-        (
-            _Kind(
-                "outage_status",
-                "neutral",
-                "official",
-                (
-                    "We're investigating an issue affecting ticket loading in {b}. Updates "
-                    "on our status page.",
-                    "Update: a fix for the {b} login issue is rolling out. Thanks for your "
-                    "patience.",
+            (
+                _Kind(
+                    "outage_status",
+                    "neutral",
+                    "official",
+                    (
+                        "We're investigating an issue affecting ticket loading in {b}. Updates "
+                        "on our status page.",
+                        "Update: a fix for the {b} login issue is rolling out. Thanks for your "
+                        "patience.",
+                    ),
                 ),
+                0.02,
             ),
-            0.02,
-        ),
+        ]
     ),
-    "price_hike": (
-        (
-            _Kind(
-                "price_complaint",
-                "negative",
-                "people",
-                (
-                    "{b} just raised our renewal by {pct}%. Absolutely not.",
-                    "{b} is moving {f} to the Enterprise tier. Terrible move for small teams.",
-                    "The new {b} pricing is a disgrace. Time to look at {c}.",
-                    "{pct}% price increase from {b} with 30 days notice. Greedy and disrespectful.",
-                    "Got the {b} pricing email. Angry doesn't cover it.",
-                    "{h} this price hike is a slap in the face to loyal customers.",
+    "price_hike": _Weighted(
+        [
+            (
+                _Kind(
+                    "price_complaint",
+                    "negative",
+                    "people",
+                    (
+                        "{b} just raised our renewal by {pct}%. Absolutely not.",
+                        "{b} is moving {f} to the Enterprise tier. Terrible move for small teams.",
+                        "The new {b} pricing is a disgrace. Time to look at {c}.",
+                        "{pct}% price increase from {b} with 30 days notice. Greedy and "
+                        "disrespectful.",
+                        "Got the {b} pricing email. Angry doesn't cover it.",
+                        "{h} this price hike is a slap in the face to loyal customers.",
+                    ),
                 ),
+                0.8,
             ),
-            0.8,
-        ),
-        (
-            _Kind(
-                "price_question",
-                "neutral",
-                "people",
-                (
-                    "Did everyone get the new {b} pricing email? What does it mean for the "
-                    "Growth plan?",
-                    "{h} does the new pricing apply at renewal or right away?",
+            (
+                _Kind(
+                    "price_question",
+                    "neutral",
+                    "people",
+                    (
+                        "Did everyone get the new {b} pricing email? What does it mean for the "
+                        "Growth plan?",
+                        "{h} does the new pricing apply at renewal or right away?",
+                    ),
+                    question=True,
                 ),
-                question=True,
+                0.14,
             ),
-            0.14,
-        ),
-        (
-            _Kind(
-                "price_news",
-                "neutral",
-                "media",
-                ("{b} overhauls its pricing; some customers face increases of up to {pct}%.",),
-            ),
-            0.04,
-        ),
-        (
-            _Kind(
-                "price_statement",
-                "neutral",
-                "official",
-                (
-                    "We've published an FAQ about the new {b} plans. Existing customers keep "
-                    "current pricing until renewal.",
+            (
+                _Kind(
+                    "price_news",
+                    "neutral",
+                    "media",
+                    ("{b} overhauls its pricing; some customers face increases of up to {pct}%.",),
                 ),
+                0.04,
             ),
-            0.02,
-        ),
+            (
+                _Kind(
+                    "price_statement",
+                    "neutral",
+                    "official",
+                    (
+                        "We've published an FAQ about the new {b} plans. Existing customers keep "
+                        "current pricing until renewal.",
+                    ),
+                ),
+                0.02,
+            ),
+        ]
     ),
-    "data_breach": (
-        (
-            _Kind(
-                "breach_complaint",
-                "negative",
-                "people",
-                (
-                    "{b} confirms a security breach affecting customer data. Horrible.",
-                    "Just got the {b} breach notification email. Furious that we heard it "
-                    "from a reporter first.",
-                    "If you use {b}, rotate your API keys now. This breach is a disaster. #infosec",
-                    "How do we explain the {b} data breach to our own customers? Nightmare.",
-                    "Lost all trust in {b} after this breach. We're out.",
+    "data_breach": _Weighted(
+        [
+            (
+                _Kind(
+                    "breach_complaint",
+                    "negative",
+                    "people",
+                    (
+                        "{b} confirms a security breach affecting customer data. Horrible.",
+                        "Just got the {b} breach notification email. Furious that we heard it "
+                        "from a reporter first.",
+                        "If you use {b}, rotate your API keys now. This breach is a disaster. "
+                        "#infosec",
+                        "How do we explain the {b} data breach to our own customers? What a mess.",
+                        "Lost all trust in {b} after this breach. We're out.",
+                    ),
                 ),
+                0.8,
             ),
-            0.8,
-        ),
-        (
-            _Kind(
-                "breach_question",
-                "neutral",
-                "people",
-                ("Has {b} said which customer data was exposed in the incident?",),
-                question=True,
-            ),
-            0.14,
-        ),
-        (
-            _Kind(
-                "breach_news",
-                "neutral",
-                "media",
-                ("{b} discloses security incident; attackers accessed support ticket data.",),
-            ),
-            0.04,
-        ),
-        (
-            _Kind(
-                "breach_statement",
-                "neutral",
-                "official",
-                (
-                    "An update on the {b} security incident and the steps we are taking: see "
-                    "our blog.",
+            (
+                _Kind(
+                    "breach_question",
+                    "neutral",
+                    "people",
+                    ("Has {b} said which customer data was exposed in the incident?",),
+                    question=True,
                 ),
+                0.14,
             ),
-            0.02,
-        ),
+            (
+                _Kind(
+                    "breach_news",
+                    "neutral",
+                    "media",
+                    ("{b} discloses a data breach; attackers stole ticket data.",),
+                ),
+                0.04,
+            ),
+            (
+                _Kind(
+                    "breach_statement",
+                    "neutral",
+                    "official",
+                    (
+                        "An update on the {b} security incident and the steps we are taking: see "
+                        "our blog.",
+                    ),
+                ),
+                0.02,
+            ),
+        ]
     ),
 }
 
@@ -812,7 +848,7 @@ _AGREE_NEGATIVE = _Kind(
         "@{pa} Same here. {b} has been painful for us too 😩",
         "@{pa} This. We're evaluating {c} because of exactly this problem with {b}.",
         "@{pa} Ugh, same problem with {b} all week.",
-        "@{pa} You're not alone, {b} broke for us too.",
+        "@{pa} You're not alone, {b} broke for us too. So frustrating.",
     ),
 )
 _DEFEND = _Kind(
@@ -923,35 +959,64 @@ _COMMENT_NEUTRAL = _Kind(
         "@{pa} Noted. Will check how this affects our {b} setup.",
     ),
 )
+# The customer's answer to the brand's support account.
+_ACK_POSITIVE = _Kind(
+    "ack_positive",
+    "positive",
+    "people",
+    (
+        "@{pa} Thanks, DM sent. Appreciate the quick response from the {b} team.",
+        "@{pa} Thank you! Fixed now, great support from {b} as usual.",
+    ),
+)
+_ACK_NEGATIVE = _Kind(
+    "ack_negative",
+    "negative",
+    "people",
+    (
+        "@{pa} Sent. Third time we've reported this to {b} though. Frustrating.",
+        "@{pa} A DM won't fix it. {b}, we need a real solution, not canned replies.",
+    ),
+)
+_ACK_THANKS = _Kind(
+    "ack_thanks",
+    "positive",
+    "people",
+    (
+        "@{pa} Thanks, that helps! Will check the {b} docs.",
+        "@{pa} Great, thank you {b} team.",
+    ),
+)
 _INCIDENT_REPLY = _Kind(
     "incident_reply",
     "negative",
     "people",
     (
-        "@{pa} Same, {b} is completely unusable for us right now.",
+        "@{pa} Same, {b} is completely unusable for us right now. Awful.",
         "@{pa} {b} really needs to explain what happened here. Terrible communication.",
-        "@{pa} This is the last straw with {b} for us.",
+        "@{pa} This is the last straw with {b}. Sick of it.",
         "@{pa} {dur} and counting. {b}, we need a real answer.",
     ),
 )
 
+# Features are singular ("the {f} just works"), whatever the brand.
 _FEATURES = (
     "shared inbox",
-    "macros",
-    "SLA timers",
+    "macro editor",
+    "SLA tracking",
     "ticket routing",
     "knowledge base",
     "live chat widget",
-    "CSAT surveys",
-    "reporting dashboards",
+    "CSAT survey tool",
+    "reporting",
     "mobile app",
-    "workflow automations",
+    "workflow automation",
     "customer portal",
-    "AI reply suggestions",
+    "AI reply assistant",
     "auto-triage",
     "email threading",
     "API",
-    "SSO",
+    "SSO setup",
 )
 _INTEGRATIONS = (
     "Slack",
@@ -1187,10 +1252,10 @@ _BIG_ACCOUNTS = (
     ("Nadia Petrov", "nadiapetrov", "leader", 104_300, "Founder. Writes about scaling support."),
 )
 # Who writes each voice's mentions, by author group.
-_VOICE_GROUPS: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
-    "people": (("practitioner", "leader", "other", "media"), (0.55, 0.3, 0.1, 0.05)),
-    "media": (("media",), (1.0,)),
-    "hiring": (("hiring", "leader"), (0.6, 0.4)),
+_VOICE_GROUPS: dict[str, _Weighted[str]] = {
+    "people": _Weighted([("practitioner", 0.55), ("leader", 0.3), ("other", 0.1), ("media", 0.05)]),
+    "media": _Weighted([("media", 1.0)]),
+    "hiring": _Weighted([("hiring", 0.6), ("leader", 0.4)]),
 }
 _POOL_SIZE = 420
 
@@ -1292,9 +1357,9 @@ class _Authors:
         return _Person(author, company)
 
     def pick(self, rng: random.Random, voice: str, *, avoid: Author | None = None) -> _Person:
-        groups, weights = _VOICE_GROUPS[voice]
+        groups = _VOICE_GROUPS[voice]
         for _ in range(3):
-            person = self._groups[rng.choices(groups, weights)[0]].pick(rng)
+            person = self._groups[groups.pick(rng)].pick(rng)
             if person.author is not avoid:
                 return person
         return person
@@ -1363,6 +1428,7 @@ class _Post:
     tone: Tone
     kind: _Kind
     incident: bool
+    person: _Person
 
     @property
     def conversation_id(self) -> str:
@@ -1421,14 +1487,21 @@ class _Timeline:
             )
         self._authors = _Authors(random.Random(f"{base}:authors"))
         self._accounts = [_brand_account(b) for b in brands]
+        self._tones = [
+            _Weighted(
+                list(zip(_TONES, (b.tone.positive, b.tone.neutral, b.tone.negative), strict=True))
+            )
+            for b in brands
+        ]
         self._protected = frozenset(
             word.lower()
             for b in brands
             for term in (b.name, b.handle, b.hashtag, *b.aliases)
             for word in (term, *term.split())
         )
-        self._salt = base & ((1 << _SEQUENCE_BITS) - 1)
+        self._salt = base & _SEQUENCE_MASK
         self._roots: dict[int, list[_Post]] = {}
+        self._answers: dict[int, list[_Post]] = {}
         self._hours: dict[int, tuple[list[int], list[Mention]]] = {}
 
     def between(self, start_ms: int, end_ms: int) -> Iterator[Mention]:
@@ -1447,7 +1520,14 @@ class _Timeline:
         if cached is not None:
             return cached
         roots = self._roots_of(hour)
-        posts = sorted([*roots, *self._replies(hour, len(roots))], key=lambda p: p.ms)
+        start, end = hour * _HOUR_MS, (hour + 1) * _HOUR_MS
+        answers = [
+            post
+            for h in range(hour - _REPLY_LOOKBACK_HOURS, hour + 1)
+            for post in self._follow_ups_of(h)
+            if start <= post.ms < end
+        ]
+        posts = sorted([*roots, *self._replies(hour, len(roots)), *answers], key=lambda p: p.ms)
         result = ([p.ms for p in posts], [p.mention for p in posts])
         self._hours = {h: v for h, v in self._hours.items() if h >= hour - 1}
         self._hours[hour] = result
@@ -1479,6 +1559,16 @@ class _Timeline:
         self._roots[hour] = posts
         return posts
 
+    def _follow_ups_of(self, hour: int) -> list[_Post]:
+        cached = self._answers.get(hour)
+        if cached is not None:
+            return cached
+        posts = [post for root in self._roots_of(hour) for post in self._follow_ups(root)]
+        keep = hour - _REPLY_LOOKBACK_HOURS
+        self._answers = {h: v for h, v in self._answers.items() if h >= keep}
+        self._answers[hour] = posts
+        return posts
+
     def _incident_at(self, b: int, ms: int) -> _BrandIncident | None:
         for active in self._incidents[b]:
             if active.start_ms <= ms < active.end_ms:
@@ -1492,8 +1582,8 @@ class _Timeline:
         hi = min(active.end_ms, (hour + 1) * _HOUR_MS)
         if lo >= hi:
             return
-        # An incident draws attention even at night, so the surge has a floor.
-        weight = max(_volume_weight(hour), 0.5)
+        # News travels at night and on weekends too: the surge is at least the average.
+        weight = max(_volume_weight(hour), 1.0)
         samples = [lo + (hi - lo) * (k + 0.5) / 8 for k in range(8)]
         mean_intensity = sum(
             _incident_intensity(active.start_ms, active.end_ms, int(s)) for s in samples
@@ -1563,58 +1653,78 @@ class _Timeline:
     # -- one mention
 
     def _draft(self, rng: random.Random, ms: int, b: int) -> _Draft:
-        brand = self._brands[b]
-        tone = rng.choices(_TONES, (brand.tone.positive, brand.tone.neutral, brand.tone.negative))[
-            0
-        ]
-        kinds = _KINDS_BY_TONE[tone]
-        kind = rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
+        tone = self._tones[b].pick(rng)
+        kind = _KINDS_BY_TONE[tone].pick(rng)
         return self._write(rng, ms, b, kind, parent=None, incident=False)
 
     def _incident_draft(self, rng: random.Random, ms: int, b: int, incident: Incident) -> _Draft:
-        kinds = _INCIDENT_TEXTS[incident.kind]
-        kind = rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
+        kind = _INCIDENT_TEXTS[incident.kind].pick(rng)
         return self._write(rng, ms, b, kind, parent=None, incident=True)
 
     def _reply_draft(self, rng: random.Random, ms: int, parent: _Post) -> _Draft:
-        b = parent.brand
-        brand = self._brands[b]
-        by_brand = parent.kind.voice == "official"
-        answers = not by_brand and rng.random() < brand.care
+        brand = self._brands[parent.brand]
+        liked = brand.tone.positive / (brand.tone.positive + brand.tone.negative)
         kind: _Kind
         if parent.incident and rng.random() < 0.6:
-            kind = _APOLOGY if answers and parent.tone == "negative" else _INCIDENT_REPLY
+            kind = _INCIDENT_REPLY
         elif parent.tone == "negative":
-            kind = (
-                _APOLOGY
-                if answers
-                else rng.choices((_AGREE_NEGATIVE, _DEFEND, _COMMENT_NEUTRAL), (0.6, 0.25, 0.15))[0]
-            )
+            kind = _pick(rng, (_AGREE_NEGATIVE, 0.6), (_DEFEND, 0.25), (_COMMENT_NEUTRAL, 0.15))
         elif parent.tone == "positive":
-            kind = (
-                _THANKS
-                if answers and rng.random() < 0.5
-                else rng.choices(
-                    (_AGREE_POSITIVE, _FOLLOW_UP, _ANSWER_NEGATIVE), (0.5, 0.35, 0.15)
-                )[0]
-            )
+            kind = _pick(rng, (_AGREE_POSITIVE, 0.5), (_FOLLOW_UP, 0.35), (_ANSWER_NEGATIVE, 0.15))
         elif parent.kind.question:
-            liked = brand.tone.positive / (brand.tone.positive + brand.tone.negative)
-            kind = (
-                _OFFICIAL_ANSWER
-                if answers
-                else rng.choices(
-                    (_ANSWER_POSITIVE, _ANSWER_NEGATIVE, _COMMENT_NEUTRAL),
-                    (0.7 * liked, 0.7 * (1.0 - liked), 0.3),
-                )[0]
+            kind = _pick(
+                rng,
+                (_ANSWER_POSITIVE, 0.7 * liked),
+                (_ANSWER_NEGATIVE, 0.7 * (1.0 - liked)),
+                (_COMMENT_NEUTRAL, 0.3),
             )
         else:
+            kind = _pick(
+                rng,
+                (_COMMENT_POSITIVE, 0.5 * liked),
+                (_COMMENT_NEGATIVE, 0.5 * (1.0 - liked)),
+                (_COMMENT_NEUTRAL, 0.5),
+            )
+        return self._write(rng, ms, parent.brand, kind, parent=parent, incident=parent.incident)
+
+    def _follow_ups(self, root: _Post) -> list[_Post]:
+        """The brand's answer to a root, and the author's answer to that, if any.
+
+        Drawn from the root alone, so each root is answered at most once, whichever
+        hour the answer falls in.
+        """
+        brand = self._brands[root.brand]
+        if root.kind.voice == "official":
+            return []
+        if root.tone == "negative":
+            answer, chance = _APOLOGY, brand.care * (0.3 if root.incident else 1.0)
+        elif root.kind.question:
+            answer, chance = _OFFICIAL_ANSWER, brand.care * 0.6
+        elif root.tone == "positive":
+            answer, chance = _THANKS, brand.care * 0.3
+        else:
+            return []
+        if _unit(int(root.mention.id)) >= chance:
+            return []
+        rng = random.Random(f"{self._base}:care:{root.mention.id}")
+        lag = rng.lognormvariate(math.log(brand.response_minutes * 60_000), 0.6)
+        ms = root.ms + int(min(max(lag, 60_000.0), _MAX_ANSWER_MS))
+        draft = self._write(rng, ms, root.brand, answer, parent=root, incident=root.incident)
+        reply = self._post(draft, self._follow_up_id(ms, root, 1), parent=root)
+        ack: _Kind | None = None
+        if answer is _APOLOGY and rng.random() < 0.6:
             liked = brand.tone.positive / (brand.tone.positive + brand.tone.negative)
-            kind = rng.choices(
-                (_COMMENT_POSITIVE, _COMMENT_NEGATIVE, _COMMENT_NEUTRAL),
-                (0.5 * liked, 0.5 * (1.0 - liked), 0.5),
-            )[0]
-        return self._write(rng, ms, b, kind, parent=parent, incident=parent.incident)
+            ack = _ACK_POSITIVE if rng.random() < liked else _ACK_NEGATIVE
+        elif answer is _OFFICIAL_ANSWER and rng.random() < 0.4:
+            ack = _ACK_THANKS
+        if ack is None:
+            return [reply]
+        lag = rng.lognormvariate(math.log(8 * 60_000), 0.8)
+        ms += int(min(max(lag, 30_000.0), _MAX_ACK_MS))
+        draft = self._write(
+            rng, ms, root.brand, ack, parent=reply, incident=root.incident, person=root.person
+        )
+        return [reply, self._post(draft, self._follow_up_id(ms, root, 2), parent=reply)]
 
     def _write(
         self,
@@ -1625,11 +1735,12 @@ class _Timeline:
         *,
         parent: _Post | None,
         incident: bool,
+        person: _Person | None = None,
     ) -> _Draft:
         brand = self._brands[b]
-        if kind.voice == "official":
+        if person is None and kind.voice == "official":
             person = self._accounts[b]
-        else:
+        elif person is None:
             person = self._authors.pick(
                 rng, kind.voice, avoid=None if parent is None else parent.mention.author
             )
@@ -1670,8 +1781,14 @@ class _Timeline:
         return text
 
     def _id(self, ms: int, index: int) -> str:
-        sequence = (index + self._salt) & ((1 << _SEQUENCE_BITS) - 1)
-        return str(((ms - _SNOWFLAKE_EPOCH_MS) << _SEQUENCE_BITS) | sequence)
+        """Unique within the hour: the index is the mention's place in its hour."""
+        return _snowflake(ms, (index + self._salt) & _SEQUENCE_MASK)
+
+    @staticmethod
+    def _follow_up_id(ms: int, root: _Post, step: int) -> str:
+        # The upper half of the sequence space, so it never meets an indexed id.
+        mixed = (int(root.mention.id) * _GOLDEN) >> 24
+        return _snowflake(ms, (1 << (_SEQUENCE_BITS - 1)) | ((mixed + step) & _SEQUENCE_MASK))
 
     def _post(self, draft: _Draft, mention_id: str, *, parent: _Post | None) -> _Post:
         mention = Mention(
@@ -1686,7 +1803,15 @@ class _Timeline:
             conversation_id=mention_id if parent is None else parent.conversation_id,
             metrics=draft.metrics,
         )
-        return _Post(draft.ms, mention, draft.brand, draft.kind.tone, draft.kind, draft.incident)
+        return _Post(
+            ms=draft.ms,
+            mention=mention,
+            brand=draft.brand,
+            tone=draft.kind.tone,
+            kind=draft.kind,
+            incident=draft.incident,
+            person=draft.person,
+        )
 
 
 def _metrics(
@@ -1784,7 +1909,7 @@ class DemoSource:
         timeline = _Timeline(base, self._brands, self._rate_per_hour, incidents)
         return timeline, _to_ms(end - timedelta(days=1))
 
-    async def items(self) -> AsyncIterator[SourceItem]:
+    async def items(self) -> AsyncGenerator[SourceItem, None]:
         now_ms = _to_ms(self._clock.now())
         timeline, usable_until = self._timeline(now_ms)
         backfill_ms = self._backfill // _ONE_MS
@@ -1806,6 +1931,19 @@ class DemoSource:
 
 
 # -------------------------------------------------------------------------- helpers
+
+
+def _snowflake(ms: int, sequence: int) -> str:
+    return str(((ms - _SNOWFLAKE_EPOCH_MS) << _SEQUENCE_BITS) | sequence)
+
+
+def _unit(key: int) -> float:
+    """A uniform number in [0, 1) that depends on ``key`` alone."""
+    return (((key * _GOLDEN) & 0xFFFFFFFFFFFFFFFF) >> 11) / float(1 << 53)
+
+
+def _pick(rng: random.Random, *choices: tuple[_T, float]) -> _T:
+    return _Weighted(choices).pick(rng)
 
 
 def _to_ms(moment: datetime) -> int:

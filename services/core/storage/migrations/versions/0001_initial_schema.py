@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 21:34:36.101986
+Create Date: 2026-11-21 21:41:08.050888
 """
 
 from __future__ import annotations
@@ -86,30 +86,21 @@ def upgrade() -> None:
         ),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("mention_id", sa.String(length=256), nullable=False),
-        sa.Column("url", sa.String(length=2048), nullable=True),
-        sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("lang", sa.String(length=35), nullable=True),
         sa.Column("created_at", services.core.storage.tables.UTCDateTime(), nullable=False),
         sa.Column("author_id", sa.String(length=256), nullable=False),
         sa.Column("author_handle", sa.String(length=256), nullable=False),
-        sa.Column("author_name", sa.String(length=512), nullable=True),
         sa.Column("author_followers", sa.BigInteger(), nullable=False),
-        sa.Column("author_description", sa.Text(), nullable=True),
-        sa.Column("author_verified", sa.Boolean(), nullable=False),
         sa.Column("in_reply_to_id", sa.String(length=256), nullable=True),
         sa.Column("conversation_id", sa.String(length=256), nullable=True),
-        sa.Column("likes", sa.BigInteger(), nullable=True),
-        sa.Column("reposts", sa.BigInteger(), nullable=True),
-        sa.Column("replies", sa.BigInteger(), nullable=True),
-        sa.Column("brands", sa.JSON(), nullable=False),
+        sa.Column("engagement", sa.BigInteger(), nullable=False),
         sa.Column("label", sa.String(length=8), nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("confidence", sa.Float(), nullable=False),
         sa.Column("method", sa.String(length=16), nullable=False),
-        sa.Column("lexicon_compound", sa.Float(), nullable=False),
         sa.Column("spot_check", sa.Boolean(), nullable=False),
         sa.Column("scored_at", services.core.storage.tables.UTCDateTime(), nullable=False),
         sa.Column("stored_at", services.core.storage.tables.UTCDateTime(), nullable=False),
+        sa.Column("doc", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_mentions")),
         sa.UniqueConstraint("source", "mention_id", name="uq_mentions_source_mention_id"),
     )

@@ -1,0 +1,123 @@
+"""Embedded pipeline throughput against raw VADER on the same texts, in one run.
+
+Run: ``make bench`` (or ``.venv/bin/python -m tests.bench.bench_pipeline [--count N]``).
+
+The texts are TweetEval's test tweets, each naming one of five brands by handle so that
+every mention is matched, scored and stored. The baseline is a plain loop of
+``SentimentIntensityAnalyzer().polarity_scores(text)`` over the same texts in this
+process. The pipeline figure is end to end: a JSON Lines file read by the file
+source, validated, deduplicated, produced to the in-memory bus, consumed, brand
+matched and masked, scored (VADER in a worker process), written to SQLite with its
+rollups, produced to ``mentions.scored`` and committed — from the first line read to
+the last offset committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from services.api.settings import ApiSettings
+from services.embedded import Embedded
+from services.ingest.settings import IngestSettings
+from services.ingest.sources.file import FileSource
+from services.scorer.settings import ScorerSettings
+from tests.bench.shared_data import tweeteval_test_texts
+
+BRANDS = [
+    ("Acme", "@acmehq OR acme"),
+    ("Globex", "@globexcorp OR globex"),
+    ("Initech", "@initech OR initech"),
+    ("Umbrella", "@umbrellacorp OR umbrella"),
+    ("Hooli", "@hooli OR hooli"),
+]
+HANDLES = ["@acmehq", "@globexcorp", "@initech", "@umbrellacorp", "@hooli"]
+
+
+def build_texts(count: int) -> list[str]:
+    tweets = tweeteval_test_texts()
+    out = []
+    for i in range(count):
+        out.append(f"{HANDLES[i % len(HANDLES)]} {tweets[i % len(tweets)]}")
+    return out
+
+
+def write_jsonl(path: Path, texts: list[str]) -> None:
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    with path.open("wb") as f:
+        for i, text in enumerate(texts):
+            doc = {
+                "id": f"bench-{i}",
+                "source": "file",
+                "text": text,
+                "created_at": (start + timedelta(seconds=i)).isoformat(),
+                "author": {"id": f"a{i % 500}", "handle": f"user{i % 500}", "followers": i % 9000},
+                "metrics": {"likes": i % 7, "reposts": i % 3, "replies": i % 2},
+            }
+            f.write(orjson.dumps(doc) + b"\n")
+
+
+def bench_vader(texts: list[str]) -> float:
+    analyzer = SentimentIntensityAnalyzer()
+    t0 = time.perf_counter()
+    for t in texts:
+        analyzer.polarity_scores(t)
+    return len(texts) / (time.perf_counter() - t0)
+
+
+async def bench_pipeline(path: Path, n: int, processes: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        emb = Embedded(
+            ingest=IngestSettings(data_dir=data, demo=False),
+            scorer=ScorerSettings(data_dir=data, lexicon_processes=processes),
+            api=ApiSettings(data_dir=data),
+        )
+        async with emb:
+            for name, query in BRANDS:
+                emb.brands.create(name, query)
+            await emb.refresh_brands()
+            if processes:  # warm the worker up: its start-up is not throughput
+                assert emb.pipeline is not None
+                await emb.pipeline.lexicon.score(["warm up"])
+            t0 = time.perf_counter()
+            task = emb.add_source(FileSource(path))
+            await emb.drain(timeout_s=600)
+            elapsed = time.perf_counter() - t0
+            stats = task.result()
+            assert stats.accepted == n, stats
+            stored = emb.metrics.registry.get_sample_value("sentimon_mentions_stored_total")
+            assert stored == n, stored
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=24_000)
+    args = parser.parse_args()
+    texts = build_texts(args.count)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mentions.jsonl"
+        write_jsonl(path, texts)
+        vader = bench_vader(texts)
+        inline = asyncio.run(bench_pipeline(path, len(texts), processes=0))
+        pooled = asyncio.run(bench_pipeline(path, len(texts), processes=1))
+        vader_again = bench_vader(texts)
+    base = (vader + vader_again) / 2
+    print(f"embedded pipeline benchmark: {len(texts)} TweetEval test tweets, each naming a brand")
+    print(f"  raw VADER, one loop (baseline)      {base:9.0f} mentions/s  1.00x"
+          f"  (runs: {vader:.0f}, {vader_again:.0f})")
+    print(f"  pipeline, VADER inline              {inline:9.0f} mentions/s  {inline / base:.2f}x")
+    print(f"  pipeline, VADER in 1 worker process {pooled:9.0f} mentions/s  {pooled / base:.2f}x"
+          "  (default; goal >= 0.85x)")
+
+
+if __name__ == "__main__":
+    main()
