@@ -160,6 +160,7 @@ async def test_listing_filters_and_bad_parameters(
         ({"from": "2026-03-04T00:00:00Z", "to": "2026-03-03T00:00:00Z"}, "from"),
     ]
     for params, field in bad:
+        assert isinstance(params, dict)
         r = await client.get("/api/v1/mentions", params=params, headers=h)
         assert r.status_code == 422, (params, r.text)
         assert r.json()["errors"][0]["field"] == field, (params, r.json())

@@ -112,11 +112,15 @@ def main() -> None:
         vader_again = bench_vader(texts)
     base = (vader + vader_again) / 2
     print(f"embedded pipeline benchmark: {len(texts)} TweetEval test tweets, each naming a brand")
-    print(f"  raw VADER, one loop (baseline)      {base:9.0f} mentions/s  1.00x"
-          f"  (runs: {vader:.0f}, {vader_again:.0f})")
+    print(
+        f"  raw VADER, one loop (baseline)      {base:9.0f} mentions/s  1.00x"
+        f"  (runs: {vader:.0f}, {vader_again:.0f})"
+    )
     print(f"  pipeline, VADER inline              {inline:9.0f} mentions/s  {inline / base:.2f}x")
-    print(f"  pipeline, VADER in 1 worker process {pooled:9.0f} mentions/s  {pooled / base:.2f}x"
-          "  (default; goal >= 0.85x)")
+    print(
+        f"  pipeline, VADER in 1 worker process {pooled:9.0f} mentions/s  {pooled / base:.2f}x"
+        "  (default; goal >= 0.85x)"
+    )
 
 
 if __name__ == "__main__":

@@ -214,6 +214,23 @@ def test_replies_continue_earlier_conversations_of_the_stream(stream: list[Menti
     assert any("@" + r.author.handle in official for r in answered), "brands answer too"
 
 
+def test_brands_answer_each_mention_once_and_at_their_own_pace(stream: list[Mention]) -> None:
+    by_id = {m.id: m for m in stream}
+    accounts = {b.handle: b for b in DEMO_BRANDS}
+    answers = [m for m in stream if m.author.handle in accounts and m.in_reply_to_id in by_id]
+    per_parent = Counter(m.in_reply_to_id for m in answers)
+    assert max(per_parent.values()) == 1
+
+    def median_minutes(brand: str) -> float:
+        return statistics.median(
+            (m.created_at - by_id[str(m.in_reply_to_id)].created_at) / timedelta(minutes=1)
+            for m in answers
+            if accounts[m.author.handle].name == brand
+        )
+
+    assert median_minutes("Halcyra") < 20 < 45 < median_minutes("Quorvia")
+
+
 def test_authors_have_heavy_tailed_reach_and_job_titles(stream: list[Mention]) -> None:
     authors = {m.author.id: m.author for m in stream}
     assert 200 < len(authors) < 1_000

@@ -70,6 +70,7 @@ _GOLDEN = 0x9E3779B97F4A7C15
 _URL_PREFIX = "https://demo.sentimon.invalid/p/"
 # Share of all mentions that are replies, and how far back a reply looks for a parent.
 _REPLY_SHARE = 0.22
+_RANDOM_REPLIES_PER_ROOT = 0.2
 _REPLY_LOOKBACK_HOURS = 3
 _MAX_INCIDENT = timedelta(hours=20)
 # A brand answers within two hours and the customer within one, so a whole exchange
@@ -153,6 +154,14 @@ class DemoBrand:
     followers: int
     aliases: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.response_minutes <= _MAX_ANSWER_MS / 60_000 * 0.9:
+            raise ValueError(f"DemoBrand {self.name!r}: response_minutes out of range")
+        if not 0.0 <= self.care <= 1.0:
+            raise ValueError(f"DemoBrand {self.name!r}: care must be within [0, 1]")
+        if self.tone.positive + self.tone.negative <= 0.0:
+            raise ValueError(f"DemoBrand {self.name!r}: needs some positive or negative tone")
+
 
 DEMO_BRANDS: tuple[DemoBrand, ...] = (
     DemoBrand(
@@ -179,7 +188,7 @@ DEMO_BRANDS: tuple[DemoBrand, ...] = (
         strengths=("pricing", "knowledge base", "free tier"),
         pains=("Salesforce sync", "mobile app", "SSO setup", "search", "email threading"),
         care=0.12,
-        response_minutes=240.0,
+        response_minutes=95.0,
         incident_weight=2.6,
         followers=31_700,
     ),
@@ -369,7 +378,7 @@ _POSITIVE_KINDS: tuple[tuple[_Kind, float], ...] = (
             "positive",
             "people",
             (
-                "Had a billing question for {h} and got a friendly, helpful answer in {dur}. "
+                "Had a billing question for {h} and got a friendly, helpful answer in {quick}. "
                 "That's how it's done.",
                 "{b} support is fantastic. Real humans, real answers.",
                 "Kudos to the {b} support team for fixing our SSO issue so quickly. Great "
@@ -389,7 +398,7 @@ _POSITIVE_KINDS: tuple[tuple[_Kind, float], ...] = (
             (
                 "The {b} + {i} integration is smooth. Tickets sync both ways, no more copy "
                 "and paste.",
-                "Set up {b} with {i} in {dur}. Painless. Love it.",
+                "Set up {b} with {i} in {quick}. Painless. Love it.",
                 "Finally a {i} integration that works great: {b} nailed it.",
                 "Connected {h} to {i} today and it just worked. Happy admin here.",
             ),
@@ -679,7 +688,7 @@ _INCIDENT_TEXTS: dict[IncidentKind, _Weighted[_Kind]] = {
                         "Ridiculous.",
                         "Third {b} outage this month. This is unacceptable for a paid product.",
                         "{b} down again 😡 customers are waiting and we can't even see the queue.",
-                        "Our agents have been staring at a broken {b} inbox for {dur}. Awful.",
+                        "Our agents have been staring at a broken {b} inbox for {hours}. Awful.",
                         "Can't load a single ticket in {b}. Is this a joke?",
                         "The {b} outage is killing our SLAs today. Furious.",
                         "If {b} can't stay up, we can't support our customers. Seriously bad.",
@@ -995,7 +1004,7 @@ _INCIDENT_REPLY = _Kind(
         "@{pa} Same, {b} is completely unusable for us right now. Awful.",
         "@{pa} {b} really needs to explain what happened here. Terrible communication.",
         "@{pa} This is the last straw with {b}. Sick of it.",
-        "@{pa} {dur} and counting. {b}, we need a real answer.",
+        "@{pa} {hours} and counting. {b}, we need a real answer.",
     ),
 )
 
@@ -1030,7 +1039,8 @@ _INTEGRATIONS = (
     "GitHub",
     "Okta",
 )
-_DURATIONS = ("20 minutes", "an hour", "two hours", "half a day", "three days", "a week")
+_QUICKLY = ("ten minutes", "20 minutes", "half an hour", "under an hour", "an hour")
+_HOURS = ("45 minutes", "an hour", "90 minutes", "two hours", "three hours")
 _CITIES = (
     "Berlin",
     "Austin",
@@ -1127,8 +1137,10 @@ class _Slots(dict[str, str]):
                 return str(rng.choice((5, 8, 12, 15, 20, 30, 40, 60, 120, 250)))
             case "days":
                 return str(rng.randint(2, 14))
-            case "dur":
-                return rng.choice(_DURATIONS)
+            case "quick":
+                return rng.choice(_QUICKLY)
+            case "hours":
+                return rng.choice(_HOURS)
             case "city":
                 return rng.choice(_CITIES)
             case "role":
@@ -1613,7 +1625,8 @@ class _Timeline:
         ]
         window_times = [p.ms for p in window]
         own_roots = len(self._roots_of(hour))
-        count = _poisson(rng, own_roots * _REPLY_SHARE / (1.0 - _REPLY_SHARE))
+        # The brands' answers (see _follow_ups) make up the rest of the reply share.
+        count = _poisson(rng, own_roots * _RANDOM_REPLIES_PER_ROOT)
         start = hour * _HOUR_MS
         reply_times = sorted(start + rng.randrange(_HOUR_MS) for _ in range(count))
         replies: list[_Post] = []
@@ -1697,18 +1710,20 @@ class _Timeline:
         if root.kind.voice == "official":
             return []
         if root.tone == "negative":
-            answer, chance = _APOLOGY, brand.care * (0.3 if root.incident else 1.0)
+            answer, chance = _APOLOGY, brand.care * (0.2 if root.incident else 0.6)
         elif root.kind.question:
-            answer, chance = _OFFICIAL_ANSWER, brand.care * 0.6
+            answer, chance = _OFFICIAL_ANSWER, brand.care * 0.4
         elif root.tone == "positive":
-            answer, chance = _THANKS, brand.care * 0.3
+            answer, chance = _THANKS, brand.care * 0.15
         else:
             return []
         if _unit(int(root.mention.id)) >= chance:
             return []
         rng = random.Random(f"{self._base}:care:{root.mention.id}")
-        lag = rng.lognormvariate(math.log(brand.response_minutes * 60_000), 0.6)
-        ms = root.ms + int(min(max(lag, 60_000.0), _MAX_ANSWER_MS))
+        lag = _MAX_ANSWER_MS + 1.0
+        while not 60_000.0 <= lag <= _MAX_ANSWER_MS:
+            lag = rng.lognormvariate(math.log(brand.response_minutes * 60_000), 0.5)
+        ms = root.ms + int(lag)
         draft = self._write(rng, ms, root.brand, answer, parent=root, incident=root.incident)
         reply = self._post(draft, self._follow_up_id(ms, root, 1), parent=root)
         ack: _Kind | None = None
@@ -1766,7 +1781,8 @@ class _Timeline:
         casual = kind.voice in ("people", "hiring")
         if casual and rng.random() < 0.07:
             text = _add_typo(rng, text, self._protected)
-        if rng.random() < _EMOJI_CHANCE[kind.tone] and not any(e in text for e in _TEXT_EMOJIS):
+        emoji = kind.voice != "media" and not any(e in text for e in _TEXT_EMOJIS)
+        if emoji and rng.random() < _EMOJI_CHANCE[kind.tone]:
             text = f"{text} {rng.choice(_EMOJIS[kind.tone])}"
         if casual and rng.random() < 0.16 and "#" + brand.hashtag not in text.lower():
             text = f"{text} #{brand.hashtag}"

@@ -1,0 +1,211 @@
+"""The batch writer: idempotent, transactional, rollups equal to direct sums."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, select
+
+from services.core.clock import FrozenClock
+from services.core.models import Mention, ScoredMention, Sentiment
+from services.core.storage.analytics import brand_buckets
+from services.core.storage.db import make_engine, migrate
+from services.core.storage.reads import MentionFilter, list_mentions
+from services.core.storage.tables import brand_minute_rollups, mention_brands, mentions, metadata
+from services.core.storage.writer import MentionWriter, ScoredRecord, minute_of, rollup_deltas
+from services.scorer.process import scored_document
+from tests.fixtures.mentions import mention_doc
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+LABEL_SCORE = {"positive": 0.6, "neutral": 0.0, "negative": -0.7}
+
+
+def record(
+    i: int,
+    label: str = "positive",
+    brands: tuple[str, ...] = ("Acme",),
+    minute: int = 0,
+    followers: int = 100,
+) -> ScoredRecord:
+    raw = orjson.dumps(
+        mention_doc(
+            id=f"w{i}",
+            created_at=(T0 + timedelta(minutes=minute, seconds=i % 60)).isoformat(),
+            author={"id": f"a{i}", "handle": f"h{i}", "followers": followers},
+            metrics={"likes": 1, "reposts": 2, "replies": 3},
+        )
+    )
+    mention = Mention.model_validate_json(raw)
+    score = LABEL_SCORE[label]
+    s = Sentiment.model_validate(
+        {
+            "label": label,
+            "score": score,
+            "confidence": 0.5,
+            "method": "lexicon",
+            "lexicon_compound": score,
+        }
+    )
+    spot = i % 5 == 0
+    return ScoredRecord(mention, brands, s, spot, T0, scored_document(raw, brands, s, spot, T0))
+
+
+@pytest.fixture(params=["sqlite-fast-path", "returning"])
+def writer_and_engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[MentionWriter, Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate(engine)
+    writer = MentionWriter(engine, FrozenClock(T0), use_returning=request.param == "returning")
+    return writer, engine
+
+
+def rollups(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                select(brand_minute_rollups).order_by(
+                    brand_minute_rollups.c.brand, brand_minute_rollups.c.minute
+                )
+            )
+        ]
+
+
+def test_rollups_equal_direct_sums(writer_and_engine: tuple[MentionWriter, Engine]) -> None:
+    writer, engine = writer_and_engine
+    batch = [
+        record(
+            i,
+            label=("positive", "neutral", "negative")[i % 3],
+            brands=("Acme",) if i % 4 else ("Acme", "Globex"),
+            minute=i % 3,
+            followers=i,
+        )
+        for i in range(60)
+    ]
+    assert writer.write(batch).inserted == 60
+    expected: dict[tuple[str, int], list[float]] = {}
+    for r in batch:
+        for b in r.brands:
+            row = expected.setdefault((b, minute_of(r.mention.created_at)), [0, 0, 0, 0, 0.0, 0, 0])
+            row[0] += 1
+            row[1 + ("positive", "neutral", "negative").index(r.sentiment.label)] += 1
+            row[4] += r.sentiment.score
+            row[5] += r.mention.author.followers
+            row[6] += 6
+    got = {(r[0], r[1]): list(r[2:]) for r in rollups(engine)}
+    assert got.keys() == expected.keys()
+    for k, v in expected.items():
+        assert got[k][:4] == v[:4] and got[k][5:] == v[5:]
+        assert got[k][4] == pytest.approx(v[4])
+    with engine.connect() as conn:
+        assert len(list(conn.execute(select(mention_brands)))) == 60 + 15
+
+
+def test_redelivery_is_stored_and_counted_once(
+    writer_and_engine: tuple[MentionWriter, Engine],
+) -> None:
+    writer, engine = writer_and_engine
+    batch = [record(i) for i in range(20)]
+    first = writer.write(batch)
+    before = rollups(engine)
+    again = writer.write([*batch[5:], record(100), record(100)])
+    assert (first.inserted, first.duplicates) == (20, 0)
+    assert (again.inserted, again.duplicates) == (1, 16)
+    after = rollups(engine)
+    assert sum(r[2] for r in after) == sum(r[2] for r in before) + 1
+    with engine.connect() as conn:
+        assert len(list(conn.execute(select(mentions.c.pk)))) == 21
+
+
+def test_a_failed_batch_stores_nothing_and_can_be_retried(
+    writer_and_engine: tuple[MentionWriter, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer, engine = writer_and_engine
+    batch = [record(i) for i in range(10)]
+
+    def boom(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(MentionWriter, "_sqlite_rollups_and_links", boom)
+    monkeypatch.setattr(MentionWriter, "_add_to_rollups", boom)
+    with pytest.raises(RuntimeError):
+        writer.write(batch)
+    with engine.connect() as conn:
+        assert list(conn.execute(select(mentions.c.pk))) == []
+    monkeypatch.undo()
+    assert writer.write(batch).inserted == 10
+    assert sum(r[2] for r in rollups(engine)) == 10
+
+
+def test_stored_documents_read_back_as_scored_mentions(
+    writer_and_engine: tuple[MentionWriter, Engine],
+) -> None:
+    writer, engine = writer_and_engine
+    batch = [record(i, brands=("Acme", "Globex")) for i in range(3)]
+    writer.write(batch)
+    with engine.connect() as conn:
+        page = list_mentions(conn, MentionFilter(brand="Globex"), limit=10, cursor=None)
+        buckets = brand_buckets(conn, ["Acme"], minute_of(T0), minute_of(T0) + 3600, 600)
+    assert sorted(m.id for m in page.items) == ["w0", "w1", "w2"]
+    assert all(isinstance(m, ScoredMention) and m.brands == ["Acme", "Globex"] for m in page.items)
+    assert page.items[0].sentiment.label == "positive"
+    assert buckets.totals["Acme"].mentions == 3
+    assert len(buckets.bucket_starts) == 6
+
+
+def test_both_write_paths_store_the_same_rows(tmp_path: Path) -> None:
+    batch = [record(i, label=("positive", "negative")[i % 2], minute=i % 2) for i in range(12)]
+    tables: list[list[tuple[Any, ...]]] = []
+    for returning in (False, True):
+        engine = make_engine(f"sqlite:///{tmp_path / f'{returning}.db'}")
+        migrate(engine)
+        MentionWriter(engine, FrozenClock(T0), use_returning=returning).write(batch)
+        with engine.connect() as conn:
+            tables.append(
+                [tuple(r) for r in conn.execute(select(mentions).order_by(mentions.c.mention_id))]
+                + [
+                    tuple(r)
+                    for r in conn.execute(
+                        select(mention_brands).order_by(mention_brands.c.mention_pk)
+                    )
+                ]
+            )
+        tables[-1] += rollups(engine)
+    assert tables[0] == tables[1]
+
+
+def test_rollup_deltas_is_pure_arithmetic() -> None:
+    deltas = rollup_deltas([record(1, "positive"), record(2, "negative"), record(3, "neutral")])
+    (d,) = deltas.values()
+    assert (d.mentions, d.positive, d.negative, d.neutral) == (3, 1, 1, 1)
+    assert d.score_sum == pytest.approx(-0.1)
+
+
+def test_migrations_create_exactly_the_declared_schema(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    migrate(engine)  # idempotent
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_naive_datetimes_are_refused_by_the_store(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'n.db'}")
+    migrate(engine)
+    from sqlalchemy.exc import StatementError
+
+    with pytest.raises(StatementError, match="naive"), engine.begin() as conn:
+        conn.execute(
+            mention_brands.insert().values(
+                mention_pk=1, brand="x", created_at=datetime(2026, 1, 1), label="neutral"
+            )
+        )

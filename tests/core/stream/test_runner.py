@@ -1,0 +1,148 @@
+"""The consume → handle → commit loop: poison to the DLQ, failures redelivered, halting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.core.bus import MemoryBus, Message, TopicPartition, TopicSpec
+from services.core.metrics import Metrics
+from services.core.stream.dlq import DeadLetterQueue, DlqGuard, DlqLimit, reason_code
+from services.core.stream.errors import DlqLimitExceeded, InvalidMessage
+from services.core.stream.runner import ConsumerLoop, LoopConfig, next_offsets
+
+TOPIC, DLQ = "in", "dlq"
+PARTS = [TopicPartition(TOPIC, p) for p in range(2)]
+
+
+class IntStep:
+    """Decodes integers; fails ``fail_times`` times on the first batch it sees."""
+
+    def __init__(self, fail_times: int = 0) -> None:
+        self.fail_times = fail_times
+        self.handled: list[int] = []
+
+    def decode(self, message: Message) -> int:
+        try:
+            return int(message.value)
+        except ValueError:
+            raise InvalidMessage(f"not a number: {message.value[:20]!r}") from None
+
+    async def handle(self, items: Sequence[tuple[Message, int]]) -> None:
+        if self.fail_times:
+            self.fail_times -= 1
+            raise RuntimeError("database unavailable")
+        self.handled += [v for _, v in items]
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[MemoryBus]:
+    b = MemoryBus()
+    await b.create_topics([TopicSpec(TOPIC, 2), TopicSpec(DLQ, 1)])
+    yield b
+    await b.close()
+
+
+async def no_sleep(_s: float) -> None:
+    await asyncio.sleep(0)  # ok-sleep: yields to the loop once, waits for nothing
+
+
+async def start(
+    bus: MemoryBus, step: IntStep, limit: DlqLimit | None = None
+) -> tuple[ConsumerLoop[int], asyncio.Task[None], Metrics]:
+    metrics = Metrics(CollectorRegistry())
+    producer = await bus.producer()
+    loop = ConsumerLoop(
+        bus,
+        step,
+        LoopConfig(
+            "g", (TOPIC,), max_records=50, poll_timeout_s=0.05, dlq_limit=limit or DlqLimit()
+        ),
+        DeadLetterQueue(producer, DLQ, metrics),
+        metrics,
+        sleep=no_sleep,
+    )
+    return loop, asyncio.create_task(loop.run()), metrics
+
+
+async def produce(bus: MemoryBus, values: Sequence[bytes]) -> None:
+    p = await bus.producer()
+    for i, v in enumerate(values):
+        await p.send(TOPIC, v, key=str(i).encode())
+
+
+async def test_poison_goes_to_the_dlq_with_its_reason_and_the_rest_is_handled(
+    bus: MemoryBus,
+) -> None:
+    step = IntStep()
+    await produce(bus, [b"1", b"oops", b"2", b"3"])
+    loop, task, metrics = await start(bus, step)
+    await loop.wait_caught_up(PARTS, timeout_s=5)
+    assert sorted(step.handled) == [1, 2, 3]
+    consumer = await bus.consumer("dlq-reader", [DLQ])
+    (dead,) = await consumer.getmany(max_records=10, timeout_s=1)
+    headers = dict(dead.headers)
+    assert dead.value == b"oops"
+    assert headers["dlq.reason"].startswith(b"not a number")
+    assert headers["dlq.topic"] == TOPIC.encode()
+    assert int(headers["dlq.offset"]) >= 0
+    assert (
+        metrics.registry.get_sample_value(
+            "sentimon_dlq_messages_total", {"topic": TOPIC, "reason": "not_a_number"}
+        )
+        == 1
+    )
+    loop.stop()
+    await task
+
+
+async def test_a_failed_batch_is_not_committed_and_comes_again(bus: MemoryBus) -> None:
+    step = IntStep(fail_times=2)
+    await produce(bus, [b"10", b"20", b"30"])
+    loop, task, metrics = await start(bus, step)
+    await loop.wait_caught_up(PARTS, timeout_s=5)
+    assert sorted(step.handled) == [10, 20, 30]  # all of them, after two failures
+    assert (
+        metrics.registry.get_sample_value("sentimon_consumer_restarts_total", {"group": "g"}) == 2
+    )
+    loop.stop()
+    await task
+
+
+async def test_a_burst_of_poison_halts_the_consumer(bus: MemoryBus) -> None:
+    step = IntStep()
+    await produce(bus, [b"bad"] * 10)
+    loop, task, _ = await start(bus, step, DlqLimit(max_consecutive=5))
+    with pytest.raises(DlqLimitExceeded):
+        await task
+    assert isinstance(loop.halted, DlqLimitExceeded)
+    with pytest.raises(DlqLimitExceeded):
+        await loop.wait_caught_up(PARTS, timeout_s=5)
+    # Nothing of the halted batch was committed: it is all still there to look at.
+    assert await bus.committed("g", PARTS[0]) in (None, 0)
+
+
+def test_dlq_guard_ratio_window() -> None:
+    guard = DlqGuard(DlqLimit(max_consecutive=100, max_invalid_ratio=0.5, window=10))
+    for i in range(20):
+        guard.record(i % 3 == 0)  # a third poison: fine
+
+    def two_thirds_poison() -> None:
+        for i in range(10):
+            guard.record(i % 3 != 0)
+
+    with pytest.raises(DlqLimitExceeded):
+        two_thirds_poison()
+
+
+def test_next_offsets_and_reason_codes() -> None:
+    msgs = [
+        Message("t", 0, 5, None, b""),
+        Message("t", 0, 7, None, b""),
+        Message("t", 1, 2, None, b""),
+    ]
+    assert next_offsets(msgs) == {TopicPartition("t", 0): 8, TopicPartition("t", 1): 3}
+    assert reason_code("invalid Mention: created_at: naive") == "invalid_mention"
