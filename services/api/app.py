@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +27,7 @@ def create_app(state: AppState) -> FastAPI:
     errors.install(app)
     for module in (health, mentions, brands, analytics, admin, pages):
         app.include_router(module.router)
+    _add_mention_schema(app)
     app.mount(
         "/static", StaticFiles(directory=str(files("services.api") / "static")), name="static"
     )
@@ -48,3 +50,28 @@ def create_app(state: AppState) -> FastAPI:
         return response
 
     return app
+
+
+def _add_mention_schema(app: FastAPI) -> None:
+    """The POST /mentions body is read raw (to accept NDJSON and report items one by
+    one), so the Mention schema is added to the OpenAPI document by hand."""
+    from fastapi.openapi.utils import get_openapi
+
+    from services.core.models import Mention
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            mention = Mention.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(mention.pop("$defs", {}))
+            components["Mention"] = mention
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -164,3 +164,14 @@ async def test_listing_filters_and_bad_parameters(
         r = await client.get("/api/v1/mentions", params=params, headers=h)
         assert r.status_code == 422, (params, r.text)
         assert r.json()["errors"][0]["field"] == field, (params, r.json())
+
+
+async def test_openapi_documents_the_push_body(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    body = spec["paths"]["/api/v1/mentions"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["items"] == {"$ref": "#/components/schemas/Mention"}
+    assert "application/x-ndjson" in body
+    mention = spec["components"]["schemas"]["Mention"]
+    assert set(mention["required"]) >= {"id", "source", "text", "created_at", "author"}
+    assert "Author" in spec["components"]["schemas"]
+    assert (await client.get("/docs")).status_code == 200

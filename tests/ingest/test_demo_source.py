@@ -234,6 +234,7 @@ def test_brands_answer_each_mention_once_and_at_their_own_pace(stream: list[Ment
 def test_authors_have_heavy_tailed_reach_and_job_titles(stream: list[Mention]) -> None:
     authors = {m.author.id: m.author for m in stream}
     assert 200 < len(authors) < 1_000
+    assert len({a.handle for a in authors.values()}) == len(authors)
     followers = [a.followers for a in authors.values()]
     assert statistics.median(followers) < 2_000
     assert max(followers) > 100_000

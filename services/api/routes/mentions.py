@@ -73,11 +73,34 @@ def parse_items(body: bytes, content_type: str, max_items: int) -> list[Any] | l
     return data
 
 
+_MENTION_REF = {"$ref": "#/components/schemas/Mention"}
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IngestResponse,
     summary="Push mentions (a JSON array, or NDJSON with Content-Type application/x-ndjson)",
+    responses={
+        413: {"description": "Body over 10 MB or over 10,000 mentions"},
+        422: {"description": "Body is not JSON, or not an array"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "array", "items": _MENTION_REF, "maxItems": 10_000}
+                },
+                NDJSON: {
+                    "schema": {
+                        "type": "string",
+                        "description": "one mention.v1 JSON object per line",
+                    }
+                },
+            },
+        }
+    },
 )
 async def push_mentions(request: Request, state: State, _key: Ingester) -> IngestResponse:
     """Each valid mention is queued for scoring; each invalid one is reported with its

@@ -20,7 +20,7 @@ import bisect
 import itertools
 import math
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -1236,6 +1236,7 @@ _ROLES: dict[str, tuple[str, ...]] = {
         "Angel investor", "Intern",
     ),
 }  # fmt: skip
+_CAMPUSES = ("Lisbon Tech", "Dublin Tech", "Warsaw Tech", "Austin Community College")
 _BIO_EXTRAS = (
     "", "", "", "Opinions my own.", "Coffee first.", "Building calm support teams.",
     "Dad of two.", "Mum of three.", "Speaker and mentor.", "Berlin.", "Austin, TX.",
@@ -1296,9 +1297,9 @@ class _Authors:
     """A few hundred people who talk about the market, with heavy-tailed reach and
     activity: most have a few hundred followers, a handful more than a hundred thousand."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, reserved: Iterable[str]) -> None:
         self._groups: dict[str, _Group] = {name: _Group() for name in _GROUPS}
-        taken: set[str] = set()
+        taken = {*reserved, *(h for _, h, *_ in _BIG_ACCOUNTS), *(h for _, h in _OUTLETS)}
         names = list(_GROUPS)
         shares = [share for share, _, _ in _GROUPS.values()]
         for i in range(_POOL_SIZE):
@@ -1355,7 +1356,7 @@ class _Authors:
         elif group == "media":
             bio = f"{role}."
         else:
-            bio = f"{role}." if role != "Student" else f"Student at {rng.choice(_CITIES)} Tech."
+            bio = f"{role}." if role != "Student" else f"Student at {rng.choice(_CAMPUSES)}."
         extra = rng.choice(_BIO_EXTRAS)
         verified = rng.random() < (0.5 if group == "media" or followers > 20_000 else 0.03)
         author = Author(
@@ -1497,7 +1498,7 @@ class _Timeline:
             self._incidents[index[incident.brand]].append(
                 _BrandIncident(_to_ms(incident.start), _to_ms(incident.end), incident)
             )
-        self._authors = _Authors(random.Random(f"{base}:authors"))
+        self._authors = _Authors(random.Random(f"{base}:authors"), (b.handle for b in brands))
         self._accounts = [_brand_account(b) for b in brands]
         self._tones = [
             _Weighted(
@@ -1907,6 +1908,8 @@ class DemoSource:
             raise ValueError("DemoSource: rate_per_s must be a positive finite number")
         if backfill < timedelta(0):
             raise ValueError("DemoSource: backfill must not be negative")
+        if not brands:
+            raise ValueError("DemoSource: needs at least one brand")
         self._clock = clock
         self._seed = seed
         self._backfill = backfill
@@ -1916,8 +1919,8 @@ class DemoSource:
         self._brands = tuple(brands)
 
     def _timeline(self, around_ms: int) -> tuple[_Timeline, int]:
-        """A timeline with incidents planned from a day before ``around_ms`` to a week
-        after, and the time until which it may be used."""
+        """A timeline with incidents planned from a day before the backfill that ends at
+        ``around_ms`` to eight days after it, and the time until which it may be used."""
         start = _from_ms(around_ms) - self._backfill - timedelta(days=1)
         end = _from_ms(around_ms) + timedelta(days=8)
         incidents = plan_incidents(random.Random(self._seed), start, end, self._brands)
