@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.mentions", "tests.fixtures.app"]
+pytest_plugins = ["tests.fixtures.mentions", "tests.fixtures.app", "tests.fixtures.live_server"]

@@ -54,9 +54,7 @@ async def push(
 
 
 @pytest.fixture
-async def scores(
-    client: httpx.AsyncClient, keys: Keys, embedded: Embedded
-) -> dict[str, float]:
+async def scores(client: httpx.AsyncClient, keys: Keys, embedded: Embedded) -> dict[str, float]:
     """Store the set; check every mention got the brands and label it was written for.
     Returns each mention's score."""
     docs = [
@@ -75,9 +73,7 @@ async def scores(
     return {m["id"]: m["sentiment"]["score"] for m in r.json()["items"]}
 
 
-async def get(
-    client: httpx.AsyncClient, keys: Keys, path: str, **params: str
-) -> dict[str, Any]:
+async def get(client: httpx.AsyncClient, keys: Keys, path: str, **params: str) -> dict[str, Any]:
     r = await client.get(path, params=params, headers=keys.header("viewer"))
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
@@ -146,7 +142,10 @@ async def test_buckets_are_aligned_to_the_interval_and_zero_filled(
     # A range that starts inside a bucket: the bucket still starts on the interval,
     # and holds only what is inside the range (resolved to the minute).
     body = await get(
-        client, keys, SOV, **{"from": "2026-03-02T10:07:45Z", "to": "2026-03-02T11:30:00+01:00"},
+        client,
+        keys,
+        SOV,
+        **{"from": "2026-03-02T10:07:45Z", "to": "2026-03-02T11:30:00+01:00"},
         interval="15m",
     )
     assert (body["from"], body["to"]) == ("2026-03-02T10:07:00Z", "2026-03-02T10:30:00Z")
@@ -160,7 +159,10 @@ async def test_a_mention_naming_two_brands_counts_for_both(
     text = "Acme and Globex are both wonderful"
     await push(client, keys, embedded, [mention_doc(id="two", text=text)])
     body = await get(
-        client, keys, SOV, **{"from": "2026-03-02T10:00:00Z", "to": "2026-03-02T11:00:00Z"},
+        client,
+        keys,
+        SOV,
+        **{"from": "2026-03-02T10:00:00Z", "to": "2026-03-02T11:00:00Z"},
         brands="Acme,Globex",
     )
     brands = by_brand(body["brands"])
@@ -188,9 +190,7 @@ async def test_brands_default_to_all_tracked_and_can_be_chosen(
     body = await get(client, keys, SOV, **HOUR, brands=" Globex , Acme,Acme,,")
     assert [b["brand"] for b in body["brands"]] == ["Globex", "Acme"]
     body = await get(client, keys, SOV, **HOUR, brands="Globex")
-    assert [(b["brand"], b["mentions"], b["share"]) for b in body["brands"]] == [
-        ("Globex", 2, 1.0)
-    ]
+    assert [(b["brand"], b["mentions"], b["share"]) for b in body["brands"]] == [("Globex", 2, 1.0)]
     assert [b["brand"] for b in body["buckets"][0]["brands"]] == ["Globex"]
 
 
@@ -262,14 +262,12 @@ async def test_bad_parameters_are_422_naming_the_field(
         SOV, params={"from": "2026-03-02T10:00:00"}, headers=keys.header("viewer")
     )
     assert "naive datetime" in naive.json()["errors"][0]["message"]
-    many = await client.get(
-        SOV, params={**week, "interval": "1m"}, headers=keys.header("viewer")
-    )
+    many = await client.get(SOV, params={**week, "interval": "1m"}, headers=keys.header("viewer"))
     assert "2000 buckets" in many.json()["detail"]
     fifty = ",".join(f"B{i}" for i in range(50))
-    assert (await client.get(SOV, params={**HOUR, "brands": fifty}, headers=keys.header(
-        "viewer"
-    ))).status_code == 200
+    assert (
+        await client.get(SOV, params={**HOUR, "brands": fifty}, headers=keys.header("viewer"))
+    ).status_code == 200
 
 
 async def test_at_most_2000_buckets(client: httpx.AsyncClient, keys: Keys) -> None:
@@ -314,7 +312,9 @@ async def test_a_mention_before_1970_is_counted_in_its_own_bucket(
         [mention_doc(id="old", text=POSITIVE, created_at="1969-12-31T23:30:00Z")],
     )
     body = await get(
-        client, keys, SOV,
+        client,
+        keys,
+        SOV,
         **{"from": "1969-12-31T23:00:00Z", "to": "1970-01-01T01:00:00Z"},
         brands="Acme",
     )

@@ -71,7 +71,9 @@ async def test_a_brand_that_does_not_exist_is_404(client: httpx.AsyncClient, key
 
 @pytest.mark.parametrize("name", ["Acme", "  Acme  "])
 async def test_a_taken_name_is_409(client: httpx.AsyncClient, keys: Keys, name: str) -> None:
-    r = await client.post(BRANDS, json={"name": name, "query": "other"}, headers=keys.header("admin"))
+    r = await client.post(
+        BRANDS, json={"name": name, "query": "other"}, headers=keys.header("admin")
+    )
     assert r.status_code == 409, r.text
     assert r.json()["errors"] == [{"field": "name", "message": "brand 'Acme' exists already"}]
     r = await client.get(f"{BRANDS}/Acme", headers=keys.header("admin"))
@@ -118,7 +120,10 @@ BAD_QUERIES = [
     pytest.param('acme OR ""', 8, "empty quoted phrase", id="empty-phrase"),
     pytest.param("NOT acme", 0, "at least one positive term", id="pure-negation"),
     pytest.param(
-        "acme OR NOT globex", 8, "matches texts that contain none of its positive terms", id="or-not"
+        "acme OR NOT globex",
+        8,
+        "matches texts that contain none of its positive terms",
+        id="or-not",
     ),
     pytest.param(" OR ".join(f"t{i}" for i in range(201)), 1490, "more than 200 terms", id="terms"),
     pytest.param("(" * 33 + "acme" + ")" * 33, 32, "nesting deeper than 32", id="nesting"),

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from services.core.brands.matcher import BrandDefinition, BrandMatcher
 from services.core.clock import FrozenClock
 from services.core.models import MAX_TEXT_CHARS, Mention
 from services.ingest.sources.demo import (
@@ -145,6 +146,16 @@ def test_every_mention_names_a_brand_by_one_of_its_query_terms(stream: list[Ment
     # The simple check of the brief holds for all but the odd alias ("Stack Harbor").
     simple = sum(any(mentions_brand(m, b) for b in DEMO_BRANDS) for m in stream)
     assert simple / len(stream) > 0.98
+
+
+def test_the_brand_matcher_finds_a_demo_brand_in_every_mention(stream: list[Mention]) -> None:
+    matcher = BrandMatcher.compile([BrandDefinition(c.name, c.query) for c in load_demo_brands()])
+    matched = Counter[str]()
+    for mention in stream:
+        brands = matcher.match(mention.text).brands
+        assert brands, mention.text
+        matched.update(brands)
+    assert set(matched) == {b.name for b in DEMO_BRANDS}
 
 
 def query_terms(query: str) -> list[str]:

@@ -12,6 +12,10 @@ Semantics follow Kafka where they matter to correctness:
   delivered again to whichever member owns the partition next;
 * memory is bounded: when a partition holds as many uncommitted messages as its
   capacity, ``Producer.send`` waits (backpressure) instead of growing without limit.
+
+A Kafka implementation therefore runs its consumers with ``enable_auto_commit=False``
+and ``auto_offset_reset="earliest"``. After a rebalance a member may see again
+messages it had read but not committed, on any partition: handlers are idempotent.
 """
 
 from __future__ import annotations
