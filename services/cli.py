@@ -47,6 +47,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Migration chatter at every start says nothing an operator needs.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _open_stores(settings: CommonSettings) -> tuple[KeyStore, BrandStore]:
@@ -86,7 +88,7 @@ def run(
     data_dir: Path | None,
 ) -> None:
     """Run Sentimon embedded: ingest, scorer and API in one process."""
-    from services.embedded import run_embedded
+    from services.embedded import PortInUseError, run_embedded
 
     api = ApiSettings(**_overrides(data_dir, host=host, port=port))
     ingest = IngestSettings(**_overrides(data_dir, demo=demo))
@@ -96,7 +98,10 @@ def run(
         entries = load_brands_file(brands_file) if brands_file else []
     except BrandFileError as e:
         raise click.ClickException(str(e)) from e
-    asyncio.run(run_embedded(api=api, ingest=ingest, scorer=scorer, brand_entries=entries))
+    try:
+        asyncio.run(run_embedded(api=api, ingest=ingest, scorer=scorer, brand_entries=entries))
+    except PortInUseError as e:
+        raise click.ClickException(f"{e} (choose another with --port)") from e
 
 
 # --- replay ----------------------------------------------------------------------------

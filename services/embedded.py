@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -185,6 +186,23 @@ def seed_brands(store: BrandStore, entries: Sequence[BrandEntry], *, demo: bool)
             store.upsert(b.name, b.query, b.competitors)
 
 
+class PortInUseError(OSError):
+    """The API's address is taken (or not ours to bind)."""
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise PortInUseError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    sock.set_inheritable(True)
+    return sock
+
+
 def ensure_admin_key(keys: KeyStore) -> str | None:
     """On an instance's first start, create an admin key and return it (shown once)."""
     if keys.count_active(Role.ADMIN) > 0:
@@ -200,11 +218,15 @@ async def run_embedded(
     scorer: ScorerSettings,
     brand_entries: Sequence[BrandEntry] = (),
 ) -> None:
-    """``sentimon run``: serve until interrupted, then drain and stop."""
+    """``sentimon run``: serve until interrupted, then drain and stop.
+
+    Raises ``PortInUseError`` before starting anything if the address cannot be bound.
+    """
     import uvicorn
 
     from services.api.app import create_app
 
+    sock = bind_socket(api.host, api.port)
     async with Embedded(ingest=ingest, scorer=scorer, api=api) as emb:
         await asyncio.to_thread(seed_brands, emb.brands, brand_entries, demo=ingest.demo)
         await emb.refresh_brands()
@@ -239,7 +261,7 @@ async def run_embedded(
             access_log=False,
             lifespan="off",
         )
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(config).serve(sockets=[sock])
         print("stopping: storing what is in flight…", flush=True)
 
 

@@ -199,13 +199,13 @@
     const tbody = $("totals").tBodies[0];
     tbody.replaceChildren(...rows.map((b) => el("tr", { "data-brand": b.brand },
       el("th", { scope: "row" }, swatch(b.brand), b.brand),
-      el("td", { class: "num mentions" }, fmtInt(b.mentions)),
-      el("td", { class: "num share" }, fmtShare(b.share)),
-      el("td", { class: "num net " + netClass(b.net_sentiment) }, fmtNet(b.net_sentiment)),
-      el("td", { class: "num positive" }, fmtInt(b.positive)),
-      el("td", { class: "num neutral" }, fmtInt(b.neutral)),
-      el("td", { class: "num negative" }, fmtInt(b.negative)),
-      el("td", { class: "num reach", title: fmtInt(b.reach) + " followers" },
+      el("td", { class: "num col-mentions" }, fmtInt(b.mentions)),
+      el("td", { class: "num col-share" }, fmtShare(b.share)),
+      el("td", { class: "num col-net " + netClass(b.net_sentiment) }, fmtNet(b.net_sentiment)),
+      el("td", { class: "num col-positive" }, fmtInt(b.positive)),
+      el("td", { class: "num col-neutral" }, fmtInt(b.neutral)),
+      el("td", { class: "num col-negative" }, fmtInt(b.negative)),
+      el("td", { class: "num col-reach", title: fmtInt(b.reach) + " followers" },
         compactFmt.format(b.reach)))));
   }
 
@@ -355,7 +355,7 @@
     const meta = el("div", { class: "mention-meta" },
       ...m.brands.map((b) => el("span", { class: "brand-chip" }, swatch(b), b)),
       el("time", { datetime: m.created_at, title: created.toLocaleString() }, fmtAgo(created)),
-      el("span", { class: "source" }, m.source));
+      el("span", { class: "source" }, "via " + m.source));
     if (m.url && /^https?:\/\//i.test(m.url)) {
       meta.append(el("a", { href: m.url, target: "_blank", rel: "noopener noreferrer nofollow" },
         "Open", el("span", { class: "visually-hidden" }, " the original post")));

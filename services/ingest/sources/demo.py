@@ -280,7 +280,7 @@ def plan_incidents(
     """The incidents that overlap ``[start, end)``, in start order.
 
     Exactly one incident starts in each :data:`INCIDENT_EVERY` period, on a weekday or
-    weekend alike, mostly in European and American working hours. Like
+    weekend alike, between 06:00 and 20:00 UTC. Like
     :func:`generate_mentions`, this takes one draw from ``rng`` and derives everything
     else from it and the absolute period, so a fresh ``random.Random(seed)`` always plans
     the same incident for the same period. Raises ``ValueError`` for naive datetimes or
@@ -1859,10 +1859,11 @@ def generate_mentions(
     """Demo mentions created in ``[start, end)``, in ``created_at`` order.
 
     ``base_rate_per_hour`` is the average over a week (working hours get more, nights
-    and weekends less); each incident adds its surge on top for its brand. About a fifth
-    of the mentions reply to an earlier one, up to three hours older, with
-    ``conversation_id`` set to the id of the thread's first mention (which is its own
-    ``conversation_id``). A reply near ``start`` may answer a mention from before it.
+    and weekends less); each incident adds its surge on top for its brand. About a
+    quarter of the mentions reply to an earlier one, at most three hours older (among
+    them the brands' own support accounts answering, and the customer answering back),
+    with ``conversation_id`` set to the id of the thread's first mention (which is its
+    own ``conversation_id``). A reply near ``start`` may answer a mention from before it.
 
     One draw from ``rng`` seeds everything; each UTC hour is then generated from that
     draw and the hour alone, so with a fresh ``random.Random(seed)`` the same instant
