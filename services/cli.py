@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import click
 import orjson
@@ -14,7 +14,7 @@ import orjson
 from services.api.settings import ApiSettings
 from services.core.auth import Role
 from services.core.brandfile import BrandFileError, load_brands_file
-from services.core.brands import BrandDefinition, BrandMatcher, BrandQueryError
+from services.core.brands import BrandDefinition, BrandError, BrandMatcher
 from services.core.clock import SystemClock
 from services.core.settings import CommonSettings
 from services.core.storage.brands import BrandStore
@@ -160,7 +160,7 @@ def replay(
 
 
 @main.command()
-@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.argument("file", type=click.File("rb"), default="-")
 @click.option(
     "--brands",
     "brands_file",
@@ -171,7 +171,7 @@ def replay(
 @click.option(
     "--max-chars", type=int, default=2000, show_default=True, help="Length cap before scoring."
 )
-def score(file: TextIO, brands_file: Path | None, max_chars: int) -> None:
+def score(file: BinaryIO, brands_file: Path | None, max_chars: int) -> None:
     """Score JSON Lines objects (with at least "text") or plain lines from FILE or stdin.
 
     Writes each object with "brands" and "sentiment" added, one per line, to stdout.
@@ -184,12 +184,18 @@ def score(file: TextIO, brands_file: Path | None, max_chars: int) -> None:
     try:
         entries = load_brands_file(brands_file) if brands_file else []
         matcher = BrandMatcher.compile([BrandDefinition(e.name, e.query) for e in entries])
-    except (BrandFileError, BrandQueryError) as e:
+    except (BrandFileError, BrandError) as e:
         raise click.ClickException(str(e)) from e
     lexicon = VaderScorer()
     failed = 0
     out = sys.stdout.buffer
-    for n, line in enumerate(file, start=1):
+    for n, raw in enumerate(file, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            failed += 1
+            click.echo(f"line {n}: not valid UTF-8", err=True)
+            continue
         if not line.strip():
             continue
         result = score_line(line, matcher=matcher, lexicon=lexicon, max_chars=max_chars)
@@ -272,9 +278,9 @@ def brands_add(name: str, query: str, competitors: tuple[str, ...], data_dir: Pa
     """Track a brand, or change the query of one tracked already."""
     _, store = _open_stores(CommonSettings(**_overrides(data_dir)))
     try:
-        store.upsert(name.strip(), query, competitors)
-    except BrandQueryError as e:
-        raise click.ClickException(f"query: {e}") from e
+        store.upsert(name, query, competitors)
+    except BrandError as e:
+        raise click.ClickException(str(e)) from e
     click.echo(f"tracking {name.strip()!r}")
 
 

@@ -296,7 +296,9 @@ async def replay_file(
 
 def _count_lines(path: Path) -> int:
     n = 0
+    last = b"\n"
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             n += chunk.count(b"\n")
-    return n
+            last = chunk[-1:]
+    return n + (last != b"\n")  # a last line without a newline counts too

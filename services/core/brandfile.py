@@ -8,7 +8,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-from services.core.brands import BrandQueryError, parse_query
+from services.core.brands import BrandDefinition, BrandError, parse_query
 from services.core.validation import describe
 
 
@@ -38,11 +38,16 @@ def parse_brands_yaml(text: str, origin: str = "brands file") -> list[BrandEntry
         entries = _ENTRIES.validate_python(data)
     except ValidationError as e:
         raise BrandFileError(f"{origin}: {describe(e)}") from e
+    seen: set[str] = set()
     for i, entry in enumerate(entries):
         try:
+            BrandDefinition(entry.name, entry.query)
             parse_query(entry.query)
-        except BrandQueryError as e:
-            raise BrandFileError(f"{origin}: [{i}] {entry.name!r}: query: {e}") from e
+        except BrandError as e:
+            raise BrandFileError(f"{origin}: [{i}] {entry.name!r}: {e}") from e
+        if entry.name in seen:
+            raise BrandFileError(f"{origin}: [{i}] {entry.name!r}: defined twice")
+        seen.add(entry.name)
     return entries
 
 

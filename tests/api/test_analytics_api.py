@@ -298,10 +298,6 @@ async def test_analytics_need_a_reading_key(client: httpx.AsyncClient, keys: Key
             assert r.status_code == 200, (path, role)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: SQL '%' truncates towards zero, so a pre-1970 minute lands in the wrong bucket",
-)
 async def test_a_mention_before_1970_is_counted_in_its_own_bucket(
     client: httpx.AsyncClient, keys: Keys, embedded: Embedded
 ) -> None:
@@ -321,9 +317,6 @@ async def test_a_mention_before_1970_is_counted_in_its_own_bucket(
     assert [b["total"] for b in body["buckets"]] == [1, 0]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: a bucket starting before year 1 cannot be formatted (500)"
-)
 async def test_a_range_from_year_one_is_answered(client: httpx.AsyncClient, keys: Keys) -> None:
     r = await client.get(
         SOV,

@@ -146,7 +146,7 @@ async def test_a_query_that_does_not_parse_is_422_saying_where_and_why(
         error = body["errors"][0]
         assert error["field"] == "query"
         assert reason in error["message"]
-        assert error["message"].endswith(f"at position {position}")
+        assert f"at position {position}" in error["message"]
         assert body["detail"] == f"query: {error['message']}"
     assert await brand_names(client, keys) == ["Acme", "Globex", "United"]
     acme = (await client.get(f"{BRANDS}/Acme", headers=admin)).json()
@@ -190,10 +190,6 @@ async def test_a_malformed_body_is_422_naming_the_field(
     assert r.json()["errors"][0]["field"] == field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a name with '/' is accepted on create but the {name} routes cannot reach it",
-)
 async def test_a_brand_whose_name_has_a_slash_can_be_read_back(
     client: httpx.AsyncClient, keys: Keys
 ) -> None:

@@ -11,11 +11,12 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
-from services.core.storage.analytics import Counts, brand_buckets
+from services.core.storage.analytics import Counts, brand_buckets, bucket_count
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 
 MAX_BUCKETS = 2_000
+EARLIEST = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp())
 DEFAULT_RANGE = timedelta(days=7)
 _INTERVAL = re.compile(r"^(\d{1,4})([mhd])$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400}
@@ -23,7 +24,7 @@ _UNIT_S = {"m": 60, "h": 3600, "d": 86400}
 
 def parse_interval(text: str) -> int:
     """``15m``, ``1h``, ``1d`` → seconds; a multiple of a minute, since rollups are per minute."""
-    m = _INTERVAL.match(text)
+    m = _INTERVAL.fullmatch(text)
     if m is None or int(m.group(1)) == 0:
         raise HTTPException(
             UNPROCESSABLE,
@@ -42,11 +43,17 @@ def resolve_range(
     start_ts = (
         int(start.timestamp()) if start is not None else end_ts - int(DEFAULT_RANGE.total_seconds())
     )
+    if start_ts < EARLIEST:
+        raise HTTPException(UNPROCESSABLE, "from: must be 1900-01-01 or later")
+    if start_ts >= end_ts:
+        raise HTTPException(UNPROCESSABLE, "from: must be before 'to'")
     start_ts -= start_ts % 60
     end_ts -= end_ts % 60
     if start_ts >= end_ts:
-        raise HTTPException(UNPROCESSABLE, "from: must be before 'to'")
-    if (end_ts - start_ts) / interval > MAX_BUCKETS:
+        raise HTTPException(
+            UNPROCESSABLE, "from: the range must span a whole minute (figures are per minute)"
+        )
+    if bucket_count(start_ts, end_ts, interval) > MAX_BUCKETS:
         raise HTTPException(
             UNPROCESSABLE,
             f"interval: too small for the range (more than {MAX_BUCKETS} buckets)",

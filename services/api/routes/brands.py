@@ -10,13 +10,16 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from services.api.deps import Manager, Reader, State
 from services.api.errors import UNPROCESSABLE
-from services.core.brands import BrandQueryError
+from services.core.brands import BrandError, BrandQueryError
 from services.core.storage.brands import Brand
 from services.core.storage.errors import ConflictError, NotFoundError
 
 router = APIRouter(prefix="/api/v1/brands", tags=["brands"])
 
-BrandName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+BrandName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^/,]+$"),
+]
 
 
 class BrandCreate(BaseModel):
@@ -51,8 +54,10 @@ def _public(b: Brand) -> BrandPublic:
     )
 
 
-def _query_error(e: BrandQueryError) -> HTTPException:
-    return HTTPException(UNPROCESSABLE, f"query: {e.reason} at position {e.position}")
+def _brand_error(e: BrandError) -> HTTPException:
+    if isinstance(e, BrandQueryError):
+        return HTTPException(UNPROCESSABLE, str(e))  # "query: <why> at position N[: hint]"
+    return HTTPException(UNPROCESSABLE, f"name: {e}")
 
 
 @router.get("", summary="All tracked brands")
@@ -74,8 +79,8 @@ def get_brand(
 def create_brand(state: State, _key: Manager, body: BrandCreate) -> BrandPublic:
     try:
         return _public(state.brands.create(body.name, body.query, body.competitors))
-    except BrandQueryError as e:
-        raise _query_error(e) from e
+    except BrandError as e:
+        raise _brand_error(e) from e
     except ConflictError as e:
         raise HTTPException(status.HTTP_409_CONFLICT, f"name: {e}") from e
 
@@ -86,8 +91,8 @@ def update_brand(
 ) -> BrandPublic:
     try:
         return _public(state.brands.update(name, body.query, body.competitors))
-    except BrandQueryError as e:
-        raise _query_error(e) from e
+    except BrandError as e:
+        raise _brand_error(e) from e
     except NotFoundError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
 

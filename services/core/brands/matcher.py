@@ -42,6 +42,9 @@ _TermKey = tuple[tuple[bool, str], ...]
 _Predicate = Callable[[AbstractSet[int]], bool]
 
 
+FORBIDDEN_NAME_CHARS = frozenset("/,")
+
+
 @dataclass(frozen=True, slots=True)
 class BrandDefinition:
     """A tracked brand: a display name (stripped, 1 to 128 characters) and its query.
@@ -60,6 +63,11 @@ class BrandDefinition:
         if len(name) > MAX_BRAND_NAME_CHARS:
             raise BrandDefinitionError(
                 f"brand name {name[:32]!r}... is longer than {MAX_BRAND_NAME_CHARS} characters"
+            )
+        # A name is a path segment (/brands/{name}) and an item of comma lists (?brands=A,B).
+        if bad := set(name) & FORBIDDEN_NAME_CHARS:
+            raise BrandDefinitionError(
+                f"brand name {name!r} must not contain {' or '.join(sorted(map(repr, bad)))}"
             )
         object.__setattr__(self, "name", name)
 

@@ -59,6 +59,12 @@ def bucket_starts(start: int, end: int, interval: int) -> list[int]:
     return list(range(first, end, interval))
 
 
+def bucket_count(start: int, end: int, interval: int) -> int:
+    """``len(bucket_starts(...))`` without building the list."""
+    first = start - start % interval
+    return max(0, -(-(end - first) // interval))
+
+
 def brand_buckets(
     conn: Connection, brands: Sequence[str], start: int, end: int, interval: int
 ) -> BrandBuckets:
@@ -72,7 +78,8 @@ def brand_buckets(
     )
     if not brands or not starts:
         return out
-    bucket = r.c.minute - r.c.minute % interval
+    # Floor, not SQL's truncating %, so minutes before 1970 land in the right bucket.
+    bucket = r.c.minute - ((r.c.minute % interval) + interval) % interval
     stmt = (
         select(
             r.c.brand,

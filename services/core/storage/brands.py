@@ -46,8 +46,8 @@ class BrandStore:
         return _to_brand(row)
 
     def create(self, name: str, query: str, competitors: Sequence[str] = ()) -> Brand:
-        """Store a new brand; ``BrandQueryError`` for a bad query, ``ConflictError`` if taken."""
-        parse_query(query)
+        """Store a new brand; ``BrandError`` for a bad name or query, ``ConflictError`` if taken."""
+        name = _checked(name, query)
         now = self._clock.now()
         try:
             with self._engine.begin() as conn:
@@ -65,7 +65,7 @@ class BrandStore:
         return Brand(name, query, tuple(competitors), now, now)
 
     def update(self, name: str, query: str, competitors: Sequence[str] = ()) -> Brand:
-        parse_query(query)
+        name = _checked(name, query)
         now = self._clock.now()
         with self._engine.begin() as conn:
             done = conn.execute(
@@ -94,6 +94,13 @@ class BrandStore:
         with self._engine.connect() as conn:
             n, newest = conn.execute(select(func.count(), func.max(brands.c.updated_at))).one()
         return int(n), newest
+
+
+def _checked(name: str, query: str) -> str:
+    """The stripped name, once name and query are valid (else a ``BrandError``)."""
+    definition = BrandDefinition(name=name, query=query)
+    parse_query(query)
+    return definition.name
 
 
 def _to_brand(r: Row[Any]) -> Brand:

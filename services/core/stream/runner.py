@@ -14,6 +14,7 @@ idempotent). A burst of poison (``DlqLimitExceeded``) halts the loop for good.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,9 +128,7 @@ class ConsumerLoop(Generic[T]):
     async def _consume(self, consumer: Consumer) -> None:
         cfg = self._config
         while not self._stopping.is_set():
-            messages = await consumer.getmany(
-                max_records=cfg.max_records, timeout_s=cfg.poll_timeout_s
-            )
+            messages = await self._poll(consumer)
             if not messages:
                 continue
             decoded: list[tuple[Message, T]] = []
@@ -158,6 +157,24 @@ class ConsumerLoop(Generic[T]):
             self.batches_done += 1
             async with self._committed:
                 self._committed.notify_all()
+
+    async def _poll(self, consumer: Consumer) -> list[Message]:
+        """``getmany``, given up as soon as ``stop`` is called (nothing was taken then)."""
+        cfg = self._config
+        poll = asyncio.ensure_future(
+            consumer.getmany(max_records=cfg.max_records, timeout_s=cfg.poll_timeout_s)
+        )
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((poll, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if poll.done():
+            return poll.result()
+        poll.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poll
+        return []
 
     async def lag(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """Messages not yet committed by this loop's group, per partition."""
