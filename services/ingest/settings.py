@@ -10,7 +10,9 @@ from services.core.settings import CommonSettings
 class IngestSettings(CommonSettings):
     demo: bool = Field(default=True, description="Run the demo source (fictional brands).")
     demo_rate_per_s: float = Field(
-        default=0.1, gt=0, le=10_000,
+        default=0.1,
+        gt=0,
+        le=10_000,
         description="Average demo mentions per second over a week (more in working hours).",
     )
     demo_backfill_hours: float = Field(
