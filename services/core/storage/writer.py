@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from services.core.clock import Clock
 from services.core.models import Mention, Sentiment
+from services.core.storage.analytics import Counts
 from services.core.storage.tables import UTCDateTime, mentions
 
 _LABEL_COLUMNS = ("positive", "neutral", "negative")
@@ -51,26 +52,15 @@ class WriteResult:
     duplicates: int
 
 
-@dataclass(slots=True)
-class RollupDelta:
-    mentions: int = 0
-    positive: int = 0
-    neutral: int = 0
-    negative: int = 0
-    score_sum: float = 0.0
-    reach: int = 0
-    engagement: int = 0
-
-
 def minute_of(ts: datetime) -> int:
     """Epoch seconds of the start of the minute ``ts`` falls in."""
     epoch = int(ts.timestamp())
     return epoch - epoch % 60
 
 
-def rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int], RollupDelta]:
+def rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int], Counts]:
     """Sum a batch into per-(brand, minute) increments. Pure."""
-    deltas: dict[tuple[str, int], RollupDelta] = {}
+    deltas: dict[tuple[str, int], Counts] = {}
     for r in batch:
         m = r.mention
         minute = minute_of(m.created_at)
@@ -79,7 +69,7 @@ def rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int], Rollup
         for brand in r.brands:
             d = deltas.get((brand, minute))
             if d is None:
-                d = deltas[(brand, minute)] = RollupDelta()
+                d = deltas[(brand, minute)] = Counts()
             d.mentions += 1
             if label == "positive":
                 d.positive += 1
@@ -307,7 +297,7 @@ class MentionWriter:
         ]
         conn.execute(_INSERT_MENTION_BRANDS, rows)
 
-    def _add_to_rollups(self, conn: Connection, deltas: dict[tuple[str, int], RollupDelta]) -> None:
+    def _add_to_rollups(self, conn: Connection, deltas: dict[tuple[str, int], Counts]) -> None:
         rows = [
             {
                 "brand": brand,
