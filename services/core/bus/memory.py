@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -53,8 +54,12 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+@functools.lru_cache(maxsize=65_536)
 def partition_for_key(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for a keyed record."""
+    """The partition Kafka's default partitioner picks for a keyed record.
+
+    Cached: a mention's key is hashed when it is produced raw and again when scored.
+    """
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
