@@ -16,7 +16,7 @@
   const PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00",
     "#7f6bd6", "#8c8c2a", "#b8475d", "#3d8a8a"];
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const MENTIONS_LIMIT = 25;
+  const MENTIONS_LIMIT = 24;
 
   const $ = (id) => document.getElementById(id);
   const main = $("dashboard");
@@ -158,8 +158,10 @@
     else errors.push(mentions.reason.message);
     showError(errors);
     const r = RANGES[state.range];
-    $("status").textContent = r.label + " · " + r.bucket + " periods · updated " +
-      new Date().toLocaleTimeString() + " · refreshes every " + refreshMs / 1000 + " s";
+    const when = new Date().toLocaleTimeString();
+    $("status").textContent = r.label + " · " + r.bucket + " periods · " +
+      (errors.length ? "update failed at " : "updated ") + when +
+      " · refreshes every " + refreshMs / 1000 + " s";
     if (!errors.length) main.dataset.updated = String(Date.now());
     if (!document.hidden) state.timer = setTimeout(refresh, refreshMs);
   }
@@ -170,7 +172,7 @@
     box.hidden = messages.length === 0;
     if (!messages.length) return;
     box.append(el("strong", {}, "Could not load the latest figures. "));
-    messages.forEach((m) => box.append(el("span", {}, m + " ")));
+    messages.forEach((m) => box.append(el("span", {}, m + ". ")));
     box.append(el("span", {}, "Retrying every " + refreshMs / 1000 + " s."));
   }
 
@@ -182,6 +184,7 @@
     names.forEach(colourOf);
     $("empty").hidden = names.length > 0;
     $("content").hidden = names.length === 0;
+    $("no-data").hidden = names.length === 0 || sov.total > 0;
     syncBrandFilter(names);
     renderLegend($("sov-legend"), sov.brands);
     renderTotals(sov);
@@ -327,20 +330,34 @@
   }
 
   function noData(f, text) {
-    f.root.append(svg("text", { x: f.width / 2, y: (f.top + f.bottom) / 2, class: "no-data",
-      "text-anchor": "middle" }, text));
+    const y = f.top + (f.bottom - f.top) * 0.375;
+    const w = text.length * 7 + 24;
+    f.root.append(svg("rect", { x: (f.width - w) / 2, y: y - 16, width: w, height: 24, rx: 4,
+      class: "no-data-bg" }));
+    f.root.append(svg("text", { x: f.width / 2, y: y, class: "no-data", "text-anchor": "middle" },
+      text));
   }
 
   function niceCeil(v) {
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const k of [1, 2, 2.5, 5, 10]) if (k * p >= v) return k * p;
+    for (const k of [1, 2, 4, 6, 8, 10]) if (k * p >= v) return k * p;
     return 10 * p;
   }
 
   // --- Latest mentions -------------------------------------------------------------------
 
   function renderMentions(items) {
-    $("mentions").replaceChildren(...items.map(mentionItem));
+    const list = $("mentions");
+    const ids = items.map((m) => m.source + ":" + m.id).join("\n");
+    if (list.dataset.ids === ids) {
+      // The same mentions: only their ages change. Keeping the nodes keeps keyboard focus.
+      list.querySelectorAll("time").forEach((t) => {
+        t.textContent = fmtAgo(new Date(t.getAttribute("datetime")));
+      });
+      return;
+    }
+    list.dataset.ids = ids;
+    list.replaceChildren(...items.map(mentionItem));
     $("mentions-empty").hidden = items.length > 0;
   }
 

@@ -24,7 +24,8 @@
       });
       if (!res.ok) {
         const body = await res.json().catch(() => ({}));
-        return fail(body.detail || "Login failed (HTTP " + res.status + ")");
+        const reason = (body.errors && body.errors[0] && body.errors[0].message) || body.detail;
+        return fail("Login failed: " + (reason || "HTTP " + res.status));
       }
       // A key that may not read (an ingest key) would only land on an error page.
       const probe = await fetch("/api/v1/brands", { credentials: "same-origin" });
