@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
+import uvicorn
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
@@ -186,6 +188,12 @@ def seed_brands(store: BrandStore, entries: Sequence[BrandEntry], *, demo: bool)
             store.upsert(b.name, b.query, b.competitors)
 
 
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # run_embedded owns the signals
+
+
 class PortInUseError(OSError):
     """The API's address is taken (or not ours to bind)."""
 
@@ -222,8 +230,6 @@ async def run_embedded(
 
     Raises ``PortInUseError`` before starting anything if the address cannot be bound.
     """
-    import uvicorn
-
     from services.api.app import create_app
 
     sock = bind_socket(api.host, api.port)
@@ -261,7 +267,13 @@ async def run_embedded(
             access_log=False,
             lifespan="off",
         )
-        await uvicorn.Server(config).serve(sockets=[sock])
+        server = _Server(config)
+        # SIGINT and SIGTERM stop the server and then drain; uvicorn's own handling would
+        # re-raise SIGTERM after serving and kill the process before the drain.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.handle_exit, sig, None)
+        await server.serve(sockets=[sock])
         print("stopping: storing what is in flight…", flush=True)
 
 

@@ -8,11 +8,20 @@ from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from services.api import errors
 from services.api.routes import admin, analytics, brands, health, mentions, pages
 from services.api.state import AppState
+
+# Pages load only their own scripts and styles, and may not be framed (clickjacking).
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 def create_app(state: AppState) -> FastAPI:
@@ -20,7 +29,8 @@ def create_app(state: AppState) -> FastAPI:
         title="Sentimon",
         version="0.1.0",
         description="Social listening for B2B brands: mentions, sentiment, share of voice.",
-        docs_url="/docs",
+        docs_url=None,  # served below from a local copy of Swagger UI: no CDN, works offline
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.sentimon = state
@@ -31,6 +41,18 @@ def create_app(state: AppState) -> FastAPI:
     app.mount(
         "/static", StaticFiles(directory=str(files("services.api") / "static")), name="static"
     )
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Sentimon API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
     latency = state.metrics.api_request_latency
 
     @app.middleware("http")
@@ -45,8 +67,12 @@ def create_app(state: AppState) -> FastAPI:
         latency.labels(path, request.method, str(response.status_code)).observe(
             time.perf_counter() - t0
         )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        if path != "/docs" and headers.get("content-type", "").startswith("text/html"):
+            headers.setdefault("Content-Security-Policy", PAGE_CSP)
         return response
 
     return app

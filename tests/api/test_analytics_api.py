@@ -388,3 +388,17 @@ async def test_metrics_count_stored_mentions(
     assert stored_total(r.text) == 2.0
     assert 'sentimon_mentions_accepted_total{source="x"} 3.0' in r.text
     assert "sentimon_mentions_unmatched_total 1.0" in r.text
+
+
+async def test_buckets_cut_by_the_range_are_marked_partial(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    params = {"from": "2026-03-02T10:30:00Z", "to": "2026-03-02T12:30:00Z", "interval": "1h"}
+    sov = await get(client, keys, SOV, brands="Acme", **params)
+    assert [(b["start"], b["partial"]) for b in sov["buckets"]] == [
+        ("2026-03-02T10:00:00Z", True),
+        ("2026-03-02T11:00:00Z", False),
+        ("2026-03-02T12:00:00Z", True),
+    ]
+    series = await get(client, keys, "/api/v1/sentiment", brand="Acme", **params)
+    assert [p["partial"] for p in series["series"]] == [True, False, True]

@@ -166,7 +166,9 @@ async def test_an_ingest_only_key_gets_403(client: httpx.AsyncClient, keys: Keys
     assert (await log_in(client, keys.ingest)).status_code == 204
     r = await client.get("/")
     assert r.status_code == 403
-    assert r.json()["detail"] == "role 'ingest' may not read"
+    assert r.headers["content-type"].startswith("text/html")
+    assert "This key cannot open the dashboard" in r.text
+    assert 'href="/login"' in r.text
 
 
 async def test_with_no_brands_the_page_says_how_to_add_one(
@@ -195,3 +197,21 @@ def test_scripts_never_turn_data_into_markup(script: str) -> None:
     source = (STATIC / script).read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in source, f"{script} uses {sink}"
+
+
+async def test_pages_cannot_be_framed_and_load_only_their_own_code(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.get("/login")
+    assert r.headers["x-frame-options"] == "DENY"
+    csp = r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp
+    assert "script-src 'self'" in csp
+
+
+async def test_api_docs_work_offline(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/docs")).text
+    assert "cdn" not in page.lower()
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
+        assert asset in page
+        assert (await client.get(asset)).status_code == 200

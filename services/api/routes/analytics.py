@@ -61,6 +61,10 @@ def resolve_range(
     return start_ts, end_ts
 
 
+def is_partial(bucket_start: int, start: int, end: int, interval: int) -> bool:
+    return bucket_start < start or bucket_start + interval > end
+
+
 def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
@@ -78,6 +82,10 @@ class BrandShare(BaseModel):
 
 class Bucket(BaseModel):
     start: str
+    partial: bool = Field(
+        description="The bucket is cut by the range's start or end: it covers less than an "
+        "interval, so its counts are not comparable with the others'."
+    )
     total: int
     brands: list[BrandShare]
 
@@ -140,6 +148,7 @@ def share_of_voice(
         buckets.append(
             Bucket(
                 start=iso(b_start),
+                partial=is_partial(b_start, start, end, iv),
                 total=b_total,
                 brands=[_share(n, data.buckets[n][i], b_total) for n in names],
             )
@@ -156,6 +165,7 @@ def share_of_voice(
 
 class SentimentPoint(BaseModel):
     start: str
+    partial: bool = False
     mentions: int
     positive: int
     neutral: int
@@ -173,9 +183,10 @@ class SentimentSeries(BaseModel):
     series: list[SentimentPoint]
 
 
-def _point(start: str, c: Counts) -> SentimentPoint:
+def _point(start: str, c: Counts, partial: bool = False) -> SentimentPoint:
     return SentimentPoint(
         start=start,
+        partial=partial,
         mentions=c.mentions,
         positive=c.positive,
         neutral=c.neutral,
@@ -205,6 +216,7 @@ def sentiment(
         interval_seconds=iv,
         total=_point(iso(start), data.totals[brand]),
         series=[
-            _point(iso(s), c) for s, c in zip(data.bucket_starts, data.buckets[brand], strict=True)
+            _point(iso(s), c, is_partial(s, start, end, iv))
+            for s, c in zip(data.bucket_starts, data.buckets[brand], strict=True)
         ],
     )

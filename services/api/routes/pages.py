@@ -77,7 +77,11 @@ def dashboard(request: Request, state: State, key: PageKey) -> Response:
     if key is None:
         return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
     if not allows(key.role, Permission.READ):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {key.role.value!r} may not read")
+        return HTMLResponse(
+            "<!doctype html><title>Sentimon</title><p>This key cannot open the dashboard: "
+            f'its role is {key.role.value}. <a href="/login">Log in with another key</a>.</p>',
+            status_code=status.HTTP_403_FORBIDDEN,
+        )
     brands = state.brands.list()
     return templates.TemplateResponse(
         request,
