@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import time
 from collections.abc import Sequence
@@ -26,12 +27,14 @@ def label_for(compound: float) -> SentimentLabel:
     return "neutral"
 
 
+@functools.lru_cache(maxsize=8_192)
 def lexicon_sentiment(compound: float) -> Sentiment:
     """Turn a compound score into a verdict.
 
     ``confidence`` is the distance from the nearest decision threshold, scaled to
     [0, 1]: a heuristic, not a calibrated probability (spot checks measure the real
-    accuracy).
+    accuracy). Cached: VADER's compound has four decimals, so values repeat a lot, and
+    the verdict is immutable.
     """
     label = label_for(compound)
     if label == "neutral":

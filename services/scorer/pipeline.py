@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -145,26 +146,45 @@ class ScoreStep:
         chunks = [
             prepared.todo[i : i + self._chunk] for i in range(0, len(prepared.todo), self._chunk)
         ]
-        if not chunks:
-            return
-        pending = asyncio.ensure_future(self._lexicon.score([p.text for p in chunks[0]]))
+        # Three lanes kept busy at once: VADER scores up to two chunks ahead in its worker,
+        # this loop assembles, and one chunk at a time is written (in a thread) and then
+        # produced. Writes stay in chunk order; the loop commits only after all of them.
+        scoring: deque[asyncio.Future[tuple[list[Sentiment], list[float]]]] = deque(
+            asyncio.ensure_future(self._lexicon.score([p.text for p in c])) for c in chunks[:2]
+        )
+        writing: asyncio.Future[None] | None = None
         try:
             for k, chunk in enumerate(chunks):
-                verdicts, seconds = await pending
-                if k + 1 < len(chunks):
-                    pending = asyncio.ensure_future(
-                        self._lexicon.score([p.text for p in chunks[k + 1]])
+                verdicts, seconds = await scoring.popleft()
+                if k + 2 < len(chunks):
+                    scoring.append(
+                        asyncio.ensure_future(self._lexicon.score([p.text for p in chunks[k + 2]]))
                     )
                 verdicts = await self._second_opinion(chunk, verdicts)
                 records = assemble(chunk, verdicts, config=self._config, now=self._clock.now())
-                await self._store(records)
-                for r in records:
-                    await self._producer.send(SCORED, r.doc, key=mention_key(*r.key))
-                self._observe(records, seconds)
+                writing = asyncio.ensure_future(self._store_and_produce(records, seconds, writing))
+            if writing is not None:
+                await writing
         finally:
-            if not pending.done():
-                pending.cancel()
+            for f in scoring:
+                f.cancel()
+            if writing is not None and not writing.done():
+                writing.cancel()
         await self._producer.flush()
+
+    async def _store_and_produce(
+        self,
+        records: Sequence[ScoredRecord],
+        lexicon_seconds: Sequence[float],
+        previous: asyncio.Future[None] | None,
+    ) -> None:
+        if previous is not None:
+            await previous  # keeps chunks in order, and a failure stops the ones after it
+        await self._store(records)
+        send = self._producer.send
+        for r in records:
+            await send(SCORED, r.doc, key=mention_key(*r.key))
+        self._observe(records, lexicon_seconds)
 
     async def _second_opinion(
         self, chunk: Sequence[PreparedMention], verdicts: list[Sentiment]

@@ -65,6 +65,8 @@ def partition_for_key(key: bytes, partitions: int) -> int:
 
 def _record_size(key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> int:
     size = len(value) + (len(key) if key is not None else 0)
+    if not headers:
+        return size
     return size + sum(len(name.encode()) + len(data) for name, data in headers)
 
 

@@ -149,7 +149,7 @@ def sqlite_timestamp(ts: datetime) -> str:
     return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def sqlite_row(r: ScoredRecord, stored_at: str) -> tuple[object, ...]:
+def sqlite_row(r: ScoredRecord, stored_at: str, scored_at: str) -> tuple[object, ...]:
     """``mention_row`` as a tuple in ``_MENTION_COLUMNS`` order, times pre-formatted."""
     m = r.mention
     s = r.sentiment
@@ -168,7 +168,7 @@ def sqlite_row(r: ScoredRecord, stored_at: str) -> tuple[object, ...]:
         s.confidence,
         s.method,
         r.spot_check,
-        sqlite_timestamp(r.scored_at),
+        scored_at,
         stored_at,
         r.doc.decode(),
     )
@@ -242,9 +242,12 @@ class MentionWriter:
         by_key = {m.key: m for m in batch}
         before = conn.execute(select(func.coalesce(func.max(mentions.c.pk), 0))).scalar_one()
         stored = sqlite_timestamp(stored_at)
+        # A chunk is scored at one instant: format each distinct scoring time once.
+        scored = {t: sqlite_timestamp(t) for t in {m.scored_at for m in batch}}
+        values = [sqlite_row(m, stored, scored[m.scored_at]) for m in batch]
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(_SQLITE_INSERT_IGNORE, [sqlite_row(m, stored) for m in batch])
+            cursor.executemany(_SQLITE_INSERT_IGNORE, values)
         finally:
             cursor.close()
         rows = conn.execute(
