@@ -31,6 +31,7 @@ lint: setup
 bench: setup
 	$(BIN)/python -m tests.bench.bench_pipeline
 	$(BIN)/python -m tests.bench.bench_matcher
+	$(BIN)/python -m tests.bench.bench_hostile
 
 browser-deps:
 	@bash deploy/scripts/ensure-chromium.sh
