@@ -151,16 +151,3 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        # business
-        self.brand_mentions_window = Gauge(
-            "sentimon_brand_mentions_window",
-            "Mentions of a brand stored over the last window (see the window_seconds label).",
-            ["brand", "window_seconds"],
-            registry=registry,
-        )
-        self.brand_net_sentiment_window = Gauge(
-            "sentimon_brand_net_sentiment_window_ratio",
-            "Net sentiment of a brand over the last window, (pos - neg) / (pos + neg).",
-            ["brand", "window_seconds"],
-            registry=registry,
-        )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -53,6 +54,7 @@ class LoopConfig:
     restart_backoff_s: float = 1.0
     max_restart_backoff_s: float = 30.0
     dlq_limit: DlqLimit = field(default_factory=DlqLimit)
+    lag_report_s: float = 5.0
 
 
 def next_offsets(messages: Sequence[Message]) -> dict[TopicPartition, int]:
@@ -86,6 +88,7 @@ class ConsumerLoop(Generic[T]):
         self._stopping = asyncio.Event()
         self._committed = asyncio.Condition()
         self.halted: BaseException | None = None
+        self._lag_reported_at = float("-inf")
         self.batches_done = 0
 
     @property
@@ -157,6 +160,10 @@ class ConsumerLoop(Generic[T]):
             self.batches_done += 1
             async with self._committed:
                 self._committed.notify_all()
+            now = time.monotonic()
+            if now - self._lag_reported_at >= cfg.lag_report_s:
+                self._lag_reported_at = now
+                await self.lag(sorted(consumer.assignment()))
 
     async def _poll(self, consumer: Consumer) -> list[Message]:
         """``getmany``, given up as soon as ``stop`` is called (nothing was taken then)."""

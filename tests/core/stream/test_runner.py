@@ -146,3 +146,35 @@ def test_next_offsets_and_reason_codes() -> None:
     ]
     assert next_offsets(msgs) == {TopicPartition("t", 0): 8, TopicPartition("t", 1): 3}
     assert reason_code("invalid Mention: created_at: naive") == "invalid_mention"
+
+
+async def test_the_loop_reports_its_lag_as_it_goes(bus: MemoryBus) -> None:
+    step = IntStep()
+    await produce(bus, [b"1", b"2", b"3"])
+    metrics = Metrics(CollectorRegistry())
+    loop = ConsumerLoop(
+        bus,
+        step,
+        LoopConfig("g", (TOPIC,), poll_timeout_s=0.05, lag_report_s=0.0),
+        None,
+        metrics,
+        sleep=no_sleep,
+    )
+    task = asyncio.create_task(loop.run())
+
+    def reported() -> list[float | None]:
+        return [
+            metrics.registry.get_sample_value(
+                "sentimon_bus_consumer_lag_messages",
+                {"topic": TOPIC, "partition": str(p), "group": "g"},
+            )
+            for p in (0, 1)
+        ]
+
+    for _ in range(10_000):  # bounded: the loop advances each time this test yields
+        if None not in reported():
+            break
+        await asyncio.sleep(0)  # ok-sleep: yields to the loop once, waits for nothing
+    assert reported() == [0.0, 0.0]
+    loop.stop()
+    await task
