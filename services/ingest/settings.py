@@ -19,4 +19,5 @@ class IngestSettings(CommonSettings):
         default=7 * 24, ge=0, le=90 * 24, description="History the demo generates at start."
     )
     demo_seed: int = 7
-    dedupe_capacity: int = Field(default=1_000_000, ge=1)
+    # ~150 bytes a key: 200k recent keys cost ~30 MB; the store dedupes whatever gets past.
+    dedupe_capacity: int = Field(default=200_000, ge=1)

@@ -10,9 +10,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from services.core.storage.errors import MigrationRequiredError
+
+SQLITE_BEGIN = "sqlite_begin"
+"""Execution option: ``conn.execution_options(sqlite_begin="IMMEDIATE")`` for a writer."""
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -32,12 +35,21 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Transactions are begun by SQLAlchemy (below), not implicitly by the driver.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # Writers ask for IMMEDIATE: they hold the write lock from their first
+            # statement, so what they read inside the transaction stays true until commit.
+            mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)

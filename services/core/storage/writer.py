@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from services.core.clock import Clock
 from services.core.models import Mention, Sentiment
 from services.core.storage.analytics import Counts
+from services.core.storage.db import SQLITE_BEGIN
 from services.core.storage.tables import UTCDateTime, mentions
 
 _LABEL_COLUMNS = ("positive", "neutral", "negative")
@@ -191,10 +192,10 @@ class MentionWriter:
 
     Which mentions a batch really inserted decides what goes into the rollups, so it
     must be known exactly. PostgreSQL says so itself (``INSERT … ON CONFLICT DO NOTHING
-    RETURNING``), also under concurrent writers. SQLite has one writer at a time: the
-    rows above the highest key seen at the start of the transaction are this
-    transaction's (in WAL mode a writer whose snapshot went stale gets SQLITE_BUSY and
-    the whole batch is retried), which lets it use fast ``executemany``.
+    RETURNING``), also under concurrent writers. On SQLite the writer begins IMMEDIATE,
+    holding the database's single write lock for the whole transaction, so the rows
+    above the highest key seen at its start are this transaction's; that lets it use the
+    driver's fast ``executemany``.
     """
 
     def __init__(self, engine: Engine, clock: Clock, *, use_returning: bool | None = None) -> None:
@@ -212,7 +213,10 @@ class MentionWriter:
             unique.setdefault(m.key, m)
         stored_at = self._clock.now()
         records = list(unique.values())
-        with self._engine.begin() as conn:
+        with (
+            self._engine.connect().execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}) as conn,
+            conn.begin(),
+        ):
             if self._use_returning:
                 inserted = self._insert_returning(conn, records, stored_at)
             else:

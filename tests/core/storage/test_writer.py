@@ -209,3 +209,21 @@ def test_naive_datetimes_are_refused_by_the_store(tmp_path: Path) -> None:
                 mention_pk=1, brand="x", created_at=datetime(2026, 1, 1), label="neutral"
             )
         )
+
+
+def test_concurrent_writers_on_one_sqlite_file_count_each_mention_once(tmp_path: Path) -> None:
+    # e.g. `sentimon replay` into the data directory of a running `sentimon run`
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    migrate(make_engine(url))
+    records = [record(i, minute=i % 5) for i in range(600)]
+    batches = [records[i : i + 50] for i in range(0, 600, 25)]  # every mention twice
+    writers = [MentionWriter(make_engine(url), FrozenClock(T0)) for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda kb: writers[kb[0] % 2].write(kb[1]), enumerate(batches)))
+    assert sum(r.inserted for r in results) == 600
+    engine = make_engine(url)
+    assert sum(r[2] for r in rollups(engine)) == 600
+    with engine.connect() as conn:
+        assert len(list(conn.execute(select(mention_brands)))) == 600
