@@ -102,7 +102,9 @@ class Embedded:
         )
         await asyncio.to_thread(self.pipeline.matchers.reload, True)
         for loop in self.pipeline.loops:
-            self._loop_tasks.append(asyncio.create_task(loop.run(), name=f"loop:{loop.group}"))
+            task = asyncio.create_task(loop.run(), name=f"loop:{loop.group}")
+            task.add_done_callback(_log_failure)
+            self._loop_tasks.append(task)
 
     def add_source(
         self, source: Source, on_item: Callable[[IngestStats], None] | None = None
@@ -112,6 +114,7 @@ class Embedded:
             run_source(source, self.publisher, self.metrics, on_item=on_item),
             name=f"source:{source.name}",
         )
+        task.add_done_callback(_log_failure)
         self._source_tasks.append(task)
         return task
 
@@ -134,6 +137,9 @@ class Embedded:
         for loop in self.pipeline.loops:
             if loop.halted is not None:
                 return f"pipeline: consumer group {loop.group} halted: {loop.halted}"
+        for task in self._source_tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                return f"ingest: {task.get_name()} failed: {task.exception()!r}"[:300]
         return None
 
     async def refresh_brands(self) -> None:
@@ -171,6 +177,12 @@ class Embedded:
             await self._producer.close()
         await self.bus.close()
         self.engine.dispose()
+
+
+def _log_failure(task: asyncio.Task[object]) -> None:
+    """Say at once when a background task dies, rather than at shutdown (or never)."""
+    if not task.cancelled() and (e := task.exception()) is not None:
+        log.error("%s stopped: %r", task.get_name(), e, exc_info=e)
 
 
 def demo_backfill(settings: IngestSettings) -> timedelta:
