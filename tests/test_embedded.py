@@ -33,3 +33,18 @@ async def test_a_failed_source_is_logged_and_makes_the_instance_not_ready(
     r = await client.get("/readyz")
     assert r.status_code == 503
     assert any("ingest: source:broken failed" in p for p in r.json()["problems"])
+
+
+async def test_a_stored_brand_that_no_longer_compiles_does_not_stop_scoring(
+    embedded: Embedded, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import update
+
+    from services.core.storage.tables import brands
+
+    with embedded.engine.begin() as conn:  # as if written under older, looser rules
+        conn.execute(update(brands).where(brands.c.name == "Globex").values(query="globex AND"))
+    await embedded.refresh_brands()
+    assert "brand 'Globex' is not tracked until fixed" in caplog.text
+    assert embedded.pipeline is not None
+    assert [b.name for b in embedded.pipeline.matchers.matcher.brands] == ["Acme", "United"]

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from services.core.brands import BrandMatcher
+from services.core.brands import BrandDefinition, BrandError, BrandMatcher
 from services.core.bus.protocol import Bus, Message, Producer
 from services.core.clock import Clock
 from services.core.metrics import Metrics
@@ -94,10 +94,19 @@ class BrandMatcherCache:
     def reload(self, force: bool = False) -> None:
         version = self._store.version()
         if force or version != self._version:
-            brands = self._store.list()
-            self.matcher = BrandMatcher.compile([b.definition for b in brands])
+            usable: list[BrandDefinition] = []
+            for b in self._store.list():
+                # A brand stored under older, looser rules must not stop all scoring.
+                try:
+                    definition = b.definition
+                    BrandMatcher.compile([definition])
+                except BrandError as e:
+                    log.error("brand %r is not tracked until fixed: %s", b.name, e)
+                    continue
+                usable.append(definition)
+            self.matcher = BrandMatcher.compile(usable)
             self._version = version
-            log.info("brand matcher rebuilt for %d brands", len(brands))
+            log.info("brand matcher rebuilt for %d brands", len(usable))
 
 
 class ScoreStep:
