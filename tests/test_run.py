@@ -3,7 +3,6 @@ stores everything accepted before the process exits."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -18,40 +17,10 @@ from services.core.clock import SystemClock
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate, sqlite_url
 from services.core.storage.tables import mentions
-from tests.fixtures.live_server import _free_port, wait_until
+from tests.fixtures.live_server import _free_port, _ready, start_server, wait_until
 from tests.fixtures.mentions import mention_doc
 
 KEY = re.compile(r"Admin API key \(shown only this once, keep it\): (smk_\S+)")
-
-
-def start(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMON_")}
-    env["SENTIMON_LOG_LEVEL"] = "WARNING"
-    with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603 (a fixed command line)
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "run",
-                "--no-demo",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
-def ready(base: str, proc: subprocess.Popen[bytes]) -> bool:
-    assert proc.poll() is None, "sentimon run exited early"
-    try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def test_sigterm_drains_what_was_accepted_and_the_key_is_shown_once(tmp_path: Path) -> None:
@@ -62,9 +31,9 @@ def test_sigterm_drains_what_was_accepted_and_the_key_is_shown_once(tmp_path: Pa
     BrandStore(engine, SystemClock()).create("Acme", "acme")  # tracked before the start
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = start(data, port, log)
+    proc = start_server(data, port, log)
     try:
-        wait_until(lambda: ready(base, proc), timeout_s=60, what="sentimon run ready")
+        wait_until(lambda: _ready(base, proc, log), timeout_s=60, what="sentimon run ready")
         match = wait_until(lambda: KEY.search(log.read_text()), timeout_s=10, what="admin key")
         headers = {"Authorization": f"Bearer {match.group(1)}"}
         t0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -87,9 +56,9 @@ def test_sigterm_drains_what_was_accepted_and_the_key_is_shown_once(tmp_path: Pa
     assert stored == 5_000  # nothing accepted was lost in the in-memory bus
 
     # A second start keeps the first admin key and shows no new one.
-    proc = start(data, port, log)
+    proc = start_server(data, port, log)
     try:
-        wait_until(lambda: ready(base, proc), timeout_s=60, what="second start ready")
+        wait_until(lambda: _ready(base, proc, log), timeout_s=60, what="second start ready")
         assert len(KEY.findall(log.read_text())) == 1
         assert httpx.get(f"{base}/api/v1/brands", headers=headers).status_code == 200
     finally:
