@@ -172,7 +172,7 @@ class Embedded:
                 loop.stop()
         await asyncio.gather(*self._loop_tasks, return_exceptions=True)
         if self.pipeline is not None:
-            await asyncio.to_thread(self.pipeline.lexicon.close)
+            await asyncio.to_thread(self.pipeline.runner.close)
         if self._producer is not None:
             await self._producer.close()
         await self.bus.close()

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import multiprocessing
-import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Literal
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -62,58 +58,3 @@ class VaderScorer:
 
     def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
         return [lexicon_sentiment(self.compound(t)) for t in texts]
-
-
-# --- out of process -------------------------------------------------------------------
-# VADER is pure Python and holds the GIL; to use a second core the scorer runs it in
-# worker processes while the event loop parses, matches and writes.
-
-_worker_scorer: VaderScorer | None = None
-
-
-def _init_worker() -> None:
-    global _worker_scorer
-    _worker_scorer = VaderScorer()
-
-
-def timed_compounds(texts: Sequence[str]) -> tuple[list[float], list[float]]:
-    """VADER compounds of ``texts`` and the seconds each took (runs in a worker)."""
-    scorer = _worker_scorer or VaderScorer()
-    compounds: list[float] = []
-    seconds: list[float] = []
-    clock = time.perf_counter
-    for t in texts:
-        t0 = clock()
-        compounds.append(scorer.compound(t))
-        seconds.append(clock() - t0)
-    return compounds, seconds
-
-
-class LexiconRunner:
-    """Scores texts with VADER in ``processes`` worker processes, or inline with 0."""
-
-    def __init__(self, processes: int) -> None:
-        self._pool: ProcessPoolExecutor | None = None
-        if processes > 0:
-            self._pool = ProcessPoolExecutor(
-                max_workers=processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-            )
-
-    async def score(self, texts: Sequence[str]) -> tuple[list[Sentiment], list[float]]:
-        """Verdicts and per-text seconds; raises what the worker raised."""
-        if not texts:
-            return [], []
-        if self._pool is None:
-            compounds, seconds = timed_compounds(texts)
-        else:
-            loop = asyncio.get_running_loop()
-            compounds, seconds = await loop.run_in_executor(
-                self._pool, timed_compounds, list(texts)
-            )
-        return [lexicon_sentiment(c) for c in compounds], seconds
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)

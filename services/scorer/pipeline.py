@@ -19,8 +19,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -30,7 +31,7 @@ from services.core.brands import BrandDefinition, BrandError, BrandMatcher
 from services.core.bus.protocol import Bus, Message, Producer
 from services.core.clock import Clock
 from services.core.metrics import Metrics
-from services.core.models import Mention, ScoredMention, Sentiment
+from services.core.models import Mention, ScoredMention
 from services.core.storage.brands import BrandStore
 from services.core.storage.deadletters import store_dead_letters
 from services.core.storage.writer import MentionWriter, ScoredRecord
@@ -46,17 +47,17 @@ from services.core.topics import (
     mention_key,
 )
 from services.core.validation import describe
-from services.scorer.lexicon import LexiconRunner
+from services.scorer.lexicon import lexicon_sentiment
 from services.scorer.process import (
-    PreparedMention,
+    ChunkItem,
+    ChunkResult,
     ScoringConfig,
-    assemble,
     merge_routed,
-    prepare,
-    to_route,
+    scored_document,
 )
 from services.scorer.protocol import LexiconOnlyRouter, Router, Scorer
 from services.scorer.settings import ScorerSettings
+from services.scorer.workers import BrandSet, ScoringRunner
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,11 @@ def decode_json_model(model: type[ModelT], message: Message) -> ModelT:
 
 
 class BrandMatcherCache:
-    """The current brand matcher, rebuilt when the brands in the store change."""
+    """The tracked brands, reloaded when the store says they changed.
+
+    ``brands`` is what the scoring workers compile their matchers from; ``matcher`` is
+    the same set compiled here (which also proves every definition compiles).
+    """
 
     def __init__(self, store: BrandStore, refresh_s: float) -> None:
         self._store = store
@@ -83,13 +88,14 @@ class BrandMatcherCache:
         self._version: object = None
         self._checked_at = float("-inf")
         self.matcher = BrandMatcher.compile([])
+        self.brands = BrandSet(version=0)
 
-    async def current(self) -> BrandMatcher:
+    async def current(self) -> BrandSet:
         now = time.monotonic()
         if now - self._checked_at >= self._refresh_s:
             self._checked_at = now
             await asyncio.to_thread(self.reload)
-        return self.matcher
+        return self.brands
 
     def reload(self, force: bool = False) -> None:
         version = self._store.version()
@@ -105,6 +111,10 @@ class BrandMatcherCache:
                     continue
                 usable.append(definition)
             self.matcher = BrandMatcher.compile(usable)
+            self.brands = BrandSet(
+                version=self.brands.version + 1,
+                definitions=tuple((d.name, d.query) for d in usable),
+            )
             self._version = version
             log.info("brand matcher rebuilt for %d brands", len(usable))
 
@@ -122,7 +132,7 @@ class ScoreStep:
         *,
         producer: Producer,
         matchers: BrandMatcherCache,
-        lexicon: LexiconRunner,
+        runner: ScoringRunner,
         router: Router,
         transformer: Scorer | None,
         writer: MentionWriter,
@@ -133,7 +143,7 @@ class ScoreStep:
     ) -> None:
         self._producer = producer
         self._matchers = matchers
-        self._lexicon = lexicon
+        self._runner = runner
         self._router = router
         self._transformer = transformer
         self._writer = writer
@@ -145,41 +155,89 @@ class ScoreStep:
     def decode(self, message: Message) -> Mention:
         return decode_json_model(Mention, message)
 
-    async def handle(self, items: Sequence[tuple[Message, Mention]]) -> None:
-        matcher = await self._matchers.current()
-        prepared = prepare(
-            [(m, msg.value) for msg, m in items], matcher=matcher, config=self._config
-        )
-        self._metrics.mentions_unmatched.inc(prepared.unmatched)
-        self._metrics.texts_truncated.inc(prepared.truncated)
-        chunks = [
-            prepared.todo[i : i + self._chunk] for i in range(0, len(prepared.todo), self._chunk)
-        ]
-        # Three lanes kept busy at once: VADER scores up to two chunks ahead in its worker,
-        # this loop assembles, and one chunk at a time is written (in a thread) and then
-        # produced. Writes stay in chunk order; the loop commits only after all of them.
-        scoring: deque[asyncio.Future[tuple[list[Sentiment], list[float]]]] = deque(
-            asyncio.ensure_future(self._lexicon.score([p.text for p in c])) for c in chunks[:2]
-        )
+    async def handle(self, items: Sequence[tuple[Message, Mention]]) -> Awaitable[None]:
+        brands = await self._matchers.current()
+        mentions = [m for _, m in items]
+        chunk_items = [ChunkItem(m.source, m.id, m.text, msg.value) for msg, m in items]
+        starts = range(0, len(items), self._chunk)
+        now = self._clock.now()
+        keep_texts = self._transformer is not None
+
+        def submit(start: int) -> asyncio.Future[ChunkResult]:
+            chunk = chunk_items[start : start + self._chunk]
+            return asyncio.ensure_future(
+                self._runner.score(chunk, brands, self._config, now, keep_texts=keep_texts)
+            )
+
+        # Three lanes kept busy at once: the workers score up to two chunks ahead, this
+        # loop turns results into records, and one chunk at a time is written (in a
+        # thread) and then produced. Writes stay in chunk order; the loop commits only
+        # after all of them.
+        scoring = deque(submit(start) for start in starts[:2])
         writing: asyncio.Future[None] | None = None
         try:
-            for k, chunk in enumerate(chunks):
-                verdicts, seconds = await scoring.popleft()
-                if k + 2 < len(chunks):
-                    scoring.append(
-                        asyncio.ensure_future(self._lexicon.score([p.text for p in chunks[k + 2]]))
-                    )
-                verdicts = await self._second_opinion(chunk, verdicts)
-                records = assemble(chunk, verdicts, config=self._config, now=self._clock.now())
+            for k, start in enumerate(starts):
+                result = await scoring.popleft()
+                if k + 2 < len(starts):
+                    scoring.append(submit(starts[k + 2]))
+                self._metrics.mentions_unmatched.inc(result.unmatched)
+                self._metrics.texts_truncated.inc(result.truncated)
+                records = await self._records(mentions, chunk_items, start, result, now)
+                seconds = [r.seconds for r in result.results]
                 writing = asyncio.ensure_future(self._store_and_produce(records, seconds, writing))
-            if writing is not None:
-                await writing
-        finally:
+        except BaseException:
             for f in scoring:
                 f.cancel()
-            if writing is not None and not writing.done():
+            if writing is not None:
                 writing.cancel()
+            raise
+        # The last writes finish while the loop already reads the next batch; it commits
+        # this one when they are done.
+        return self._finish(writing)
+
+    async def _finish(self, writing: asyncio.Future[None] | None) -> None:
+        if writing is not None:
+            await writing
         await self._producer.flush()
+
+    async def _records(
+        self,
+        mentions: Sequence[Mention],
+        items: Sequence[ChunkItem],
+        start: int,
+        result: ChunkResult,
+        now: datetime,
+    ) -> list[ScoredRecord]:
+        """Records from the lexicon's results, with the transformer's second opinion
+        where the router asks for one."""
+        results = result.results
+        verdicts = [lexicon_sentiment(r.compound) for r in results]
+        docs = [r.doc for r in results]
+        if self._transformer is not None:
+            routed = [
+                i
+                for i, (r, v) in enumerate(zip(results, verdicts, strict=True))
+                if self._router.route(r.text, v) != "lexicon"
+            ]
+            if routed:
+                t0 = time.perf_counter()
+                better = await asyncio.to_thread(
+                    self._transformer.score_batch, [results[i].text for i in routed]
+                )
+                each = (time.perf_counter() - t0) / len(routed)
+                for _ in routed:
+                    self._metrics.scoring_latency.labels("transformer").observe(each)
+                self._metrics.routed_to_transformer.inc(len(routed))
+                verdicts = merge_routed(verdicts, routed, better)
+                for i in routed:
+                    r = results[i]
+                    docs[i] = scored_document(
+                        items[start + r.position].raw, r.brands, verdicts[i], r.spot_check, now
+                    )
+        return [
+            ScoredRecord(mentions[start + r.position], r.brands, v, r.spot_check, now, doc)
+            for r, v, doc in zip(results, verdicts, docs, strict=True)
+        ]
 
     async def _store_and_produce(
         self,
@@ -194,24 +252,6 @@ class ScoreStep:
         for r in records:
             await send(SCORED, r.doc, key=mention_key(*r.key))
         self._observe(records, lexicon_seconds)
-
-    async def _second_opinion(
-        self, chunk: Sequence[PreparedMention], verdicts: list[Sentiment]
-    ) -> list[Sentiment]:
-        if self._transformer is None:
-            return verdicts
-        routed = to_route(chunk, verdicts, self._router)
-        if not routed:
-            return verdicts
-        t0 = time.perf_counter()
-        better = await asyncio.to_thread(
-            self._transformer.score_batch, [chunk[i].text for i in routed]
-        )
-        each = (time.perf_counter() - t0) / len(routed)
-        for _ in routed:
-            self._metrics.scoring_latency.labels("transformer").observe(each)
-        self._metrics.routed_to_transformer.inc(len(routed))
-        return merge_routed(verdicts, routed, better)
 
     async def _store(self, records: Sequence[ScoredRecord]) -> None:
         t0 = time.perf_counter()
@@ -261,7 +301,7 @@ class ScorerPipeline:
     score: ConsumerLoop[Mention]
     dead_letters: ConsumerLoop[Message]
     matchers: BrandMatcherCache
-    lexicon: LexiconRunner
+    runner: ScoringRunner
 
     @property
     def loops(self) -> tuple[ConsumerLoop[Any], ...]:
@@ -280,14 +320,14 @@ def build_pipeline(
     router: Router | None = None,
 ) -> ScorerPipeline:
     """Assemble the scorer's consumers; the caller runs ``loop.run()`` for each and
-    ``pipeline.lexicon.close()`` at the end."""
+    ``pipeline.runner.close()`` at the end."""
     dlq = DeadLetterQueue(producer, DLQ, metrics)
     matchers = BrandMatcherCache(BrandStore(engine, clock), settings.brand_refresh_s)
-    lexicon = LexiconRunner(settings.lexicon_processes)
+    runner = ScoringRunner(settings.lexicon_processes)
     score = ScoreStep(
         producer=producer,
         matchers=matchers,
-        lexicon=lexicon,
+        runner=runner,
         router=router or LexiconOnlyRouter(),
         transformer=transformer,
         writer=MentionWriter(engine, clock),
@@ -312,5 +352,5 @@ def build_pipeline(
             bus, DeadLetterSinkStep(engine, clock), LoopConfig(DLQ_GROUP, (DLQ,)), None, metrics
         ),
         matchers=matchers,
-        lexicon=lexicon,
+        runner=runner,
     )

@@ -1,25 +1,26 @@
 """The scorer's pure core: raw mentions in, scored records out. No I/O here.
 
-Scoring is split in three steps so the async shell can run the expensive middle one
-(the lexicon, and later the transformer) elsewhere — in a worker process — while it
-writes the previous chunk:
-
-1. ``prepare``: match brands, mask them, cap the length;
-2. score the prepared texts (``Scorer.score_batch``, in or out of process);
-3. ``assemble``: pick each verdict, sample spot checks, build the stored document.
+``score_chunk`` does everything the lexicon path needs for a chunk of mentions — match
+brands, mask them, cap the length, score with VADER, sample spot checks, build the stored
+document — so that the async shell can run it whole in a worker process, on another core,
+and hand it only plain values. The transformer's second opinion for ambiguous mentions
+(``to_route``, ``merge_routed``) happens after it, back in the shell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import orjson
 
 from services.core.brands import BrandMatcher
 from services.core.models import Mention, Sentiment
 from services.core.storage.writer import ScoredRecord
+from services.scorer.lexicon import lexicon_sentiment
 from services.scorer.mask import cap_text, mask_spans
 from services.scorer.protocol import Router, Scorer
 from services.scorer.sampling import is_spot_check
@@ -52,6 +53,67 @@ def prepare_text(text: str, spans: Sequence[tuple[int, int]], max_chars: int) ->
     masked = mask_spans(text, spans)
     capped = cap_text(masked, max_chars)
     return capped, len(capped) < len(masked)
+
+
+class ChunkItem(NamedTuple):
+    """What scoring needs of one mention. Tuples: they cross to worker processes, and
+    pickle several times faster than dataclasses."""
+
+    source: str
+    id: str
+    text: str
+    raw: bytes  # the mention.v1 JSON as it arrived
+
+
+class LexiconResult(NamedTuple):
+    """One matched mention scored by the lexicon, as plain values."""
+
+    position: int  # in the chunk
+    brands: tuple[str, ...]
+    text: str  # masked and capped, as scored; empty unless asked for (second opinions)
+    compound: float
+    spot_check: bool
+    doc: bytes  # scored_mention.v1 JSON with the lexicon's verdict
+    seconds: float  # time the lexicon took on it
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    results: list[LexiconResult] = field(default_factory=list)
+    unmatched: int = 0
+    truncated: int = 0
+
+
+def score_chunk(
+    items: Sequence[ChunkItem],
+    *,
+    matcher: BrandMatcher,
+    compound: Callable[[str], float],
+    config: ScoringConfig,
+    now: datetime,
+    keep_texts: bool = False,
+    timer: Callable[[], float] = time.perf_counter,
+) -> ChunkResult:
+    """Match, mask, cap, score, sample and build each document. Mentions matching no
+    brand are dropped unless ``keep_unmatched``."""
+    out = ChunkResult()
+    for i, item in enumerate(items):
+        match = matcher.match(item.text)
+        if not match.brands and not config.keep_unmatched:
+            out.unmatched += 1
+            continue
+        text, cut = prepare_text(item.text, match.mask_spans, config.max_chars)
+        out.truncated += cut
+        t0 = timer()
+        c = compound(text)
+        seconds = timer() - t0
+        spot = is_spot_check(item.source, item.id, config.spot_check_rate)
+        brands = tuple(match.brands)
+        doc = scored_document(item.raw, brands, lexicon_sentiment(c), spot, now)
+        out.results.append(
+            LexiconResult(i, brands, text if keep_texts else "", c, spot, doc, seconds)
+        )
+    return out
 
 
 def prepare(

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +28,9 @@ from services.api.settings import ApiSettings
 from services.embedded import Embedded
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.file import FileSource
+from services.scorer.process import ScoringConfig
 from services.scorer.settings import ScorerSettings
+from services.scorer.workers import BrandSet
 from tests.bench.shared_data import tweeteval_test_texts
 
 BRANDS = [
@@ -50,8 +51,11 @@ def build_texts(count: int) -> list[str]:
     return out
 
 
+START = datetime(2026, 1, 5, tzinfo=UTC)
+
+
 def write_jsonl(path: Path, texts: list[str]) -> None:
-    start = datetime(2026, 1, 5, tzinfo=UTC)
+    start = START
     with path.open("wb") as f:
         for i, text in enumerate(texts):
             doc = {
@@ -87,7 +91,7 @@ async def bench_pipeline(path: Path, n: int, processes: int) -> float:
             await emb.refresh_brands()
             if processes:  # warm the worker up: its start-up is not throughput
                 assert emb.pipeline is not None
-                await emb.pipeline.lexicon.score(["warm up"])
+                await emb.pipeline.runner.score([], BrandSet(0), ScoringConfig(), START)
             t0 = time.perf_counter()
             task = emb.add_source(FileSource(path))
             await emb.drain(timeout_s=600)
@@ -101,18 +105,19 @@ async def bench_pipeline(path: Path, n: int, processes: int) -> float:
 
 def overhead_ceiling(path: Path, n: int) -> float:
     """The pipeline with scoring replaced by a no-op: what everything but VADER allows."""
-    from services.scorer import lexicon
+    from services.scorer import workers
+    from services.scorer.lexicon import VaderScorer
 
-    real = lexicon.timed_compounds
+    class NoOp(VaderScorer):
+        def compound(self, text: str) -> float:
+            return 0.0
 
-    def no_op(texts: Sequence[str]) -> tuple[list[float], list[float]]:
-        return [0.0] * len(texts), [0.0] * len(texts)
-
-    lexicon.timed_compounds = no_op
+    real = workers._state.scorer
+    workers._state.scorer = NoOp()
     try:
         return asyncio.run(bench_pipeline(path, n, processes=0))
     finally:
-        lexicon.timed_compounds = real
+        workers._state.scorer = real
 
 
 def main() -> None:

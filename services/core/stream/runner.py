@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from services.core.bus.errors import CommitFailedError
 from services.core.bus.protocol import Bus, Consumer, Message, TopicPartition
@@ -40,8 +41,15 @@ class Step(Protocol[T]):
         """Parse one message; raise ``InvalidMessage`` (with the reason) for poison."""
         ...
 
-    async def handle(self, items: Sequence[tuple[Message, T]]) -> None:
-        """Do the batch's work durably; raise to have the whole batch delivered again."""
+    async def handle(self, items: Sequence[tuple[Message, T]]) -> Awaitable[None] | None:
+        """Do the batch's work durably; raise to have the whole batch delivered again.
+
+        A step may return before the batch's work is finished, handing back an awaitable
+        that completes when it is (the tail of its writes, say): the loop then starts on
+        the next batch meanwhile, and commits this one only once the awaitable has
+        succeeded, always in batch order. If it fails, the loop restarts as if ``handle``
+        had raised.
+        """
         ...
 
 
@@ -55,6 +63,19 @@ class LoopConfig:
     max_restart_backoff_s: float = 30.0
     dlq_limit: DlqLimit = field(default_factory=DlqLimit)
     lag_report_s: float = 5.0
+    # Batches whose work is still finishing while the next one is handled.
+    max_in_flight: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    messages: Sequence[Message]
+    done: asyncio.Future[None]
+
+
+async def _finished(tail: Awaitable[None] | None) -> None:
+    if tail is not None:
+        await tail
 
 
 def next_offsets(messages: Sequence[Message]) -> dict[TopicPartition, int]:
@@ -130,50 +151,84 @@ class ConsumerLoop(Generic[T]):
 
     async def _consume(self, consumer: Consumer) -> None:
         cfg = self._config
-        while not self._stopping.is_set():
-            messages = await self._poll(consumer)
-            if not messages:
-                continue
-            decoded: list[tuple[Message, T]] = []
-            for m in messages:
-                try:
-                    decoded.append((m, self._step.decode(m)))
-                    self._guard.record(False)
-                except InvalidMessage as e:
-                    if self._dlq is None:
-                        raise
-                    await self._dlq.send(m, e.reason)
-                    self._guard.record(True)
-            if decoded:
-                await self._step.handle(decoded)
-            try:
-                await consumer.commit(next_offsets(messages))
-            except CommitFailedError:
-                # Rebalanced mid-batch: the new owner reads these again; the work was idempotent.
-                log.info("group %s lost a partition before committing", cfg.group)
-                continue
-            per_topic: dict[str, int] = {}
-            for m in messages:
-                per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
-            for topic, n in per_topic.items():
-                self._metrics.messages_consumed.labels(topic, cfg.group).inc(n)
-            self.batches_done += 1
-            async with self._committed:
-                self._committed.notify_all()
-            now = time.monotonic()
-            if now - self._lag_reported_at >= cfg.lag_report_s:
-                self._lag_reported_at = now
-                await self.lag(sorted(consumer.assignment()))
+        in_flight: deque[_InFlight] = deque()
+        try:
+            while not self._stopping.is_set():
+                messages = await self._poll(consumer, in_flight[0].done if in_flight else None)
+                await self._commit_finished(consumer, in_flight, block=False)
+                if not messages:
+                    continue
+                decoded: list[tuple[Message, T]] = []
+                for m in messages:
+                    try:
+                        decoded.append((m, self._step.decode(m)))
+                        self._guard.record(False)
+                    except InvalidMessage as e:
+                        if self._dlq is None:
+                            raise
+                        await self._dlq.send(m, e.reason)
+                        self._guard.record(True)
+                tail = await self._step.handle(decoded) if decoded else None
+                done = asyncio.ensure_future(_finished(tail))
+                in_flight.append(_InFlight(messages, done))
+                while len(in_flight) >= cfg.max_in_flight:
+                    await self._commit_finished(consumer, in_flight, block=True)
+                await self._commit_finished(consumer, in_flight, block=False)
+            # Stopping: let the work in hand finish and commit it.
+            while in_flight:
+                await self._commit_finished(consumer, in_flight, block=True)
+        finally:
+            for item in in_flight:
+                item.done.cancel()
 
-    async def _poll(self, consumer: Consumer) -> list[Message]:
-        """``getmany``, given up as soon as ``stop`` is called (nothing was taken then)."""
+    async def _commit_finished(
+        self, consumer: Consumer, in_flight: deque[_InFlight], *, block: bool
+    ) -> None:
+        """Commit the oldest batches whose work is done (waiting for the oldest if
+        ``block``); a failed one raises, and nothing after it is committed."""
+        while in_flight and (block or in_flight[0].done.done()):
+            block = False
+            item = in_flight[0]
+            await item.done  # raises the batch's failure
+            in_flight.popleft()
+            await self._commit(consumer, item.messages)
+
+    async def _commit(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        cfg = self._config
+        try:
+            await consumer.commit(next_offsets(messages))
+        except CommitFailedError:
+            # Rebalanced meanwhile: the new owner reads these again; the work was idempotent.
+            log.info("group %s lost a partition before committing", cfg.group)
+            return
+        per_topic: dict[str, int] = {}
+        for m in messages:
+            per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
+        for topic, n in per_topic.items():
+            self._metrics.messages_consumed.labels(topic, cfg.group).inc(n)
+        self.batches_done += 1
+        async with self._committed:
+            self._committed.notify_all()
+        now = time.monotonic()
+        if now - self._lag_reported_at >= cfg.lag_report_s:
+            self._lag_reported_at = now
+            await self.lag(sorted(consumer.assignment()))
+
+    async def _poll(
+        self, consumer: Consumer, finishing: asyncio.Future[None] | None = None
+    ) -> list[Message]:
+        """``getmany``, given up (nothing taken) as soon as ``stop`` is called or the
+        oldest batch in flight finishes, so that it is committed without delay."""
         cfg = self._config
         poll = asyncio.ensure_future(
             consumer.getmany(max_records=cfg.max_records, timeout_s=cfg.poll_timeout_s)
         )
         stopping = asyncio.ensure_future(self._stopping.wait())
+        waits: set[asyncio.Future[Any]] = {poll, stopping}
+        if finishing is not None:
+            waits.add(finishing)
         try:
-            await asyncio.wait((poll, stopping), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
         if poll.done():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -176,5 +176,86 @@ async def test_the_loop_reports_its_lag_as_it_goes(bus: MemoryBus) -> None:
             break
         await asyncio.sleep(0)  # ok-sleep: yields to the loop once, waits for nothing
     assert reported() == [0.0, 0.0]
+    loop.stop()
+    await task
+
+
+class SlowTailStep:
+    """Returns from ``handle`` at once; the batch's work finishes when the test says."""
+
+    def __init__(self) -> None:
+        self.handled: list[int] = []
+        self.tails: list[asyncio.Future[None]] = []
+
+    def decode(self, message: Message) -> int:
+        return int(message.value)
+
+    async def handle(self, items: Sequence[tuple[Message, int]]) -> asyncio.Future[None]:
+        self.handled += [v for _, v in items]
+        tail: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.tails.append(tail)
+        return tail
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(10_000):  # bounded: the loop advances each time this test yields
+        if condition():
+            return
+        await asyncio.sleep(0)  # ok-sleep: yields to the loop once, waits for nothing
+    raise AssertionError("condition not reached")
+
+
+async def test_batches_still_finishing_are_committed_in_order(bus: MemoryBus) -> None:
+    await bus.create_topics([TopicSpec("one", 1)])
+    p = await bus.producer()
+    metrics = Metrics(CollectorRegistry())
+    step = SlowTailStep()
+    loop = ConsumerLoop(
+        bus,
+        step,
+        LoopConfig("g1", ("one",), max_records=2, poll_timeout_s=0.05),
+        None,
+        metrics,
+        sleep=no_sleep,
+    )
+    task = asyncio.create_task(loop.run())
+    tp = TopicPartition("one", 0)
+    for v in (b"1", b"2"):
+        await p.send("one", v)
+    await until(lambda: len(step.tails) == 1)
+    for v in (b"3", b"4"):
+        await p.send("one", v)
+    await until(lambda: len(step.tails) == 2)  # the second batch began before the first ended
+    step.tails[1].set_result(None)  # the later batch finishes first: nothing may be committed
+    for _ in range(100):
+        await asyncio.sleep(0)  # ok-sleep: yields to the loop once, waits for nothing
+    assert await bus.committed("g1", tp) is None
+    step.tails[0].set_result(None)
+    await loop.wait_caught_up([tp], timeout_s=5)
+    assert await bus.committed("g1", tp) == 4
+    loop.stop()
+    await task
+
+
+async def test_a_batch_whose_tail_fails_is_delivered_again(bus: MemoryBus) -> None:
+    await bus.create_topics([TopicSpec("two", 1)])
+    p = await bus.producer()
+    step = SlowTailStep()
+    loop = ConsumerLoop(
+        bus,
+        step,
+        LoopConfig("g2", ("two",), poll_timeout_s=0.05),
+        None,
+        Metrics(CollectorRegistry()),
+        sleep=no_sleep,
+    )
+    task = asyncio.create_task(loop.run())
+    await p.send("two", b"7")
+    await until(lambda: len(step.tails) == 1)
+    step.tails[0].set_exception(RuntimeError("write failed"))
+    await until(lambda: len(step.tails) == 2)  # restarted from the committed offset: again
+    step.tails[1].set_result(None)
+    await loop.wait_caught_up([TopicPartition("two", 0)], timeout_s=5)
+    assert step.handled == [7, 7]
     loop.stop()
     await task

@@ -1,0 +1,76 @@
+"""Scoring in worker processes gives what scoring inline gives, and survives a worker dying."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from services.scorer.process import ChunkItem, ScoringConfig
+from services.scorer.workers import BrandSet, ScoringRunner, WorkerDiedError, run_chunk
+from tests.fixtures.mentions import mention_doc
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+BRANDS = BrandSet(1, (("Acme", "acme OR @acmehq"), ("Globex", "globex")))
+TEXTS = ["Acme is wonderful", "@acmehq lost my data, awful", "nothing here", "Globex and Acme, meh"]
+
+
+def chunk() -> list[ChunkItem]:
+    return [
+        ChunkItem("x", f"w{i}", t, orjson.dumps(mention_doc(id=f"w{i}", text=t)))
+        for i, t in enumerate(TEXTS)
+    ]
+
+
+async def test_a_worker_process_scores_like_the_inline_path() -> None:
+    runner = ScoringRunner(processes=1)
+    try:
+        remote = await runner.score(chunk(), BRANDS, ScoringConfig(), NOW, keep_texts=True)
+    finally:
+        runner.close()
+    local = run_chunk(chunk(), BRANDS, ScoringConfig(), NOW, True)
+    strip = [r._replace(seconds=0.0) for r in remote.results]
+    assert strip == [r._replace(seconds=0.0) for r in local.results]
+    assert remote.unmatched == 1
+    assert [r.brands for r in remote.results] == [("Acme",), ("Acme",), ("Acme", "Globex")]
+    assert remote.results[1].text == "brand lost my data, awful"
+
+
+async def test_a_new_brand_set_is_compiled_by_the_worker() -> None:
+    runner = ScoringRunner(processes=1)
+    try:
+        before = await runner.score(chunk(), BRANDS, ScoringConfig(), NOW)
+        fewer = BrandSet(2, (("Globex", "globex"),))
+        after = await runner.score(chunk(), fewer, ScoringConfig(), NOW)
+    finally:
+        runner.close()
+    assert len(before.results) == 3
+    assert [r.brands for r in after.results] == [("Globex",)]
+
+
+async def test_a_dead_worker_fails_its_chunk_and_is_replaced() -> None:
+    runner = ScoringRunner(processes=1)
+    try:
+        await runner.score(chunk(), BRANDS, ScoringConfig(), NOW)  # starts the worker
+        (worker,) = runner._workers
+        assert worker.process.pid is not None
+        os.kill(worker.process.pid, signal.SIGKILL)
+        with pytest.raises(WorkerDiedError):
+            await runner.score(chunk(), BRANDS, ScoringConfig(), NOW)
+        again = await runner.score(chunk(), BRANDS, ScoringConfig(), NOW)  # a new worker
+        assert len(again.results) == 3
+    finally:
+        runner.close()
+
+
+async def test_a_failure_inside_the_worker_is_raised_here() -> None:
+    runner = ScoringRunner(processes=1)
+    bad = BrandSet(3, (("Bad, name", "bad"),))  # refused by BrandDefinition in the worker
+    try:
+        with pytest.raises(RuntimeError, match="scoring worker failed: BrandDefinitionError"):
+            await runner.score(chunk(), bad, ScoringConfig(), NOW)
+    finally:
+        runner.close()
