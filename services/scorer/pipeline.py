@@ -31,7 +31,7 @@ from services.core.brands import BrandDefinition, BrandError, BrandMatcher
 from services.core.bus.protocol import Bus, Message, Producer
 from services.core.clock import Clock
 from services.core.metrics import Metrics
-from services.core.models import Mention, ScoredMention
+from services.core.models import Mention, ScoredMention, Sentiment
 from services.core.storage.brands import BrandStore
 from services.core.storage.deadletters import store_dead_letters
 from services.core.storage.writer import MentionWriter, ScoredRecord
@@ -47,13 +47,12 @@ from services.core.topics import (
     mention_key,
 )
 from services.core.validation import describe
-from services.scorer.lexicon import lexicon_sentiment
 from services.scorer.process import (
     ChunkItem,
     ChunkResult,
     ScoringConfig,
-    merge_routed,
-    scored_document,
+    records,
+    to_route,
 )
 from services.scorer.protocol import LexiconOnlyRouter, Router, Scorer
 from services.scorer.settings import ScorerSettings
@@ -210,34 +209,28 @@ class ScoreStep:
     ) -> list[ScoredRecord]:
         """Records from the lexicon's results, with the transformer's second opinion
         where the router asks for one."""
-        results = result.results
-        verdicts = [lexicon_sentiment(r.compound) for r in results]
-        docs = [r.doc for r in results]
+        end = start + self._chunk
+        routed: list[int] = []
+        better: list[Sentiment] = []
         if self._transformer is not None:
-            routed = [
-                i
-                for i, (r, v) in enumerate(zip(results, verdicts, strict=True))
-                if self._router.route(r.text, v) != "lexicon"
-            ]
+            routed = to_route(result.results, self._router)
             if routed:
                 t0 = time.perf_counter()
                 better = await asyncio.to_thread(
-                    self._transformer.score_batch, [results[i].text for i in routed]
+                    self._transformer.score_batch, [result.results[i].text for i in routed]
                 )
                 each = (time.perf_counter() - t0) / len(routed)
                 for _ in routed:
                     self._metrics.scoring_latency.labels("transformer").observe(each)
                 self._metrics.routed_to_transformer.inc(len(routed))
-                verdicts = merge_routed(verdicts, routed, better)
-                for i in routed:
-                    r = results[i]
-                    docs[i] = scored_document(
-                        items[start + r.position].raw, r.brands, verdicts[i], r.spot_check, now
-                    )
-        return [
-            ScoredRecord(mentions[start + r.position], r.brands, v, r.spot_check, now, doc)
-            for r, v, doc in zip(results, verdicts, docs, strict=True)
-        ]
+        return records(
+            mentions[start:end],
+            [item.raw for item in items[start:end]],
+            result,
+            routed=routed,
+            better=better,
+            now=now,
+        )
 
     async def _store_and_produce(
         self,

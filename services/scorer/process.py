@@ -3,8 +3,8 @@
 ``score_chunk`` does everything the lexicon path needs for a chunk of mentions — match
 brands, mask them, cap the length, score with VADER, sample spot checks, build the stored
 document — so that the async shell can run it whole in a worker process, on another core,
-and hand it only plain values. The transformer's second opinion for ambiguous mentions
-(``to_route``, ``merge_routed``) happens after it, back in the shell.
+and hand it only plain values. Back in the shell, ``to_route`` picks the ambiguous ones
+for the transformer's second opinion and ``records`` turns it all into what is stored.
 """
 
 from __future__ import annotations
@@ -31,21 +31,6 @@ class ScoringConfig:
     max_chars: int = 2_000
     spot_check_rate: float = 0.02
     keep_unmatched: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedMention:
-    mention: Mention
-    raw: bytes  # the mention.v1 JSON as it arrived
-    brands: tuple[str, ...]
-    text: str  # masked and capped: what the scorers see
-
-
-@dataclass(slots=True)
-class Prepared:
-    todo: list[PreparedMention] = field(default_factory=list)
-    unmatched: int = 0
-    truncated: int = 0
 
 
 def prepare_text(text: str, spans: Sequence[tuple[int, int]], max_chars: int) -> tuple[str, bool]:
@@ -116,31 +101,12 @@ def score_chunk(
     return out
 
 
-def prepare(
-    items: Sequence[tuple[Mention, bytes]], *, matcher: BrandMatcher, config: ScoringConfig
-) -> Prepared:
-    """Match brands and prepare texts; mentions matching no brand are dropped unless
-    ``keep_unmatched``."""
-    out = Prepared()
-    for mention, raw in items:
-        match = matcher.match(mention.text)
-        if not match.brands and not config.keep_unmatched:
-            out.unmatched += 1
-            continue
-        text, cut = prepare_text(mention.text, match.mask_spans, config.max_chars)
-        out.truncated += cut
-        out.todo.append(PreparedMention(mention, raw, tuple(match.brands), text))
-    return out
-
-
-def to_route(
-    todo: Sequence[PreparedMention], lexicon: Sequence[Sentiment], router: Router
-) -> list[int]:
-    """Indices of the mentions the router sends on to the transformer."""
+def to_route(results: Sequence[LexiconResult], router: Router) -> list[int]:
+    """Positions (in ``results``) of the mentions the router sends to the transformer."""
     return [
         i
-        for i, (p, v) in enumerate(zip(todo, lexicon, strict=True))
-        if router.route(p.text, v) != "lexicon"
+        for i, r in enumerate(results)
+        if router.route(r.text, lexicon_sentiment(r.compound)) != "lexicon"
     ]
 
 
@@ -174,38 +140,28 @@ def scored_document(
     return head + sep + extra[1:]
 
 
-def assemble(
-    todo: Sequence[PreparedMention],
-    verdicts: Sequence[Sentiment],
+def records(
+    mentions: Sequence[Mention],
+    raws: Sequence[bytes],
+    result: ChunkResult,
     *,
-    config: ScoringConfig,
+    routed: Sequence[int] = (),
+    better: Sequence[Sentiment] = (),
     now: datetime,
 ) -> list[ScoredRecord]:
-    """Final verdicts → records to store and produce, with spot checks sampled."""
+    """Records to store and produce for a scored chunk (``mentions`` and ``raws`` are the
+    chunk's, by position). ``better`` are the transformer's verdicts for the ``routed``
+    results: they replace the lexicon's (whose compound is kept for analysis), and those
+    documents are rebuilt."""
+    replaced = dict(zip(routed, better, strict=True))
     out = []
-    for p, verdict in zip(todo, verdicts, strict=True):
-        m = p.mention
-        spot = is_spot_check(m.source, m.id, config.spot_check_rate)
-        out.append(
-            ScoredRecord(
-                mention=m,
-                brands=p.brands,
-                sentiment=verdict,
-                spot_check=spot,
-                scored_at=now,
-                doc=scored_document(p.raw, p.brands, verdict, spot, now),
-            )
-        )
-    return out
-
-
-def merge_routed(
-    lexicon: Sequence[Sentiment], routed: Sequence[int], better: Sequence[Sentiment]
-) -> list[Sentiment]:
-    """Replace the routed verdicts, keeping the lexicon's compound on each for analysis."""
-    out = list(lexicon)
-    for i, v in zip(routed, better, strict=True):
-        out[i] = v.model_copy(update={"lexicon_compound": lexicon[i].lexicon_compound})
+    for i, r in enumerate(result.results):
+        verdict = lexicon_sentiment(r.compound)
+        doc = r.doc
+        if (second := replaced.get(i)) is not None:
+            verdict = second.model_copy(update={"lexicon_compound": r.compound})
+            doc = scored_document(raws[r.position], r.brands, verdict, r.spot_check, now)
+        out.append(ScoredRecord(mentions[r.position], r.brands, verdict, r.spot_check, now, doc))
     return out
 
 
@@ -213,18 +169,29 @@ def score_mentions(
     items: Sequence[tuple[Mention, bytes]],
     *,
     matcher: BrandMatcher,
-    lexicon: Scorer,
+    compound: Callable[[str], float],
     router: Router,
     transformer: Scorer | None,
     config: ScoringConfig,
     now: datetime,
-) -> tuple[Prepared, list[ScoredRecord]]:
-    """All three steps in this process (tests, offline use)."""
-    prepared = prepare(items, matcher=matcher, config=config)
-    verdicts = lexicon.score_batch([p.text for p in prepared.todo])
+) -> tuple[ChunkResult, list[ScoredRecord]]:
+    """The scorer's whole path in this process, synchronously (tests, offline use); the
+    pipeline runs the same functions with the chunk in a worker and the transformer in
+    a thread."""
+    mentions = [m for m, _ in items]
+    raws = [raw for _, raw in items]
+    result = score_chunk(
+        [ChunkItem(m.source, m.id, m.text, raw) for m, raw in items],
+        matcher=matcher,
+        compound=compound,
+        config=config,
+        now=now,
+        keep_texts=transformer is not None,
+    )
+    routed: list[int] = []
+    better: list[Sentiment] = []
     if transformer is not None:
-        routed = to_route(prepared.todo, verdicts, router)
+        routed = to_route(result.results, router)
         if routed:
-            better = transformer.score_batch([prepared.todo[i].text for i in routed])
-            verdicts = merge_routed(verdicts, routed, better)
-    return prepared, assemble(prepared.todo, verdicts, config=config, now=now)
+            better = transformer.score_batch([result.results[i].text for i in routed])
+    return result, records(mentions, raws, result, routed=routed, better=better, now=now)

@@ -59,7 +59,7 @@ def run(texts: list[str], **kw: object) -> list[ScoredMention]:
     _, records = score_mentions(
         [item(t, i) for i, t in enumerate(texts)],
         matcher=MATCHER,
-        lexicon=kw.pop("lexicon", VaderScorer()),  # type: ignore[arg-type]
+        compound=kw.pop("compound", VaderScorer().compound),  # type: ignore[arg-type]
         router=kw.pop("router", LexiconOnlyRouter()),  # type: ignore[arg-type]
         transformer=kw.pop("transformer", None),  # type: ignore[arg-type]
         config=kw.pop("config", ScoringConfig()),  # type: ignore[arg-type]
@@ -89,13 +89,18 @@ def test_mask_spans_replaces_exactly_the_spans() -> None:
 
 
 def test_hostile_long_text_is_capped_before_the_scorer() -> None:
-    lexicon = RecordingScorer("lexicon", 0.0)
+    seen: list[str] = []
+
+    def compound(text: str) -> float:
+        seen.append(text)
+        return 0.0
+
     hostile = "acme " + "but not " * 1249
     assert len(hostile) > 9_000
-    run([hostile], lexicon=lexicon, config=ScoringConfig(max_chars=2_000))
-    assert len(lexicon.seen) == 1
-    assert len(lexicon.seen[0]) <= 2_000
-    assert lexicon.seen[0].startswith("brand but not")
+    run([hostile], compound=compound, config=ScoringConfig(max_chars=2_000))
+    assert len(seen) == 1
+    assert len(seen[0]) <= 2_000
+    assert seen[0].startswith("brand but not")
 
 
 def test_cap_text_cuts_at_a_word_boundary() -> None:

@@ -1,0 +1,101 @@
+"""The scorer pipeline with a transformer plugged in: ambiguous mentions get its verdict,
+stored and produced, and the lexicon's compound is kept beside it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from services.core.bus import MemoryBus, TopicPartition
+from services.core.clock import SystemClock
+from services.core.metrics import Metrics
+from services.core.models import ScoredMention, Sentiment
+from services.core.storage.brands import BrandStore
+from services.core.storage.db import make_engine, migrate
+from services.core.storage.reads import MentionFilter, list_mentions
+from services.core.topics import DEFAULT_TOPICS, RAW, SCORED
+from services.scorer.pipeline import build_pipeline
+from services.scorer.protocol import Route
+from services.scorer.settings import ScorerSettings
+from tests.fixtures.mentions import mention_doc
+
+
+class NeutralToTransformer:
+    def route(self, text: str, lexicon: Sentiment) -> Route:
+        return "transformer" if lexicon.label == "neutral" else "lexicon"
+
+
+class SaysNegative:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @property
+    def method(self) -> Literal["transformer"]:
+        return "transformer"
+
+    def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
+        self.seen += texts
+        return [
+            Sentiment(
+                label="negative",
+                score=-0.7,
+                confidence=0.8,
+                method="transformer",
+                lexicon_compound=0.0,
+            )
+            for _ in texts
+        ]
+
+
+async def test_routed_mentions_are_stored_and_produced_with_the_transformer_verdict(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    migrate(engine)
+    BrandStore(engine, SystemClock()).create("Acme", "acme")
+    bus = MemoryBus()
+    await bus.create_topics(DEFAULT_TOPICS)
+    producer = await bus.producer()
+    metrics = Metrics(CollectorRegistry())
+    transformer = SaysNegative()
+    pipeline = build_pipeline(
+        ScorerSettings(data_dir=tmp_path, lexicon_processes=0),
+        bus=bus,
+        producer=producer,
+        engine=engine,
+        clock=SystemClock(),
+        metrics=metrics,
+        transformer=transformer,
+        router=NeutralToTransformer(),
+    )
+    downstream = await bus.consumer("downstream", [SCORED])
+    task = asyncio.create_task(pipeline.score.run())
+    try:
+        for i, text in enumerate(["Acme shipped version 2", "Acme is wonderful, I love it"]):
+            await producer.send(RAW, orjson.dumps(mention_doc(id=f"p{i}", text=text)))
+        await pipeline.score.wait_caught_up(
+            [TopicPartition(RAW, p) for p in range(8)], timeout_s=10
+        )
+    finally:
+        pipeline.score.stop()
+        await task
+        pipeline.runner.close()
+
+    assert transformer.seen == ["brand shipped version 2"]
+    with engine.connect() as conn:
+        stored = {
+            m.id: m for m in list_mentions(conn, MentionFilter(), limit=10, cursor=None).items
+        }
+    assert stored["p0"].sentiment.method == "transformer"
+    assert stored["p0"].sentiment.label == "negative"
+    assert stored["p0"].sentiment.lexicon_compound == 0.0
+    assert stored["p1"].sentiment.method == "lexicon"
+    produced = await downstream.getmany(max_records=10, timeout_s=5)
+    by_id = {m.id: m for m in (ScoredMention.model_validate_json(x.value) for x in produced)}
+    assert by_id["p0"].sentiment == stored["p0"].sentiment
+    assert metrics.registry.get_sample_value("sentimon_routed_to_transformer_total") == 1
