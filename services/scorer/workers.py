@@ -26,7 +26,9 @@ from services.scorer.process import ChunkItem, ChunkResult, ScoringConfig, score
 
 @dataclass(frozen=True, slots=True)
 class BrandSet:
-    """The tracked brands at one version; ``version`` changes whenever they do."""
+    """The tracked brands; ``version`` counts the reloads of the cache that made it (for
+    logs). Workers key their compiled matcher on ``definitions`` themselves, since
+    versions of different caches in one process can coincide."""
 
     version: int
     definitions: tuple[tuple[str, str], ...] = field(default=())
@@ -36,7 +38,7 @@ class BrandSet:
 class _WorkerState:
     scorer: VaderScorer | None = None
     matcher: BrandMatcher | None = None
-    version: int | None = None
+    definitions: tuple[tuple[str, str], ...] | None = None
 
 
 _state = _WorkerState()
@@ -56,11 +58,11 @@ def run_chunk(
     """``score_chunk`` with this process's VADER and a matcher for ``brands``."""
     if _state.scorer is None:
         _state.scorer = VaderScorer()
-    if _state.matcher is None or _state.version != brands.version:
+    if _state.matcher is None or _state.definitions != brands.definitions:
         _state.matcher = BrandMatcher.compile(
             [BrandDefinition(name, query) for name, query in brands.definitions]
         )
-        _state.version = brands.version
+        _state.definitions = brands.definitions
     return score_chunk(
         items,
         matcher=_state.matcher,

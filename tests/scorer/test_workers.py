@@ -74,3 +74,11 @@ async def test_a_failure_inside_the_worker_is_raised_here() -> None:
             await runner.score(chunk(), bad, ScoringConfig(), NOW)
     finally:
         runner.close()
+
+
+def test_two_brand_sets_with_the_same_version_are_not_confused() -> None:
+    # Two pipelines in one process (tests, or inline scoring) number their sets alike.
+    first = run_chunk(chunk(), BrandSet(1, (("Acme", "acme"),)), ScoringConfig(), NOW, False)
+    other = run_chunk(chunk(), BrandSet(1, (("Globex", "globex"),)), ScoringConfig(), NOW, False)
+    assert [r.brands for r in first.results] == [("Acme",), ("Acme",)]
+    assert [r.brands for r in other.results] == [("Globex",)]
