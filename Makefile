@@ -4,22 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint bench browser-deps clean
+.PHONY: setup run test lint bench test-deps clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ml]'
 	touch $(STAMP)
 
 ## run: the embedded service with demo data, the API and pages on http://127.0.0.1:8000
 run: setup
 	$(BIN)/sentimon run
 
-## test: the whole test suite (browser tests use Debian's chromium, installed if missing)
-test: setup browser-deps
+## test: the whole test suite; real PostgreSQL, Kafka, Prometheus and Chromium are installed if missing
+test: setup test-deps
 	$(BIN)/python -m pytest -q
 
 ## lint: ruff and mypy --strict
@@ -33,8 +33,9 @@ bench: setup
 	$(BIN)/python -m tests.bench.bench_matcher
 	$(BIN)/python -m tests.bench.bench_hostile
 
-browser-deps:
-	@bash deploy/scripts/ensure-chromium.sh
+## test-deps: the real servers and browser the tests run (Debian packages, Kafka jars)
+test-deps:
+	@bash deploy/scripts/ensure-test-deps.sh
 
 clean:
 	rm -rf $(VENV) .sentimon .pytest_cache .mypy_cache .ruff_cache

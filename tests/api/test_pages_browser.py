@@ -56,7 +56,7 @@ def find_chromium() -> str:
         if path := shutil.which(name):
             return path
     pytest.fail(
-        "Chromium is not installed, and the page tests need it: run `make browser-deps` "
+        "Chromium is not installed, and the page tests need it: run `make test-deps` "
         "(as root it runs `apt-get install chromium`). These tests never download a browser."
     )
 

@@ -67,16 +67,18 @@ def migrate(engine: Engine) -> None:
     cfg = _alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        # "heads": features may add migrations on branches of their own; all are applied.
+        command.upgrade(cfg, "heads")
 
 
 def check_schema_current(engine: Engine) -> None:
     """Raise ``MigrationRequiredError`` unless the database is at the newest revision."""
     cfg = _alembic_config(engine.url.render_as_string(hide_password=False))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    heads = set(ScriptDirectory.from_config(cfg).get_heads())
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    if current != head:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    if current != heads:
         raise MigrationRequiredError(
-            f"database is at revision {current!r}, code expects {head!r}: run `sentimon migrate`"
+            f"database is at revision {sorted(current)!r}, code expects {sorted(heads)!r}: "
+            "run `sentimon migrate`"
         )
