@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.mentions", "tests.fixtures.app", "tests.fixtures.live_server"]
+pytest_plugins = [
+    "tests.fixtures.mentions",
+    "tests.fixtures.app",
+    "tests.fixtures.live_server",
+    "tests.fixtures.browser",
+]

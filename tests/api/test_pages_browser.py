@@ -1,23 +1,13 @@
 """The dashboard in a real browser, end to end, against ``sentimon run``.
 
 Debian's headless Chromium, driven over the DevTools protocol on a pipe
-(``--remote-debugging-pipe``: null-separated JSON on file descriptors 3 and 4), so no
-websocket library, debugging port or downloaded browser is needed. Without Chromium
-these tests fail, and say how to install it.
+(``tests/fixtures/browser.py``). Without Chromium these tests fail, and say how to install it.
 """
 
 from __future__ import annotations
 
 import base64
-import fcntl
-import itertools
 import json
-import os
-import shutil
-import signal
-import struct
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,265 +15,12 @@ from typing import Any
 import pytest
 
 from tests.fixtures.app import TEST_BRANDS
+from tests.fixtures.browser import LAPTOP, PAGE_TIMEOUT_S, PHONE, Page, png_size
 from tests.fixtures.live_server import HOSTILE_TEXT, LiveServer, wait_until
 from tests.fixtures.mentions import mention_doc
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--mute-audio",
-    "--remote-debugging-pipe",
-)
-COMMAND_TIMEOUT_S = 30.0
-PAGE_TIMEOUT_S = 20.0
 REFRESH_S = 15
-LAPTOP = (1366, 900)
-PHONE = (390, 844)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 UPDATED = "Number(document.getElementById('dashboard')?.dataset.updated || 0)"
-
-
-def find_chromium() -> str:
-    for name in CHROMIUM_NAMES:
-        if path := shutil.which(name):
-            return path
-    pytest.fail(
-        "Chromium is not installed, and the page tests need it: run `make test-deps` "
-        "(as root it runs `apt-get install chromium`). These tests never download a browser."
-    )
-
-
-class CdpError(Exception):
-    """Chromium answered a DevTools command with an error, or went away."""
-
-
-class Chromium:
-    """One headless Chromium process and its DevTools pipe."""
-
-    def __init__(self, executable: str, profile_dir: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        # Chromium reads commands on fd 3 and writes on fd 4. The pipe ends are first
-        # moved to fds >= 10 so that the child's dup2 onto 3 and 4 cannot clobber them.
-        to_r, self._to_browser = self._high_pipe()
-        self._from_browser, from_w = self._high_pipe()
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            self.pid = os.posix_spawn(
-                executable,
-                [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
-                dict(os.environ),
-                file_actions=[
-                    (os.POSIX_SPAWN_DUP2, to_r, 3),
-                    (os.POSIX_SPAWN_DUP2, from_w, 4),
-                    (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                    (os.POSIX_SPAWN_DUP2, log_fd, 2),
-                ],
-            )
-        finally:
-            for fd in (to_r, from_w, log_fd):
-                os.close(fd)
-        self._ids = itertools.count(1)
-        self._cond = threading.Condition()
-        self._write_lock = threading.Lock()
-        self._responses: dict[int, dict[str, Any]] = {}
-        self._events: list[dict[str, Any]] = []
-        self._gone = False
-        self._reader = threading.Thread(target=self._read, name="cdp-reader", daemon=True)
-        self._reader.start()
-
-    @staticmethod
-    def _high_pipe() -> tuple[int, int]:
-        r, w = os.pipe()
-        try:
-            return fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 10), fcntl.fcntl(
-                w, fcntl.F_DUPFD_CLOEXEC, 10
-            )
-        finally:
-            os.close(r)
-            os.close(w)
-
-    def _read(self) -> None:
-        buffer = b""
-        while chunk := os.read(self._from_browser, 1 << 16):
-            buffer += chunk
-            *messages, buffer = buffer.split(b"\0")
-            with self._cond:
-                for raw in messages:
-                    message = json.loads(raw)
-                    if "id" in message:
-                        self._responses[message["id"]] = message
-                    else:
-                        self._events.append(message)
-                self._cond.notify_all()
-        with self._cond:
-            self._gone = True
-            self._cond.notify_all()
-
-    def send(
-        self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None
-    ) -> dict[str, Any]:
-        """Send one command and return its result; raises ``CdpError`` on an error answer."""
-        ident = next(self._ids)
-        message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
-        if session_id is not None:
-            message["sessionId"] = session_id
-        data = json.dumps(message).encode() + b"\0"
-        with self._write_lock:
-            while data:
-                data = data[os.write(self._to_browser, data) :]
-        with self._cond:
-            answered = self._cond.wait_for(
-                lambda: ident in self._responses or self._gone, timeout=COMMAND_TIMEOUT_S
-            )
-            if not answered:
-                raise TimeoutError(f"{method}: no answer from Chromium in {COMMAND_TIMEOUT_S} s")
-            if ident not in self._responses:
-                raise CdpError(f"{method}: Chromium exited; see {self.log_path}")
-            response = self._responses.pop(ident)
-        if "error" in response:
-            raise CdpError(f"{method}: {response['error'].get('message')}")
-        result: dict[str, Any] = response.get("result", {})
-        return result
-
-    def events(self, session_id: str, method: str) -> list[dict[str, Any]]:
-        with self._cond:
-            return [
-                e["params"]
-                for e in self._events
-                if e.get("sessionId") == session_id and e.get("method") == method
-            ]
-
-    def close(self) -> None:
-        try:
-            self.send("Browser.close")
-        except (CdpError, TimeoutError, OSError):
-            os.kill(self.pid, signal.SIGKILL)
-
-        def exited() -> bool:
-            return os.waitpid(self.pid, os.WNOHANG)[0] != 0
-
-        try:
-            wait_until(exited, timeout_s=10, what="Chromium exited")
-        except TimeoutError:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        os.close(self._to_browser)
-        self._reader.join(timeout=5)
-        os.close(self._from_browser)
-
-
-class Page:
-    """A tab in its own browser context (own cookies), attached in flat session mode."""
-
-    def __init__(self, browser: Chromium) -> None:
-        self.browser = browser
-        self.context_id = browser.send("Target.createBrowserContext")["browserContextId"]
-        self.target_id = browser.send(
-            "Target.createTarget", {"url": "about:blank", "browserContextId": self.context_id}
-        )["targetId"]
-        self.session_id = browser.send(
-            "Target.attachToTarget", {"targetId": self.target_id, "flatten": True}
-        )["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            self.send(f"{domain}.enable")
-
-    def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.browser.send(method, params, self.session_id)
-
-    def events(self, method: str) -> list[dict[str, Any]]:
-        return self.browser.events(self.session_id, method)
-
-    def close(self) -> None:
-        self.browser.send("Target.closeTarget", {"targetId": self.target_id})
-        self.browser.send("Target.disposeBrowserContext", {"browserContextId": self.context_id})
-
-    def navigate(self, url: str) -> None:
-        result = self.send("Page.navigate", {"url": url})
-        assert "errorText" not in result, result
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.send(
-            "Runtime.evaluate",
-            {"expression": expression, "returnByValue": True, "awaitPromise": True},
-        )
-        if "exceptionDetails" in result:
-            raise CdpError(f"{expression!r}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, what: str, timeout_s: float = PAGE_TIMEOUT_S) -> Any:
-        """Poll ``expression`` until truthy; it may throw while a page is still loading."""
-        guarded = f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return null; }} }})()"
-        return wait_until(lambda: self.evaluate(guarded), timeout_s=timeout_s, what=what)
-
-    def set_viewport(self, width: int, height: int, *, mobile: bool) -> None:
-        self.send(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
-        )
-
-    def screenshot(self, path: Path, *, full_page: bool = False) -> bytes:
-        params: dict[str, Any] = {"format": "png"}
-        if full_page:
-            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-            params |= {
-                "captureBeyondViewport": True,
-                "clip": {
-                    "x": 0,
-                    "y": 0,
-                    "width": size["width"],
-                    "height": size["height"],
-                    "scale": 1,
-                },
-            }
-        data = base64.b64decode(self.send("Page.captureScreenshot", params)["data"])
-        path.write_bytes(data)
-        return data
-
-    def problems(self) -> list[str]:
-        """Script errors, dialogs (an ``alert`` would be an injection) and console errors."""
-        out = [
-            f"exception: {e['exceptionDetails'].get('exception', {}).get('description')}"
-            for e in self.events("Runtime.exceptionThrown")
-        ]
-        out += [f"dialog: {e['message']}" for e in self.events("Page.javascriptDialogOpening")]
-        out += [
-            f"console: {e['entry']['text']} ({e['entry'].get('url', '')})"
-            for e in self.events("Log.entryAdded")
-            if e["entry"]["level"] == "error" and "favicon.ico" not in e["entry"].get("url", "")
-        ]
-        return out
-
-    def request_urls(self) -> list[str]:
-        return [e["request"]["url"] for e in self.events("Network.requestWillBeSent")]
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
-    executable = find_chromium()
-    root = tmp_path_factory.mktemp("chromium")
-    chromium = Chromium(executable, root / "profile", root / "chromium.log")
-    try:
-        chromium.send("Browser.getVersion")
-        yield chromium
-    finally:
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Chromium) -> Iterator[Page]:
-    tab = Page(browser)
-    try:
-        yield tab
-    finally:
-        tab.close()
 
 
 def log_in(page: Page, server: LiveServer, role: str = "viewer") -> None:
@@ -532,12 +269,6 @@ def test_logout_ends_the_session(page: Page, live_server: LiveServer) -> None:
     page.wait_for("location.pathname === '/login'", "redirected to the login page")
     cookies = page.send("Network.getCookies", {"urls": [live_server.base_url]})["cookies"]
     assert [c for c in cookies if c["name"] == "sentimon_session"] == []
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data.startswith(PNG_SIGNATURE), data[:16]
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
 
 
 @pytest.mark.parametrize(("size", "mobile"), [(LAPTOP, False), (PHONE, True)])
