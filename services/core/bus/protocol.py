@@ -20,7 +20,7 @@ messages it had read but not committed, on any partition: handlers are idempoten
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -112,6 +112,27 @@ class Consumer(Protocol):
 
     async def close(self) -> None:
         """Leave the group without committing; uncommitted messages are redelivered."""
+        ...
+
+
+RevokeHook = Callable[[frozenset[TopicPartition]], Awaitable[None]]
+
+
+@runtime_checkable
+class RevocationAware(Protocol):
+    """A consumer that says which partitions a rebalance is about to take away, and waits.
+
+    Kafka's consumers do (``KafkaConsumer``); the in-memory bus hands partitions over at
+    the next ``getmany`` instead, where the old owner's late commit simply fails.
+    """
+
+    def on_revoke(self, hook: RevokeHook | None) -> None:
+        """Await ``hook(partitions)`` before ``partitions`` are revoked in a rebalance.
+
+        While the hook runs the consumer still owns them, so it may finish the work in
+        hand and ``commit`` it; the group waits for it (up to the rebalance timeout). An
+        exception in the hook is logged and the rebalance goes on. ``None`` removes it.
+        """
         ...
 
 

@@ -9,6 +9,12 @@ Order per batch, and why:
 If step 2 raises, nothing is committed: the loop closes its consumer, backs off and
 rejoins the group, so the same messages come again (at-least-once; handlers are
 idempotent). A burst of poison (``DlqLimitExceeded``) halts the loop for good.
+
+Rebalances: a commit covers only partitions the member still owns. A consumer that
+announces revocations (``RevocationAware``: Kafka's) holds the rebalance until the
+batches in hand are finished and committed, so the next owner starts after them; the
+in-memory bus hands partitions over lazily, and the old owner's late commit is dropped.
+On ``stop`` the batches in hand are finished and committed before the group is left.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from services.core.bus.errors import CommitFailedError
-from services.core.bus.protocol import Bus, Consumer, Message, TopicPartition
+from services.core.bus.protocol import Bus, Consumer, Message, RevocationAware, TopicPartition
 from services.core.metrics import Metrics
 from services.core.stream.dlq import DeadLetterQueue, DlqGuard, DlqLimit
 from services.core.stream.errors import DlqLimitExceeded, InvalidMessage
@@ -111,6 +117,8 @@ class ConsumerLoop(Generic[T]):
         self.halted: BaseException | None = None
         self._lag_reported_at = float("-inf")
         self.batches_done = 0
+        # Exported at zero from the start: dashboards and alert rules see the series.
+        metrics.consumer_restarts.labels(config.group)
 
     @property
     def group(self) -> str:
@@ -152,32 +160,54 @@ class ConsumerLoop(Generic[T]):
     async def _consume(self, consumer: Consumer) -> None:
         cfg = self._config
         in_flight: deque[_InFlight] = deque()
+        # Held while a batch is decoded, handled and committed (everything but the poll),
+        # so that a rebalance's revocation waits for the batch in hand.
+        work = asyncio.Lock()
+
+        async def finish_before_revocation(partitions: frozenset[TopicPartition]) -> None:
+            # The group is about to hand ``partitions`` to other members: finish the work
+            # in hand and commit it while they are still ours, so the next owner starts
+            # after it instead of doing it again.
+            async with work:
+                try:
+                    while in_flight:
+                        await self._commit_finished(consumer, in_flight, block=True)
+                except Exception:
+                    # The failed batch stays first in line: the loop raises it next and restarts.
+                    log.exception("group %s: a batch failed before a rebalance", cfg.group)
+
+        if isinstance(consumer, RevocationAware):
+            consumer.on_revoke(finish_before_revocation)
         try:
             while not self._stopping.is_set():
                 messages = await self._poll(consumer, in_flight[0].done if in_flight else None)
-                await self._commit_finished(consumer, in_flight, block=False)
-                if not messages:
-                    continue
-                decoded: list[tuple[Message, T]] = []
-                for m in messages:
-                    try:
-                        decoded.append((m, self._step.decode(m)))
-                        self._guard.record(False)
-                    except InvalidMessage as e:
-                        if self._dlq is None:
-                            raise
-                        await self._dlq.send(m, e.reason)
-                        self._guard.record(True)
-                tail = await self._step.handle(decoded) if decoded else None
-                done = asyncio.ensure_future(_finished(tail))
-                in_flight.append(_InFlight(messages, done))
-                while len(in_flight) >= cfg.max_in_flight:
-                    await self._commit_finished(consumer, in_flight, block=True)
-                await self._commit_finished(consumer, in_flight, block=False)
+                async with work:
+                    await self._commit_finished(consumer, in_flight, block=False)
+                    if not messages:
+                        continue
+                    decoded: list[tuple[Message, T]] = []
+                    for m in messages:
+                        try:
+                            decoded.append((m, self._step.decode(m)))
+                            self._guard.record(False)
+                        except InvalidMessage as e:
+                            if self._dlq is None:
+                                raise
+                            await self._dlq.send(m, e.reason)
+                            self._guard.record(True)
+                    tail = await self._step.handle(decoded) if decoded else None
+                    done = asyncio.ensure_future(_finished(tail))
+                    in_flight.append(_InFlight(messages, done))
+                    while len(in_flight) >= cfg.max_in_flight:
+                        await self._commit_finished(consumer, in_flight, block=True)
+                    await self._commit_finished(consumer, in_flight, block=False)
             # Stopping: let the work in hand finish and commit it.
-            while in_flight:
-                await self._commit_finished(consumer, in_flight, block=True)
+            async with work:
+                while in_flight:
+                    await self._commit_finished(consumer, in_flight, block=True)
         finally:
+            if isinstance(consumer, RevocationAware):
+                consumer.on_revoke(None)
             for item in in_flight:
                 item.done.cancel()
 
@@ -195,14 +225,23 @@ class ConsumerLoop(Generic[T]):
 
     async def _commit(self, consumer: Consumer, messages: Sequence[Message]) -> None:
         cfg = self._config
+        # Only partitions this member still owns: one rebalanced away is the new owner's
+        # to commit (it reads these messages again; the work was idempotent).
+        owned = consumer.assignment()
+        offsets = {tp: o for tp, o in next_offsets(messages).items() if tp in owned}
+        if len(offsets) < len({m.topic_partition for m in messages}):
+            log.info("group %s lost a partition before committing", cfg.group)
         try:
-            await consumer.commit(next_offsets(messages))
+            if offsets:
+                await consumer.commit(offsets)
         except CommitFailedError:
             # Rebalanced meanwhile: the new owner reads these again; the work was idempotent.
             log.info("group %s lost a partition before committing", cfg.group)
             return
         per_topic: dict[str, int] = {}
         for m in messages:
+            if m.topic_partition not in offsets:
+                continue
             per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
         for topic, n in per_topic.items():
             self._metrics.messages_consumed.labels(topic, cfg.group).inc(n)

@@ -10,35 +10,36 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from services.core.bus import Bus, MemoryBus
+from services.core.bus.kafka import KafkaBus
+from tests.fixtures.kafka import KAFKA_TEST_OPTIONS, KafkaBroker
 
 BusFactory = Callable[[], Awaitable[Bus]]
 
 
-async def _memory_bus() -> Bus:
-    return MemoryBus()
+# The implementations the contract tests run against, by test id. Every test asks
+# ``unique_name`` for its topics and groups, so nothing needs cleaning up on the broker
+# between tests.
+IMPLEMENTATIONS = ("kafka", "memory")
 
 
-# The implementations the contract tests run against, by test id. A Kafka entry is a
-# factory that connects to a real broker and skips when none is configured, e.g.
-#
-#     async def _kafka_bus() -> Bus:
-#         bootstrap = os.environ.get("SENTIMON_TEST_KAFKA_BOOTSTRAP")
-#         if not bootstrap:
-#             pytest.skip("SENTIMON_TEST_KAFKA_BOOTSTRAP is not set")
-#         return await KafkaBus.connect(bootstrap)
-#
-# Every test asks ``unique_name`` for its topics and groups, so nothing needs cleaning
-# up on the broker between tests.
-_IMPLEMENTATIONS: dict[str, BusFactory] = {
-    "memory": _memory_bus,
-}
-
-
-@pytest.fixture(params=sorted(_IMPLEMENTATIONS))
+@pytest.fixture(params=IMPLEMENTATIONS)
 async def bus_factory(request: pytest.FixtureRequest) -> AsyncIterator[BusFactory]:
-    """Makes buses of one implementation; every bus it made is closed after the test."""
-    make = _IMPLEMENTATIONS[request.param]
+    """Makes buses of one implementation; every bus it made is closed after the test.
+
+    ``kafka`` connects to the session's real broker (``kafka_broker``, started on first
+    use), with short heartbeats so that rebalances take a fraction of a second.
+    """
     made: list[Bus] = []
+    if request.param == "kafka":
+        broker: KafkaBroker = request.getfixturevalue("kafka_broker")
+
+        async def make() -> Bus:
+            return await KafkaBus.connect(broker.bootstrap, **KAFKA_TEST_OPTIONS)
+
+    else:
+
+        async def make() -> Bus:
+            return MemoryBus()
 
     async def factory() -> Bus:
         bus = await make()
