@@ -101,6 +101,12 @@ class Sentiment(_Contract):
     confidence: Annotated[float, Field(ge=0.0, le=1.0)]
     method: ScoringMethod
     lexicon_compound: Annotated[float, Field(ge=-1.0, le=1.0)]
+    # Which model gave the verdict (the lexicon's or the transformer's); None only in
+    # documents stored before it was recorded.
+    model_version: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    # Routed to the transformer but scored by the lexicon, because the transformer could
+    # not keep up (overload policy "lexicon").
+    fallback: bool = False
 
 
 class ScoredMention(Mention):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from importlib.metadata import version
 from typing import Literal
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -13,6 +14,9 @@ from services.core.models import Sentiment, SentimentLabel
 # VADER's authors' thresholds for the compound score (Hutto & Gilbert, 2014).
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
+
+# What every lexicon verdict records as its model version.
+LEXICON_VERSION = f"vaderSentiment-{version('vaderSentiment')}"
 
 
 def label_for(compound: float) -> SentimentLabel:
@@ -44,6 +48,8 @@ def lexicon_sentiment(compound: float) -> Sentiment:
         confidence=round(max(0.0, confidence), 4),
         method="lexicon",
         lexicon_compound=compound,
+        model_version=LEXICON_VERSION,
+        fallback=False,
     )
 
 

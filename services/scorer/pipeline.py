@@ -47,15 +47,22 @@ from services.core.topics import (
     mention_key,
 )
 from services.core.validation import describe
+from services.scorer.calibration import apply_calibration
+from services.scorer.lexicon import lexicon_sentiment
 from services.scorer.process import (
     ChunkItem,
     ChunkResult,
+    LexiconResult,
     ScoringConfig,
     records,
     to_route,
 )
 from services.scorer.protocol import LexiconOnlyRouter, Router, Scorer
+from services.scorer.routing import FeatureRouter, routing_thresholds
+from services.scorer.sampling import sampling_policy
 from services.scorer.settings import ScorerSettings
+from services.scorer.transformer import transformer_from_settings
+from services.scorer.transformer_batching import TransformerBatcher
 from services.scorer.workers import BrandSet, ScoringRunner
 
 log = logging.getLogger(__name__)
@@ -133,7 +140,7 @@ class ScoreStep:
         matchers: BrandMatcherCache,
         runner: ScoringRunner,
         router: Router,
-        transformer: Scorer | None,
+        batcher: TransformerBatcher | None,
         writer: MentionWriter,
         config: ScoringConfig,
         chunk_size: int,
@@ -144,7 +151,7 @@ class ScoreStep:
         self._matchers = matchers
         self._runner = runner
         self._router = router
-        self._transformer = transformer
+        self._batcher = batcher
         self._writer = writer
         self._config = config
         self._chunk = chunk_size
@@ -160,7 +167,7 @@ class ScoreStep:
         chunk_items = [ChunkItem(m.source, m.id, m.text, msg.value) for msg, m in items]
         starts = range(0, len(items), self._chunk)
         now = self._clock.now()
-        keep_texts = self._transformer is not None
+        keep_texts = self._batcher is not None
 
         def submit(start: int) -> asyncio.Future[ChunkResult]:
             chunk = chunk_items[start : start + self._chunk]
@@ -171,9 +178,11 @@ class ScoreStep:
         # Three lanes kept busy at once: the workers score up to two chunks ahead, this
         # loop turns results into records, and one chunk at a time is written (in a
         # thread) and then produced. Writes stay in chunk order; the loop commits only
-        # after all of them.
+        # after all of them. Mentions routed to the transformer are written on a second
+        # lane when their batch is done, so the lexicon's mentions never wait for it.
         scoring = deque(submit(start) for start in starts[:2])
         writing: asyncio.Future[None] | None = None
+        routed_writing: asyncio.Future[None] | None = None
         try:
             for k, start in enumerate(starts):
                 result = await scoring.popleft()
@@ -181,22 +190,28 @@ class ScoreStep:
                     scoring.append(submit(starts[k + 2]))
                 self._metrics.mentions_unmatched.inc(result.unmatched)
                 self._metrics.texts_truncated.inc(result.truncated)
-                records = await self._records(mentions, chunk_items, start, result, now)
+                records, routed = await self._records(mentions, chunk_items, start, result, now)
                 seconds = [r.seconds for r in result.results]
                 writing = asyncio.ensure_future(self._store_and_produce(records, seconds, writing))
+                if routed is not None:
+                    routed_writing = asyncio.ensure_future(
+                        self._store_and_produce(routed, (), routed_writing)
+                    )
         except BaseException:
             for f in scoring:
                 f.cancel()
-            if writing is not None:
-                writing.cancel()
+            for w in (writing, routed_writing):
+                if w is not None:
+                    w.cancel()
             raise
         # The last writes finish while the loop already reads the next batch; it commits
         # this one when they are done.
-        return self._finish(writing)
+        return self._finish(writing, routed_writing)
 
-    async def _finish(self, writing: asyncio.Future[None] | None) -> None:
-        if writing is not None:
-            await writing
+    async def _finish(self, *lanes: asyncio.Future[None] | None) -> None:
+        for writing in lanes:
+            if writing is not None:
+                await writing
         await self._producer.flush()
 
     async def _records(
@@ -206,44 +221,82 @@ class ScoreStep:
         start: int,
         result: ChunkResult,
         now: datetime,
-    ) -> list[ScoredRecord]:
-        """Records from the lexicon's results, with the transformer's second opinion
-        where the router asks for one."""
+    ) -> tuple[list[ScoredRecord], Awaitable[list[ScoredRecord]] | None]:
+        """The chunk's lexicon records now, and (if the router sent any mention to the
+        transformer) an awaitable of the routed ones' records, done when their batch is.
+        Waits here for room in the transformer's queue under the backpressure policy."""
         end = start + self._chunk
-        routed: list[int] = []
-        better: list[Sentiment] = []
-        if self._transformer is not None:
-            routed = to_route(result.results, self._router)
-            if routed:
-                t0 = time.perf_counter()
-                better = await asyncio.to_thread(
-                    self._transformer.score_batch, [result.results[i].text for i in routed]
-                )
-                each = (time.perf_counter() - t0) / len(routed)
-                for _ in routed:
-                    self._metrics.scoring_latency.labels("transformer").observe(each)
-                self._metrics.routed_to_transformer.inc(len(routed))
+        chunk_mentions = mentions[start:end]
+        raws = [item.raw for item in items[start:end]]
+        sampling = self._config.sampling_policy
+        routed = [] if self._batcher is None else to_route(result.results, self._router)
+        if not routed:
+            return records(chunk_mentions, raws, result, now=now, sampling=sampling), None
+        assert self._batcher is not None
+        self._batcher.start()
+        self._metrics.routed_to_transformer.inc(len(routed))
+        chosen = set(routed)
+        kept = [r for i, r in enumerate(result.results) if i not in chosen]
+        futures = await self._batcher.submit([result.results[i].text for i in routed])
+        taken = [(result.results[i], f) for i, f in zip(routed, futures, strict=True) if f]
+        # Under the lexicon overload policy, what the queue had no room for gets the
+        # lexicon's verdict, marked, and goes out now with the rest.
+        refused = [result.results[i] for i, f in zip(routed, futures, strict=True) if not f]
+        if refused:
+            self._metrics.transformer_fallbacks.inc(len(refused))
+        now_records = records(
+            chunk_mentions,
+            raws,
+            ChunkResult(kept + refused),
+            routed=range(len(kept), len(kept) + len(refused)),
+            better=[
+                lexicon_sentiment(r.compound).model_copy(update={"fallback": True}) for r in refused
+            ],
+            now=now,
+            sampling=sampling,
+        )
+        if not taken:
+            return now_records, None
+        return now_records, self._routed_records(chunk_mentions, raws, taken, now)
+
+    async def _routed_records(
+        self,
+        mentions: Sequence[Mention],
+        raws: Sequence[bytes],
+        taken: Sequence[tuple[LexiconResult, asyncio.Future[Sentiment]]],
+        now: datetime,
+    ) -> list[ScoredRecord]:
+        t0 = time.perf_counter()
+        better = [await future for _, future in taken]
+        each = (time.perf_counter() - t0) / len(taken)
+        latency = self._metrics.scoring_latency.labels("transformer")
+        for _ in taken:
+            latency.observe(each)
         return records(
-            mentions[start:end],
-            [item.raw for item in items[start:end]],
-            result,
-            routed=routed,
+            mentions,
+            raws,
+            ChunkResult([r for r, _ in taken]),
+            routed=range(len(taken)),
             better=better,
             now=now,
+            sampling=self._config.sampling_policy,
         )
 
     async def _store_and_produce(
         self,
-        records: Sequence[ScoredRecord],
+        records: Sequence[ScoredRecord] | Awaitable[list[ScoredRecord]],
         lexicon_seconds: Sequence[float],
         previous: asyncio.Future[None] | None,
     ) -> None:
+        if not isinstance(records, Sequence):
+            records = await records  # the transformer's lane: its batch first
         if previous is not None:
             await previous  # keeps chunks in order, and a failure stops the ones after it
         await self._store(records)
         send = self._producer.send
-        for r in records:
-            await send(SCORED, r.doc, key=mention_key(*r.key))
+        # Sent together: on Kafka each send waits for the broker's acknowledgement, and one
+        # at a time would cap a scorer at one round trip per mention.
+        await asyncio.gather(*(send(SCORED, r.doc, key=mention_key(*r.key)) for r in records))
         self._observe(records, lexicon_seconds)
 
     async def _store(self, records: Sequence[ScoredRecord]) -> None:
@@ -295,10 +348,18 @@ class ScorerPipeline:
     dead_letters: ConsumerLoop[Message]
     matchers: BrandMatcherCache
     runner: ScoringRunner
+    batcher: TransformerBatcher | None = None
 
     @property
     def loops(self) -> tuple[ConsumerLoop[Any], ...]:
         return (self.score, self.dead_letters)
+
+    async def close(self) -> None:
+        """Stop the transformer's batcher and the lexicon's worker processes (after the
+        loops have stopped)."""
+        if self.batcher is not None:
+            await self.batcher.close()
+        await asyncio.to_thread(self.runner.close)
 
 
 def build_pipeline(
@@ -313,8 +374,34 @@ def build_pipeline(
     router: Router | None = None,
 ) -> ScorerPipeline:
     """Assemble the scorer's consumers; the caller runs ``loop.run()`` for each and
-    ``pipeline.runner.close()`` at the end."""
+    ``await pipeline.close()`` at the end.
+
+    With neither ``transformer`` nor ``router`` given, ``settings.scorer_mode`` decides:
+    ``hybrid`` loads the configured (or shipped) model and routes with the tuned
+    thresholds — raising ``ModelLoadError`` if it cannot be loaded, unless
+    ``transformer_missing=lexicon`` — and ``lexicon`` scores with VADER alone."""
+    # Routing thresholds calibrated from the analysts' labels (`sentimon calibrate --apply`).
+    settings = apply_calibration(settings)
+    if transformer is None and router is None:
+        transformer = transformer_from_settings(settings)
+        if transformer is not None:
+            router = FeatureRouter(routing_thresholds(settings))
+    batcher = (
+        None
+        if transformer is None
+        else TransformerBatcher(
+            transformer,
+            batch_size=settings.transformer_batch_size,
+            max_wait_s=settings.transformer_max_wait_ms / 1000,
+            queue_size=settings.transformer_queue_size,
+            overload=settings.transformer_overload,
+            metrics=metrics,
+        )
+    )
     dlq = DeadLetterQueue(producer, DLQ, metrics)
+    # The reasons decode_json_model gives, exported at zero so the DLQ rate has series.
+    for reason in ("invalid_json", "invalid_mention"):
+        metrics.dead_letters.labels(RAW, reason)
     matchers = BrandMatcherCache(BrandStore(engine, clock), settings.brand_refresh_s)
     runner = ScoringRunner(settings.lexicon_processes)
     score = ScoreStep(
@@ -322,12 +409,15 @@ def build_pipeline(
         matchers=matchers,
         runner=runner,
         router=router or LexiconOnlyRouter(),
-        transformer=transformer,
+        batcher=batcher,
         writer=MentionWriter(engine, clock),
         config=ScoringConfig(
             max_chars=settings.max_score_chars,
             spot_check_rate=settings.spot_check_rate,
             keep_unmatched=settings.keep_unmatched,
+            sampling=sampling_policy(
+                settings, router.thresholds if isinstance(router, FeatureRouter) else None
+            ),
         ),
         chunk_size=settings.chunk_size,
         clock=clock,
@@ -346,4 +436,5 @@ def build_pipeline(
         ),
         matchers=matchers,
         runner=runner,
+        batcher=batcher,
     )

@@ -82,7 +82,10 @@ async def bench_pipeline(path: Path, n: int, processes: int) -> float:
         data = Path(tmp)
         emb = Embedded(
             ingest=IngestSettings(data_dir=data, demo=False),
-            scorer=ScorerSettings(data_dir=data, lexicon_processes=processes),
+            # The lexicon pipeline's throughput; the hybrid's is in bench_sentiment.
+            scorer=ScorerSettings(
+                data_dir=data, lexicon_processes=processes, scorer_mode="lexicon"
+            ),
             api=ApiSettings(data_dir=data),
         )
         async with emb:

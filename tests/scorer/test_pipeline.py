@@ -84,7 +84,7 @@ async def test_routed_mentions_are_stored_and_produced_with_the_transformer_verd
     finally:
         pipeline.score.stop()
         await task
-        pipeline.runner.close()
+        await pipeline.close()
 
     assert transformer.seen == ["brand shipped version 2"]
     with engine.connect() as conn:
@@ -94,6 +94,7 @@ async def test_routed_mentions_are_stored_and_produced_with_the_transformer_verd
     assert stored["p0"].sentiment.method == "transformer"
     assert stored["p0"].sentiment.label == "negative"
     assert stored["p0"].sentiment.lexicon_compound == 0.0
+    assert stored["p1"].sentiment.model_version == "vaderSentiment-3.3.2"
     assert stored["p1"].sentiment.method == "lexicon"
     produced = await downstream.getmany(max_records=10, timeout_s=5)
     by_id = {m.id: m for m in (ScoredMention.model_validate_json(x.value) for x in produced)}

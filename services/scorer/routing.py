@@ -1,0 +1,243 @@
+"""Routing: which mentions the lexicon's verdict is good enough for, and which go to the
+transformer for a second opinion.
+
+VADER's compound band alone is a poor judge of ambiguity (a tweet with no lexicon word
+at all gets compound 0 and is routed, a sarcastic "great, just great" gets 0.8 and is
+kept). The router reads the compound *and* cheap signals from the text — positive and
+negative words both present, negation, contrast ("but"), sarcasm markers, how much of
+the text the lexicon covers, emoji, questions — and combines them into ``lexicon_trust``,
+an estimate of the probability that the lexicon's label is right (a logistic model fitted
+on TweetEval **val**, weighted so each true class counts equally, as macro-recall does).
+
+The contract (pure, deterministic, no I/O; microseconds per text)::
+
+    features = routing_features(text, compound)            # RoutingFeatures
+    decision = decide(features, thresholds)                # RoutingDecision
+    decision = route_text(text, compound, thresholds)      # both in one call
+
+    RoutingDecision.route          "lexicon" | "transformer"
+    RoutingDecision.lexicon_trust  estimated P(lexicon label right), in [0, 1]
+    RoutingDecision.margin         lexicon_trust - thresholds.min_trust: < 0 means routed;
+                                   |margin| small means "near the routing threshold"
+                                   (what uncertainty sampling looks for)
+
+``RoutingThresholds`` comes from ``ScorerSettings`` (``routing_thresholds(settings)``):
+``min_trust`` (route when the trust is below it) and ``always_route_band`` (route any
+text with |compound| below it whatever the trust, 0 disables). Raising ``min_trust``
+routes more mentions: the trade-off curve (share routed → macro-recall) is in
+``docs/benchmarks.md``. ``FeatureRouter`` adapts this to the pipeline's ``Router`` seam.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import astuple, dataclass, fields
+
+from services.core.models import Sentiment
+from services.scorer.lexicon import NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD
+from services.scorer.protocol import Route
+from services.scorer.settings import ScorerSettings
+
+CONTRAST_WORDS = frozenset(
+    {"but", "however", "though", "although", "yet", "except", "despite", "nevertheless"}
+)
+# Cheap sarcasm and irony cues on tweets (matched in the lower-cased text); each one is
+# weak, together they tell.
+SARCASM_MARKERS: tuple[str, ...] = (
+    "#sarcasm",
+    "#not ",
+    "yeah right",
+    "yeah, right",
+    "oh great",
+    "oh, great",
+    "oh joy",
+    "thanks a lot",
+    "just what i needed",
+    "as if ",
+    "love how",
+    "love it when",
+    " /s",
+)
+_TOKEN = re.compile(r"[\w']+|[^\w\s]{2,4}")
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
+
+
+@functools.cache
+def _lexicon() -> tuple[Mapping[str, float], frozenset[str]]:
+    from vaderSentiment.vaderSentiment import NEGATE, SentimentIntensityAnalyzer
+
+    negations = frozenset(w.replace("'", "") for w in NEGATE) | frozenset(NEGATE)
+    return SentimentIntensityAnalyzer().lexicon, negations
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingFeatures:
+    """What the router knows about a text. All cheap: one tokenisation, dict look-ups."""
+
+    abs_compound: float
+    lexicon_positive: float  # 1.0 if the lexicon's label is positive
+    lexicon_negative: float
+    positive_strength: float  # |compound| if the label is positive, else 0
+    negative_strength: float
+    positive_words: float  # counts, capped at 3
+    negative_words: float
+    mixed: float  # both positive and negative words
+    negation: float
+    contrast: float
+    sarcasm: float
+    no_sentiment_words: float
+    coverage: float  # share of word tokens in the lexicon
+    emoji: float
+    question: float
+    exclamation: float
+    long_text: float  # more than 20 tokens
+    hashtag: float
+    link: float
+
+    def vector(self) -> tuple[float, ...]:
+        return astuple(self)
+
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(RoutingFeatures))
+
+
+def routing_features(text: str, compound: float) -> RoutingFeatures:
+    """The features of ``text`` (as the lexicon scored it) and its compound score."""
+    lexicon, negations = _lexicon()
+    lowered = text.lower()
+    tokens = _TOKEN.findall(lowered)
+    words = [t for t in tokens if t[0].isalnum() or t[0] == "'"]
+    positive = negative = covered = 0
+    negation = contrast = False
+    for t in tokens:
+        valence = lexicon.get(t)
+        if valence is not None:
+            covered += 1
+            if valence > 0:
+                positive += 1
+            elif valence < 0:
+                negative += 1
+        if t in negations or t.endswith("n't"):
+            negation = True
+        elif t in CONTRAST_WORDS:
+            contrast = True
+    return RoutingFeatures(
+        abs_compound=abs(compound),
+        lexicon_positive=float(compound >= POSITIVE_THRESHOLD),
+        lexicon_negative=float(compound <= NEGATIVE_THRESHOLD),
+        positive_strength=compound if compound >= POSITIVE_THRESHOLD else 0.0,
+        negative_strength=-compound if compound <= NEGATIVE_THRESHOLD else 0.0,
+        positive_words=float(min(positive, 3)),
+        negative_words=float(min(negative, 3)),
+        mixed=float(positive > 0 and negative > 0),
+        negation=float(negation),
+        contrast=float(contrast),
+        sarcasm=float(any(m in lowered for m in SARCASM_MARKERS)),
+        no_sentiment_words=float(positive + negative == 0),
+        coverage=covered / len(words) if words else 0.0,
+        emoji=float(_EMOJI.search(text) is not None),
+        question=float("?" in text),
+        exclamation=float("!" in text),
+        long_text=float(len(tokens) > 20),
+        hashtag=float("#" in text),
+        link=float("http" in lowered),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingModel:
+    """Logistic weights over ``FEATURE_NAMES``: ``trust = sigmoid(bias + w · features)``."""
+
+    bias: float
+    weights: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(FEATURE_NAMES):
+            raise ValueError(f"{len(self.weights)} weights for {len(FEATURE_NAMES)} features")
+
+    def trust(self, features: RoutingFeatures) -> float:
+        z = self.bias + sum(w * x for w, x in zip(self.weights, features.vector(), strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+# Fitted on TweetEval val by ``python -m tests.bench.bench_sentiment --fit-router``
+# (class-balanced logistic regression of "the lexicon's label is right"). Read as: a
+# strong compound earns trust, more so when positive; a weak positive one loses it; text
+# the lexicon covers well, or with no sentiment word at all (VADER says neutral), is
+# trusted more; negation, questions and links less. (Emoji never occur in val.)
+_FITTED_WEIGHTS: dict[str, float] = {
+    "abs_compound": 1.8186,
+    "lexicon_positive": -1.3996,
+    "lexicon_negative": 0.1146,
+    "positive_strength": 1.3187,
+    "negative_strength": 0.5349,
+    "positive_words": 0.0661,
+    "negative_words": -0.1512,
+    "mixed": -0.0704,
+    "negation": -0.1646,
+    "contrast": 0.0515,
+    "sarcasm": -0.0545,
+    "no_sentiment_words": 0.4863,
+    "coverage": 0.9906,
+    "emoji": 0.0,
+    "question": -0.1382,
+    "exclamation": 0.1594,
+    "long_text": 0.0301,
+    "hashtag": 0.1183,
+    "link": -0.4563,
+}
+DEFAULT_MODEL = RoutingModel(
+    bias=-0.2262, weights=tuple(_FITTED_WEIGHTS[name] for name in FEATURE_NAMES)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingThresholds:
+    min_trust: float = 0.5
+    always_route_band: float = 0.0
+    model: RoutingModel = DEFAULT_MODEL
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_trust <= 1.0:
+            raise ValueError(f"min_trust: {self.min_trust} is not in [0, 1]")
+        if not 0.0 <= self.always_route_band <= 1.0:
+            raise ValueError(f"always_route_band: {self.always_route_band} is not in [0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    route: Route
+    lexicon_trust: float
+    margin: float
+
+
+def routing_thresholds(settings: ScorerSettings) -> RoutingThresholds:
+    return RoutingThresholds(
+        min_trust=settings.route_min_trust, always_route_band=settings.route_always_band
+    )
+
+
+def decide(features: RoutingFeatures, thresholds: RoutingThresholds) -> RoutingDecision:
+    """Route to the transformer when the lexicon is not trusted enough (or the compound
+    is inside the always-route band)."""
+    trust = thresholds.model.trust(features)
+    margin = trust - thresholds.min_trust
+    routed = margin < 0 or features.abs_compound < thresholds.always_route_band
+    return RoutingDecision("transformer" if routed else "lexicon", round(trust, 4), margin)
+
+
+def route_text(text: str, compound: float, thresholds: RoutingThresholds) -> RoutingDecision:
+    return decide(routing_features(text, compound), thresholds)
+
+
+class FeatureRouter:
+    """The pipeline's ``Router``: ``route_text`` with fixed thresholds."""
+
+    def __init__(self, thresholds: RoutingThresholds) -> None:
+        self.thresholds = thresholds
+
+    def route(self, text: str, lexicon: Sentiment) -> Route:
+        return route_text(text, lexicon.lexicon_compound, self.thresholds).route

