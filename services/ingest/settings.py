@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
 
-from services.core.settings import CommonSettings
+from pydantic import Field, SecretStr
+
+from services.core.settings import CommonSettings, KafkaSettings
 
 
 class IngestSettings(CommonSettings):
@@ -21,3 +23,29 @@ class IngestSettings(CommonSettings):
     demo_seed: int = 7
     # ~150 bytes a key: 200k recent keys cost ~30 MB; the store dedupes whatever gets past.
     dedupe_capacity: int = Field(default=200_000, ge=1)
+    # source connectors (issue 9): what to listen to, and the platforms' credentials, which
+    # come from here only (never from sources.yaml or the API); see docs/sources.md.
+    sources_file: Path | None = Field(
+        default=None, description="YAML file of sources (feeds, Mastodon, Bluesky, Reddit, X)."
+    )
+    x_bearer_token: SecretStr | None = None
+    reddit_client_id: str | None = None
+    reddit_client_secret: SecretStr | None = None
+    reddit_user_agent: str = Field(
+        default="server:sentimon:0.1 (self-hosted social listening)",
+        max_length=256,
+        description="Reddit asks for '<platform>:<app id>:<version> (by /u/<username>)'.",
+    )
+    mastodon_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description='Access tokens by instance host, JSON: {"host": "token"}.'
+    )
+
+
+class IngestProcessSettings(IngestSettings, KafkaSettings):
+    """``sentimon ingest``: sources and the HTTP push endpoint, producing to Kafka."""
+
+    ingest_host: str = Field(default="127.0.0.1", description="Address of the push endpoint.")
+    ingest_port: int = Field(default=8001, ge=1, le=65535, description="Its port.")
+    shutdown_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long a SIGTERM waits for in-flight pushes."
+    )

@@ -1,0 +1,235 @@
+"""Runs the configured connectors side by side, each in its own task.
+
+For every batch a connector yields, the supervisor publishes its mentions through the
+ingest publisher and only then stores the batch's checkpoint. A connector that fails is
+restarted from its last stored checkpoint after a backoff (what the platform asked for
+after a 429, else exponential, or the platform's own documented schedule), while the
+others go on; its state, last success, last error and lag are kept for the status API
+and the ``sentimon_source_*`` metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from services.core.metrics import Metrics
+from services.ingest.sources.base import Batch, Connector, Runtime
+from services.ingest.sources.config import SourceConfig
+from services.ingest.sources.errors import RateLimited, SourceError
+from services.ingest.sources.protocol import InvalidRecord
+from services.ingest.sources.store import SourceStore
+from services.ingest.worker import MentionPublisher
+
+log = logging.getLogger(__name__)
+
+SourceState = Literal["starting", "running", "backoff", "stopped", "disabled", "not_running"]
+MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """How one source is doing. ``lag_seconds``: age of the newest mention it delivered,
+    at delivery (how far behind the platform it reads)."""
+
+    name: str
+    kind: str
+    state: SourceState
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    next_attempt_at: datetime | None = None
+    lag_seconds: float | None = None
+    mentions_accepted: int = 0
+    mentions_duplicate: int = 0
+    records_invalid: int = 0
+
+
+def build_connector(config: SourceConfig, runtime: Runtime) -> Connector:
+    """The connector for a configuration."""
+    from services.ingest.sources.bluesky import BlueskyConnector
+    from services.ingest.sources.feeds import FeedConnector
+    from services.ingest.sources.mastodon import MastodonConnector
+    from services.ingest.sources.reddit import RedditConnector
+    from services.ingest.sources.x import XConnector
+
+    match config.kind:
+        case "rss":
+            return FeedConnector(config, runtime)
+        case "mastodon":
+            return MastodonConnector(config, runtime)
+        case "bluesky":
+            return BlueskyConnector(config, runtime)
+        case "reddit":
+            return RedditConnector(config, runtime)
+        case "x":
+            return XConnector(config, runtime)
+
+
+class SourceSupervisor:
+    def __init__(
+        self,
+        publisher: MentionPublisher,
+        store: SourceStore,
+        metrics: Metrics,
+        runtime: Runtime,
+        *,
+        factory: Callable[[SourceConfig, Runtime], Connector] = build_connector,
+    ) -> None:
+        self._publisher = publisher
+        self._store = store
+        self._metrics = metrics
+        self._runtime = runtime
+        self._factory = factory
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._status: dict[str, SourceStatus] = {}
+
+    # --- control
+
+    async def start_all(self, configs: Iterable[SourceConfig]) -> None:
+        for config in configs:
+            await self.start(config)
+
+    async def start(self, config: SourceConfig) -> None:
+        """Run ``config``'s connector (replacing a running one of that name)."""
+        await self.stop(config.name)
+        if not config.enabled:
+            self._status[config.name] = SourceStatus(config.name, config.kind, "disabled")
+            return
+        connector = self._factory(config, self._runtime)
+        self.start_connector(connector)
+
+    def start_connector(self, connector: Connector) -> None:
+        name = connector.name
+        if name in self._tasks:
+            raise ValueError(f"source {name!r} is running already")
+        self._status[name] = SourceStatus(name, connector.kind, "starting")
+        task = asyncio.create_task(self._supervise(connector), name=f"source:{name}")
+        self._tasks[name] = task
+
+    async def stop(self, name: str, *, forget: bool = False) -> None:
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            self._set(name, state="stopped", next_attempt_at=None)
+            self._metrics.source_up.labels(name).set(0)
+        if forget:
+            self._status.pop(name, None)
+            for gauge in (self._metrics.source_up, self._metrics.source_lag):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(name)
+
+    async def close(self) -> None:
+        for name in list(self._tasks):
+            await self.stop(name)
+
+    # --- status
+
+    def status(self, name: str) -> SourceStatus | None:
+        return self._status.get(name)
+
+    def statuses(self) -> list[SourceStatus]:
+        return [self._status[n] for n in sorted(self._status)]
+
+    def _set(self, name: str, **changes: object) -> None:
+        current = self._status.get(name)
+        if current is not None:
+            self._status[name] = replace(current, **changes)  # type: ignore[arg-type]
+
+    # --- the loop
+
+    async def _supervise(self, connector: Connector) -> None:
+        name, kind = connector.name, connector.kind
+        clock, metrics = self._runtime.clock, self._metrics
+        failures = 0
+        stored = await asyncio.to_thread(self._store.load_checkpoint, name)
+        if stored is not None:
+            self._set(name, last_success_at=stored.updated_at)
+        while True:
+            checkpoint = stored.state if stored is not None else None
+            self._set(name, state="running", next_attempt_at=None)
+            try:
+                # Closed at once on any failure: its connections must not wait for the GC.
+                async with contextlib.aclosing(connector.batches(checkpoint)) as batches:
+                    async for batch in batches:
+                        await self._accept(connector, batch)
+                        failures = 0
+                log.info("source %s: ended", name)
+                self._set(name, state="stopped")
+                metrics.source_up.labels(name).set(0)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # one platform failing must not stop the others
+                failures += 1
+                delay = connector.backoff_s(e, failures)
+                limited = isinstance(e, RateLimited)
+                metrics.source_polls.labels(kind, "rate_limited" if limited else "error").inc()
+                metrics.source_up.labels(name).set(0)
+                now = clock.now()
+                self._set(
+                    name,
+                    state="backoff",
+                    last_error=str(e)[:MAX_ERROR_CHARS] or type(e).__name__,
+                    last_error_at=now,
+                    consecutive_failures=failures,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                )
+                log.warning(
+                    "source %s: %s; retrying in %.1f s (failure %d in a row)",
+                    name,
+                    e,
+                    delay,
+                    failures,
+                    exc_info=not isinstance(e, SourceError),
+                )
+                await self._runtime.sleep(delay)
+                # Whatever was stored last is where the next attempt resumes.
+                stored = await asyncio.to_thread(self._store.load_checkpoint, name)
+
+    async def _accept(self, connector: Connector, batch: Batch) -> None:
+        metrics = self._metrics
+        accepted = duplicate = invalid = 0
+        for item in batch.items:
+            if isinstance(item, InvalidRecord):
+                invalid += 1
+                metrics.mentions_received.labels(connector.kind).inc()
+                metrics.mentions_rejected.labels(connector.kind, "invalid").inc()
+                log.warning("source %s: %s rejected: %s", connector.name, item.position, item.error)
+                continue
+            metrics.mentions_received.labels(item.source).inc()
+            if await self._publisher.publish(item, item.source):
+                accepted += 1
+            else:
+                duplicate += 1
+        # Only now: every mention this checkpoint covers is on the bus.
+        if batch.checkpoint is not None:
+            await asyncio.to_thread(self._store.save_checkpoint, connector.name, batch.checkpoint)
+        now = self._runtime.clock.now()
+        metrics.source_polls.labels(connector.kind, "ok").inc()
+        metrics.source_up.labels(connector.name).set(1)
+        newest = batch.newest
+        lag = None if newest is None else max((now - newest).total_seconds(), 0.0)
+        if lag is not None:
+            metrics.source_lag.labels(connector.name).set(lag)
+        current = self._status.get(connector.name)
+        if current is None:
+            return
+        self._status[connector.name] = replace(
+            current,
+            state="running",
+            last_success_at=now,
+            consecutive_failures=0,
+            next_attempt_at=None,
+            lag_seconds=lag if lag is not None else current.lag_seconds,
+            mentions_accepted=current.mentions_accepted + accepted,
+            mentions_duplicate=current.mentions_duplicate + duplicate,
+            records_invalid=current.records_invalid + invalid,
+        )
