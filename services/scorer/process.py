@@ -23,7 +23,7 @@ from services.core.storage.writer import ScoredRecord
 from services.scorer.lexicon import lexicon_sentiment
 from services.scorer.mask import cap_text, mask_spans
 from services.scorer.protocol import Router, Scorer
-from services.scorer.sampling import is_spot_check
+from services.scorer.sampling import SamplingPolicy, spot_check
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,14 @@ class ScoringConfig:
     max_chars: int = 2_000
     spot_check_rate: float = 0.02
     keep_unmatched: bool = False
+    # The stratified spot-check sampler; None: a plain sample at ``spot_check_rate``.
+    sampling: SamplingPolicy | None = None
+
+    @property
+    def sampling_policy(self) -> SamplingPolicy:
+        if self.sampling is not None:
+            return self.sampling
+        return SamplingPolicy(rate=self.spot_check_rate, lifts=(), uncertain_rate=0.0)
 
 
 def prepare_text(text: str, spans: Sequence[tuple[int, int]], max_chars: int) -> tuple[str, bool]:
@@ -92,11 +100,13 @@ def score_chunk(
         t0 = timer()
         c = compound(text)
         seconds = timer() - t0
-        spot = is_spot_check(item.source, item.id, config.spot_check_rate)
+        verdict = lexicon_sentiment(c)
+        kept = text if keep_texts else ""
+        spot = spot_check(item.source, item.id, verdict, config.sampling_policy, kept) is not None
         brands = tuple(match.brands)
-        doc = scored_document(item.raw, brands, lexicon_sentiment(c), spot, now)
+        doc = scored_document(item.raw, brands, verdict, spot, now)
         out.results.append(
-            LexiconResult(i, brands, text if keep_texts else "", c, spot, doc, seconds)
+            LexiconResult(i, brands, kept, c, spot, doc, seconds)
         )
     return out
 
@@ -130,6 +140,9 @@ def scored_document(
                 "confidence": sentiment.confidence,
                 "method": sentiment.method,
                 "lexicon_compound": sentiment.lexicon_compound,
+                "model_version": sentiment.model_version,
+                # Only marked when set, so ordinary documents stay as they were.
+                **({"fallback": True} if sentiment.fallback else {}),
             },
             "spot_check": spot_check,
             "scored_at": scored_at.isoformat(),
@@ -148,20 +161,31 @@ def records(
     routed: Sequence[int] = (),
     better: Sequence[Sentiment] = (),
     now: datetime,
+    sampling: SamplingPolicy | None = None,
 ) -> list[ScoredRecord]:
     """Records to store and produce for a scored chunk (``mentions`` and ``raws`` are the
     chunk's, by position). ``better`` are the transformer's verdicts for the ``routed``
     results: they replace the lexicon's (whose compound is kept for analysis), and those
-    documents are rebuilt."""
+    documents are rebuilt. With ``sampling`` (the policy ``score_chunk`` used), the
+    spot-check decision is taken again on the final verdict — the stratum of a routed
+    mention is the transformer's — and its weight goes with the record to the queue."""
     replaced = dict(zip(routed, better, strict=True))
     out = []
     for i, r in enumerate(result.results):
         verdict = lexicon_sentiment(r.compound)
         doc = r.doc
-        if (second := replaced.get(i)) is not None:
+        second = replaced.get(i)
+        if second is not None:
             verdict = second.model_copy(update={"lexicon_compound": r.compound})
-            doc = scored_document(raws[r.position], r.brands, verdict, r.spot_check, now)
-        out.append(ScoredRecord(mentions[r.position], r.brands, verdict, r.spot_check, now, doc))
+        m = mentions[r.position]
+        spot = r.spot_check
+        details = None
+        if sampling is not None:
+            details = spot_check(m.source, m.id, verdict, sampling, r.text)
+            spot = details is not None
+        if second is not None or spot != r.spot_check:
+            doc = scored_document(raws[r.position], r.brands, verdict, spot, now)
+        out.append(ScoredRecord(m, r.brands, verdict, spot, now, doc, details))
     return out
 
 
@@ -194,4 +218,12 @@ def score_mentions(
         routed = to_route(result.results, router)
         if routed:
             better = transformer.score_batch([result.results[i].text for i in routed])
-    return result, records(mentions, raws, result, routed=routed, better=better, now=now)
+    return result, records(
+        mentions,
+        raws,
+        result,
+        routed=routed,
+        better=better,
+        now=now,
+        sampling=config.sampling_policy,
+    )

@@ -19,9 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from services.core.clock import Clock
 from services.core.models import Mention, Sentiment
+from services.core.spotcheck import UNWEIGHTED, SpotCheck
 from services.core.storage.analytics import Counts
 from services.core.storage.db import SQLITE_BEGIN
-from services.core.storage.tables import UTCDateTime, mentions
+from services.core.storage.report_rows import add_report_rows
+from services.core.storage.tables import UTCDateTime, mentions, review_items
 
 _LABEL_COLUMNS = ("positive", "neutral", "negative")
 # Keeps each IN (...) / VALUES list well under SQLite's bound-parameter limit.
@@ -41,6 +43,8 @@ class ScoredRecord:
     spot_check: bool
     scored_at: datetime
     doc: bytes
+    # The sampler's details when ``spot_check``: the mention is queued for analysts.
+    spot: SpotCheck | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -105,6 +109,36 @@ def mention_row(r: ScoredRecord, stored_at: datetime) -> dict[str, Any]:
         "stored_at": stored_at,
         "doc": r.doc.decode(),
     }
+
+
+def review_rows(
+    inserted: Sequence[tuple[ScoredRecord, int]], queued_at: datetime
+) -> list[dict[str, Any]]:
+    """Spot-check queue rows for the inserted mentions sampled for review: one per
+    matched brand (a mention matching none has no brand match to check)."""
+    rows: list[dict[str, Any]] = []
+    for r, pk in inserted:
+        if not r.spot_check:
+            continue
+        spot = r.spot or UNWEIGHTED
+        s = r.sentiment
+        rows.extend(
+            {
+                "mention_pk": pk,
+                "brand": brand,
+                "source": r.mention.source,
+                "auto_label": s.label,
+                "auto_method": s.method,
+                "auto_confidence": s.confidence,
+                "reason": spot.reason,
+                "weight": spot.weight,
+                "reviews_required": spot.reviews_required,
+                "reviews_done": 0,
+                "queued_at": queued_at,
+            }
+            for brand in r.brands
+        )
+    return rows
 
 
 def insert_for(conn: Connection, table: Any) -> postgresql.Insert | sqlite.Insert:
@@ -226,6 +260,14 @@ class MentionWriter:
                 self._link_brands(conn, inserted)
             elif inserted:
                 self._sqlite_rollups_and_links(conn, inserted)
+            # Only mentions this transaction inserted are queued: a redelivery queues nothing.
+            if queue := review_rows(inserted, stored_at):
+                stmt = insert_for(conn, review_items).on_conflict_do_nothing(
+                    index_elements=["mention_pk", "brand"]
+                )
+                conn.execute(stmt, queue)
+            if inserted:
+                add_report_rows(conn, inserted, fast=not self._use_returning)
         return WriteResult(inserted=len(inserted), duplicates=len(batch) - len(inserted))
 
     def _insert_returning(

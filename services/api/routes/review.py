@@ -1,0 +1,297 @@
+"""The analysts' spot-check queue and the accuracy it measures (role analyst or admin)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
+
+from services.api.deps import State, require
+from services.core.accuracy import Agreement, Estimate
+from services.core.auth import Permission
+from services.core.storage.errors import ConflictError, NotFoundError
+from services.core.storage.keys import ApiKey
+from services.core.storage.review import (
+    Analyst,
+    ReviewItem,
+    ReviewStore,
+    labelled_items,
+    measured_accuracy,
+    review_stats,
+)
+
+router = APIRouter(prefix="/api/v1/review", tags=["review"])
+
+Reviewer = Annotated[ApiKey, Depends(require(Permission.REVIEW))]
+ItemId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+def review_store(state: State) -> ReviewStore:
+    return ReviewStore(
+        state.engine, state.clock, lease=timedelta(seconds=state.settings.review_lease_s)
+    )
+
+
+Store = Annotated[ReviewStore, Depends(review_store)]
+
+
+def analyst_of(key: ApiKey) -> Analyst:
+    return Analyst(key_id=key.id, name=key.name)
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+
+class AuthorOut(BaseModel):
+    handle: str
+    name: str | None
+    followers: int
+    verified: bool
+
+
+class AutomatedOut(BaseModel):
+    label: str
+    method: str
+    confidence: float
+
+
+class ItemOut(BaseModel):
+    """A mention to label for one brand. Texts are the mention's own: untrusted input."""
+
+    id: int
+    brand: str = Field(description="The brand match under review.")
+    text: str
+    url: str | None
+    source: str
+    created_at: str
+    author: AuthorOut
+    brands: list[str] = Field(description="Every brand the mention matched.")
+    automated: AutomatedOut
+    reason: str = Field(description="Why it was sampled: random or uncertainty.")
+    reviews_required: int
+    reviews_done: int
+    lease_expires_at: str | None
+
+
+class ProgressOut(BaseModel):
+    open_items: int = Field(description="Items still waiting for a label from someone.")
+    labelled_by_you: int
+
+
+class ClaimOut(BaseModel):
+    item: ItemOut | None = Field(description="null: nothing left for you to label.")
+    progress: ProgressOut
+
+
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: Literal["positive", "neutral", "negative", "irrelevant"] = Field(
+        description="irrelevant: the mention is not about this brand (a wrong match)."
+    )
+
+
+class EstimateOut(BaseModel):
+    value: float
+    ci95: tuple[float, float]
+    n: int
+
+
+class AgreementOut(BaseModel):
+    n: int
+    accuracy: EstimateOut | None
+    kappa: EstimateOut | None
+    precision: dict[str, EstimateOut | None]
+    recall: dict[str, EstimateOut | None]
+
+
+class StatsOut(BaseModel):
+    """Automated sentiment against the analysts' labels (the first label of an item counts;
+    items labelled irrelevant are left out of sentiment accuracy). Estimates are weighted
+    by 1 / sampling probability, intervals are 95 % Wilson (kappa: the Wilson interval of
+    the observed agreement, mapped to kappa)."""
+
+    labelled_items: int
+    overall: AgreementOut
+    by_method: dict[str, AgreementOut]
+    by_source: dict[str, AgreementOut]
+    by_brand: dict[str, AgreementOut]
+    human_agreement: AgreementOut = Field(
+        description="First vs second analyst on items labelled by two (all four labels)."
+    )
+    brand_match_precision: EstimateOut | None = Field(
+        description="Share of labelled brand matches not marked irrelevant."
+    )
+
+
+class AuditOut(BaseModel):
+    id: int
+    item_id: int
+    analyst: str
+    action: str
+    before: str | None
+    after: str | None
+    at: str
+
+
+def _estimate(e: Estimate | None) -> EstimateOut | None:
+    return None if e is None else EstimateOut(value=e.value, ci95=e.ci95, n=e.n)
+
+
+def _agreement(a: Agreement) -> AgreementOut:
+    return AgreementOut(
+        n=a.n,
+        accuracy=_estimate(a.accuracy),
+        kappa=_estimate(a.kappa),
+        precision={k: _estimate(v) for k, v in a.precision.items()},
+        recall={k: _estimate(v) for k, v in a.recall.items()},
+    )
+
+
+def _item(item: ReviewItem) -> ItemOut:
+    m: dict[str, Any] = item.mention
+    author = m.get("author", {})
+    return ItemOut(
+        id=item.id,
+        brand=item.brand,
+        text=m.get("text", ""),
+        url=m.get("url"),
+        source=m.get("source", ""),
+        created_at=m.get("created_at", ""),
+        author=AuthorOut(
+            handle=author.get("handle", ""),
+            name=author.get("name"),
+            followers=author.get("followers", 0),
+            verified=author.get("verified", False),
+        ),
+        brands=list(m.get("brands", [])),
+        automated=AutomatedOut(
+            label=item.auto_label, method=item.auto_method, confidence=item.auto_confidence
+        ),
+        reason=item.reason,
+        reviews_required=item.reviews_required,
+        reviews_done=item.reviews_done,
+        lease_expires_at=None
+        if item.lease_expires_at is None
+        else item.lease_expires_at.isoformat().replace("+00:00", "Z"),
+    )
+
+
+def _claim_out(store: ReviewStore, key: ApiKey, item: ReviewItem | None) -> ClaimOut:
+    p = store.progress(analyst_of(key))
+    return ClaimOut(
+        item=None if item is None else _item(item),
+        progress=ProgressOut(open_items=p.open_items, labelled_by_you=p.labelled_by_you),
+    )
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
+@router.post("/claim", summary="Lease the next item to label")
+def claim(state: State, store: Store, key: Reviewer) -> ClaimOut:
+    """The item is yours until its lease expires (``review_lease_s``); claiming again
+    while you hold one returns the same item."""
+    item = store.claim(analyst_of(key))
+    state.metrics.review_claims.labels("empty" if item is None else "item").inc()
+    return _claim_out(store, key, item)
+
+
+@router.post("/items/{item_id}/label", summary="Label an item you hold")
+def label(state: State, store: Store, key: Reviewer, item_id: ItemId, body: LabelIn) -> ClaimOut:
+    """Records the label (it overrides the automated one in every aggregate), releases
+    the item and returns your progress; the next item is claimed separately."""
+    try:
+        store.label(analyst_of(key), item_id, body.label)
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"item_id: {e}") from e
+    except ConflictError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"item_id: {e}") from e
+    state.metrics.review_labels.labels(body.label, "label").inc()
+    return _claim_out(store, key, None)
+
+
+@router.post(
+    "/items/{item_id}/skip",
+    summary="Give an item back without labelling it",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def skip(store: Store, key: Reviewer, item_id: ItemId) -> Response:
+    try:
+        store.skip(analyst_of(key), item_id)
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"item_id: {e}") from e
+    except ConflictError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"item_id: {e}") from e
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/undo", summary="Withdraw your last label")
+def undo(state: State, store: Store, key: Reviewer) -> ClaimOut:
+    """Restores the aggregates as they were before that label and gives you the item back
+    (claimed, unless another analyst holds it now)."""
+    try:
+        item, withdrawn = store.undo(analyst_of(key))
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+    except ConflictError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"item_id: {e}") from e
+    state.metrics.review_labels.labels(withdrawn, "undo").inc()
+    return _claim_out(store, key, item)
+
+
+@router.get("/stats", summary="Measured accuracy of the automated sentiment")
+def stats(state: State, _key: Reviewer) -> StatsOut:
+    with state.engine.connect() as conn:
+        items = labelled_items(conn)
+    s = review_stats(items)
+    return StatsOut(
+        labelled_items=s.labelled_items,
+        overall=_agreement(s.overall),
+        by_method={k: _agreement(v) for k, v in s.by_method.items()},
+        by_source={k: _agreement(v) for k, v in s.by_source.items()},
+        by_brand={k: _agreement(v) for k, v in s.by_brand.items()},
+        human_agreement=_agreement(s.human_agreement),
+        brand_match_precision=_estimate(s.brand_match_precision),
+    )
+
+
+@router.get("/audit", summary="Label changes, newest first")
+def audit(
+    store: Store,
+    _key: Reviewer,
+    item_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditOut]:
+    return [
+        AuditOut(
+            id=a.id,
+            item_id=a.item_id,
+            analyst=a.analyst,
+            action=a.action,
+            before=a.before,
+            after=a.after,
+            at=a.at.isoformat().replace("+00:00", "Z"),
+        )
+        for a in store.audit(item_id=item_id, limit=limit)
+    ]
+
+
+class MeasuredAccuracy(BaseModel):
+    """The automated sentiment's accuracy measured by analysts on the mentions behind a
+    figure (the brands and time range asked for); null when none is labelled yet."""
+
+    accuracy: float
+    ci95: tuple[float, float]
+    n: int = Field(description="Labelled mentions behind the estimate.")
+
+
+def measured_accuracy_out(
+    conn: Connection, brands: Sequence[str], start: datetime, end: datetime
+) -> MeasuredAccuracy | None:
+    e = measured_accuracy(conn, brands=brands, since=start, until=end)
+    return None if e is None else MeasuredAccuracy(accuracy=e.value, ci95=e.ci95, n=e.n)

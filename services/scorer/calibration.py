@@ -1,0 +1,220 @@
+"""Calibrating the router from the analysts' labels (``sentimon calibrate``).
+
+The router sends a mention to the transformer when the lexicon's estimated chance of
+being right (``routing.decide``'s trust) is below ``route_min_trust``. The analysts'
+labels say, for real mentions of the tracked brands, which verdict was right. For each
+labelled mention the lexicon's and the transformer's verdicts are both worked out again
+(the text masked and capped as the scorer does), so any threshold can be replayed: the
+expected accuracy (weighted by 1 / sampling probability, with its Wilson interval) and
+the share routed to the transformer. ``propose`` picks the most accurate threshold whose
+routed share stays within a budget.
+
+``--apply`` writes the proposal to ``<data_dir>/calibration.json``, which the scorer
+reads at start (``apply_calibration``, called by ``build_pipeline``). A threshold set
+explicitly (``SENTIMON_ROUTE_MIN_TRUST``) wins over the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, select
+
+from services.core.accuracy import Estimate, proportion
+from services.core.brands import BrandDefinition, BrandMatcher
+from services.core.clock import SystemClock
+from services.core.storage.brands import BrandStore
+from services.core.storage.review import IRRELEVANT
+from services.core.storage.tables import mentions, review_items, review_labels
+from services.scorer.lexicon import VaderScorer, label_for
+from services.scorer.process import prepare_text
+from services.scorer.protocol import Scorer
+from services.scorer.routing import RoutingThresholds, route_text
+from services.scorer.settings import ScorerSettings
+
+CALIBRATION_FILE = "calibration.json"
+# The settings calibration may set; anything else in the file is refused.
+CALIBRATED_FIELDS = ("route_min_trust",)
+_BATCH = 64
+
+S = TypeVar("S", bound=ScorerSettings)
+
+
+class CalibrationError(ValueError):
+    """The labels cannot support a calibration, or the calibration file is unusable."""
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationRow:
+    """One labelled mention: the analyst's label, both scorers' verdicts, the router's
+    trust in the lexicon, and the mention's sampling weight."""
+
+    human: str
+    lexicon: str
+    transformer: str
+    trust: float
+    abs_compound: float
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    min_trust: float
+    accuracy: Estimate
+    transformer_share: float
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    current: OperatingPoint
+    proposed: OperatingPoint
+    curve: list[OperatingPoint]
+    labels: int
+
+
+def evaluate(
+    rows: Sequence[CalibrationRow], min_trust: float, always_route_band: float = 0.0
+) -> OperatingPoint:
+    """Expected accuracy and routed share if the router had used ``min_trust``. Pure."""
+    if not rows:
+        raise CalibrationError("no labelled mentions to calibrate on")
+    hits = []
+    routed = 0.0
+    total = 0.0
+    for r in rows:
+        to_model = r.trust < min_trust or r.abs_compound < always_route_band
+        verdict = r.transformer if to_model else r.lexicon
+        hits.append((verdict == r.human, r.weight))
+        routed += r.weight * to_model
+        total += r.weight
+    accuracy = proportion(hits)
+    assert accuracy is not None  # rows is not empty and weights are positive
+    return OperatingPoint(min_trust, accuracy, routed / total)
+
+
+def propose(
+    rows: Sequence[CalibrationRow],
+    current: RoutingThresholds,
+    *,
+    max_share: float = 1.0,
+    min_labels: int = 30,
+    steps: int = 100,
+) -> Proposal:
+    """The threshold with the best expected accuracy among those routing at most
+    ``max_share`` of mentions (ties: the one routing fewer). Raises
+    ``CalibrationError`` with fewer than ``min_labels`` labelled mentions."""
+    if len(rows) < min_labels:
+        raise CalibrationError(
+            f"{len(rows)} labelled mentions: at least {min_labels} are needed to calibrate "
+            "(label more on /review)"
+        )
+    if not 0.0 <= max_share <= 1.0:
+        raise CalibrationError(f"max_share: {max_share} is not in [0, 1]")
+    band = current.always_route_band
+    curve = [evaluate(rows, i / steps, band) for i in range(steps + 1)]
+    now = evaluate(rows, current.min_trust, band)
+    allowed = [p for p in curve if p.transformer_share <= max_share + 1e-12] or [curve[0]]
+    best = max(allowed, key=lambda p: (p.accuracy.value, -p.transformer_share))
+    # Keep the current threshold unless the new one is really better on these labels.
+    if best.accuracy.value <= now.accuracy.value and now.transformer_share <= max_share:
+        best = now
+    return Proposal(current=now, proposed=best, curve=curve, labels=len(rows))
+
+
+def labelled_rows(
+    engine: Engine,
+    settings: ScorerSettings,
+    transformer: Scorer,
+    thresholds: RoutingThresholds,
+) -> list[CalibrationRow]:
+    """Every mention an analyst gave a sentiment label (the first label of an item), with
+    both verdicts worked out again on the text as the scorer saw it."""
+    ri, rl = review_items, review_labels
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ri.c.id, ri.c.weight, rl.c.label, mentions.c.doc)
+            .join(rl, rl.c.item_id == ri.c.id)
+            .join(mentions, mentions.c.pk == ri.c.mention_pk)
+            .order_by(ri.c.id, rl.c.id)
+        ).all()
+    first: dict[int, tuple[float, str, str]] = {}
+    for item_id, weight, label, doc in rows:
+        first.setdefault(item_id, (weight, label, doc))
+    brands = BrandStore(engine, SystemClock()).list()
+    matcher = BrandMatcher.compile([BrandDefinition(b.name, b.query) for b in brands])
+    vader = VaderScorer()
+    texts, meta = [], []
+    for weight, label, doc in first.values():
+        if label == IRRELEVANT:
+            continue
+        text = json.loads(doc)["text"]
+        masked, _ = prepare_text(text, matcher.match(text).mask_spans, settings.max_score_chars)
+        compound = vader.compound(masked)
+        trust = route_text(masked, compound, thresholds).lexicon_trust
+        texts.append(masked)
+        meta.append((label, label_for(compound), trust, abs(compound), weight))
+    verdicts = []
+    for i in range(0, len(texts), _BATCH):
+        verdicts.extend(transformer.score_batch(texts[i : i + _BATCH]))
+    return [
+        CalibrationRow(human, lexicon, v.label, trust, abs_c, weight)
+        for (human, lexicon, trust, abs_c, weight), v in zip(meta, verdicts, strict=True)
+    ]
+
+
+def calibration_path(settings: ScorerSettings) -> Path:
+    return settings.data_dir / CALIBRATION_FILE
+
+
+def read_calibration(path: Path) -> dict[str, float]:
+    """The thresholds in a calibration file (``{}`` when there is none). Raises
+    ``CalibrationError`` for a file that is not what ``write_calibration`` writes."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        values = data["settings"]
+        out = {k: float(values[k]) for k in values}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CalibrationError(f"{path}: not a calibration file ({e})") from e
+    if unknown := set(out) - set(CALIBRATED_FIELDS):
+        raise CalibrationError(f"{path}: unknown settings {sorted(unknown)}")
+    for k, v in out.items():
+        if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+            raise CalibrationError(f"{path}: {k} = {v} is not in [0, 1]")
+    return out
+
+
+def write_calibration(path: Path, proposal: Proposal, at: datetime) -> None:
+    """Write the proposed threshold, with what it was measured on, atomically."""
+    body: dict[str, Any] = {
+        "settings": {"route_min_trust": proposal.proposed.min_trust},
+        "measured": {
+            "labels": proposal.labels,
+            "accuracy": proposal.proposed.accuracy.value,
+            "ci95": list(proposal.proposed.accuracy.ci95),
+            "transformer_share": proposal.proposed.transformer_share,
+            "previous_min_trust": proposal.current.min_trust,
+            "previous_accuracy": proposal.current.accuracy.value,
+        },
+        "written_at": at.isoformat(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def apply_calibration(settings: S) -> S:
+    """``settings`` with the calibrated thresholds from ``<data_dir>/calibration.json``,
+    except those set explicitly (environment or arguments). Raises ``CalibrationError``
+    for a corrupt file: a scorer should not start on thresholds nobody chose."""
+    values = read_calibration(calibration_path(settings))
+    update = {k: v for k, v in values.items() if k not in settings.model_fields_set}
+    return settings.model_copy(update=update) if update else settings
