@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +17,34 @@ class BrandFileError(ValueError):
     """The brands file is unreadable or one of its entries is wrong (the entry is named)."""
 
 
+MAX_COMPETITORS = 50
+CompetitorName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^/,]+$"),
+]
+_COMPETITORS = TypeAdapter(list[CompetitorName])
+
+
+def checked_competitors(name: str, competitors: Sequence[str]) -> list[str]:
+    """A brand's competitive set, stripped and deduplicated (the brand itself dropped);
+    ``BrandFileError`` naming the bad entry for a name the API would refuse."""
+    if len(competitors) > MAX_COMPETITORS:
+        raise BrandFileError(f"competitors: at most {MAX_COMPETITORS} per brand")
+    try:
+        names = _COMPETITORS.validate_python(list(competitors))
+    except ValidationError as e:
+        raise BrandFileError(f"competitors: {describe(e)}") from e
+    return [c for c in dict.fromkeys(names) if c != name.strip()]
+
+
 class BrandEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
     query: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-    competitors: list[str] = Field(default_factory=list)
+    # The brand's competitive set (executive reports compare against it): names of other
+    # brands, as the API takes them.
+    competitors: list[CompetitorName] = Field(default_factory=list, max_length=MAX_COMPETITORS)
 
 
 _ENTRIES = TypeAdapter(list[BrandEntry])

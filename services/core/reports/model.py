@@ -1,0 +1,205 @@
+"""The executive report as data: what ``GET /api/v1/reports/executive`` returns and the
+page renders. Every share names its denominator; ``None`` means "no data to divide by"."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+
+class Period(_Out):
+    from_: str = Field(serialization_alias="from")
+    to: str
+
+
+class Denominator(_Out):
+    """What a share is a share of: the quantity, its total, and in words."""
+
+    of: str
+    total: int
+    description: str
+
+
+class Volume(_Out):
+    mentions: int
+    previous: int | None
+    change: float | None = Field(description="(mentions − previous) ÷ previous")
+
+
+class BrandShare(_Out):
+    brand: str
+    subject: bool = Field(description="The brand the report is about (the others: its competitors)")
+    mentions: int
+    reach: int
+    engagement: int
+    share_of_mentions: float | None
+    share_of_reach: float | None
+    share_of_engagement: float | None
+    previous_share_of_mentions: float | None
+    net_sentiment: float | None
+
+
+class ShareOfVoice(_Out):
+    brands: list[BrandShare]
+    denominators: dict[str, Denominator]
+
+
+class NetSentiment(_Out):
+    value: float | None
+    previous: float | None
+    change: float | None = Field(description="value − previous, in the same −1…1 units")
+    positive: int
+    neutral: int
+    negative: int
+    denominator: Denominator
+
+
+class SentimentPoint(_Out):
+    start: str
+    partial: bool
+    mentions: int
+    positive: int
+    neutral: int
+    negative: int
+    net_sentiment: float | None
+
+
+class SentimentOverTime(_Out):
+    interval_seconds: int
+    series: list[SentimentPoint]
+
+
+class Spike(_Out):
+    start: str
+    mentions: int
+    baseline: float = Field(description="Median mentions per bucket in the period")
+    ratio: float
+
+
+class Alert(_Out):
+    """An alert raised in the period, as the alerts store keeps it."""
+
+    id: str
+    kind: str
+    raised_at: str
+    window_start: str
+    window_end: str
+    observed: float
+    expected: float
+    summary: str
+
+
+class MentionItem(_Out):
+    id: str
+    source: str
+    url: str | None
+    text: str
+    created_at: str
+    author_handle: str
+    author_name: str | None
+    author_role: str
+    followers: int
+    engagement: int
+    label: str
+    score: float
+
+
+class Voice(_Out):
+    author_id: str
+    handle: str
+    name: str | None
+    role: str
+    followers: int
+    mentions: int
+    engagement: int
+    replies: int
+    positive: int
+    negative: int
+    net_sentiment: float | None
+    influence: float
+
+
+class RoleFigures(_Out):
+    role: str
+    mentions: int
+    share_of_brand_mentions: float | None
+    net_sentiment: float | None
+    positive: int
+    negative: int
+
+
+class DecisionMakers(_Out):
+    """The first-class figure: what decision makers say about the brand and its set."""
+
+    mentions: int
+    share_of_brand_mentions: float | None
+    share_of_voice: list[BrandShare]
+    net_sentiment: float | None
+    previous_net_sentiment: float | None
+    change: float | None
+    denominators: dict[str, Denominator]
+
+
+class Conversation(_Out):
+    mentions_in_conversation: int
+    share: float | None
+    previous_share: float | None
+    denominator: Denominator
+    min_reach: int
+    unanswered_negative: list[MentionItem]
+
+
+class Term(_Out):
+    term: str
+    count: int
+    previous_count: int
+    rate: float
+    previous_rate: float
+
+
+class Terms(_Out):
+    rising_terms: list[Term]
+    rising_themes: list[Term]
+    top_terms: list[tuple[str, int]]
+    sample: dict[str, int] = Field(description="Mentions sampled in each period for the terms")
+
+
+class Accuracy(_Out):
+    """Measured accuracy from analysts' spot checks, with its uncertainty."""
+
+    accuracy: float | None
+    low: float | None
+    high: float | None
+    reviewed: int
+    note: str
+
+
+class ExecutiveReport(_Out):
+    brand: str
+    competitors: list[str]
+    period: Period
+    previous_period: Period | None
+    generated_at: str
+    volume: Volume
+    share_of_voice: ShareOfVoice
+    net_sentiment: NetSentiment
+    sentiment_over_time: SentimentOverTime
+    spikes: list[Spike]
+    alerts: list[Alert] | None = Field(
+        description="Alerts raised in the period; null when this instance keeps no alerts"
+    )
+    top_positive: list[MentionItem]
+    top_negative: list[MentionItem]
+    top_voices: list[Voice]
+    top_decision_maker_voices: list[Voice]
+    decision_makers: DecisionMakers
+    roles: list[RoleFigures]
+    conversation: Conversation
+    terms: Terms
+    accuracy: Accuracy | None = Field(
+        description="Measured accuracy from spot checks; null when none are available"
+    )
+    notes: list[str]

@@ -1,0 +1,168 @@
+"""What the executive report reads, written by ``MentionWriter`` in the batch's transaction:
+per-(brand, hour, author role) rollups and one slim fact row per (mention, brand).
+
+Only the mentions the transaction really inserted are passed here (as for the brand
+rollups), so a redelivered batch adds nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, bindparam, text
+
+from services.core.authors import author_role, in_conversation
+from services.core.models import Mention
+from services.core.storage.tables import UTCDateTime
+
+if TYPE_CHECKING:
+    from services.core.storage.writer import ScoredRecord
+
+HOUR = 3600
+COUNTERS = ("mentions", "positive", "neutral", "negative", "reach", "engagement", "conversation")
+_FACT_COLUMNS = (
+    "brand",
+    "created_at",
+    "mention_pk",
+    "label",
+    "author_id",
+    "author_role",
+    "followers",
+    "engagement",
+    "replies",
+)
+
+
+@dataclass(slots=True)
+class RoleCounts:
+    mentions: int = 0
+    positive: int = 0
+    neutral: int = 0
+    negative: int = 0
+    reach: int = 0
+    engagement: int = 0
+    conversation: int = 0
+
+    def add(self, other: RoleCounts) -> None:
+        for c in COUNTERS:
+            setattr(self, c, getattr(self, c) + getattr(other, c))
+
+    def row(self) -> tuple[int, ...]:
+        return tuple(getattr(self, c) for c in COUNTERS)
+
+
+def hour_of(epoch: int) -> int:
+    return epoch - epoch % HOUR
+
+
+def mention_replies(m: Mention) -> int:
+    """The platform's reply count (0 when it reported no metrics)."""
+    return 0 if m.metrics is None else m.metrics.replies
+
+
+def mention_role(m: Mention) -> str:
+    return author_role(m.author.name, m.author.description).value
+
+
+def role_rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int, str], RoleCounts]:
+    """Sum a batch into per-(brand, hour, role) increments. Pure."""
+    deltas: dict[tuple[str, int, str], RoleCounts] = {}
+    for r in batch:
+        m = r.mention
+        hour = hour_of(int(m.created_at.timestamp()))
+        role = mention_role(m)
+        label = r.sentiment.label
+        talk = in_conversation(m.id, m.in_reply_to_id, m.conversation_id, mention_replies(m))
+        for brand in r.brands:
+            d = deltas.get((brand, hour, role))
+            if d is None:
+                d = deltas[(brand, hour, role)] = RoleCounts()
+            d.mentions += 1
+            if label == "positive":
+                d.positive += 1
+            elif label == "negative":
+                d.negative += 1
+            else:
+                d.neutral += 1
+            d.reach += m.author.followers
+            d.engagement += m.engagement
+            d.conversation += talk
+    return deltas
+
+
+def fact_rows(inserted: Iterable[tuple[ScoredRecord, int]]) -> list[tuple[object, ...]]:
+    """``brand_mention_facts`` rows, in ``_FACT_COLUMNS`` order (times as aware datetimes)."""
+    out: list[tuple[object, ...]] = []
+    for r, pk in inserted:
+        m = r.mention
+        role = mention_role(m)
+        replies = mention_replies(m)
+        for brand in r.brands:
+            out.append(
+                (
+                    brand,
+                    m.created_at,
+                    pk,
+                    r.sentiment.label,
+                    m.author.id,
+                    role,
+                    m.author.followers,
+                    m.engagement,
+                    replies,
+                )
+            )
+    return out
+
+
+_UPSERT_SQL = (
+    f"INSERT INTO brand_role_hour_rollups (brand, hour, role, {', '.join(COUNTERS)}) "  # noqa: S608 (our own column names)
+    "VALUES ({marks}) ON CONFLICT (brand, hour, role) DO UPDATE SET "
+    + ", ".join(f"{c} = brand_role_hour_rollups.{c} + excluded.{c}" for c in COUNTERS)
+)
+_SQLITE_UPSERT = _UPSERT_SQL.format(marks=", ".join("?" for _ in range(3 + len(COUNTERS))))
+_UPSERT = text(
+    _UPSERT_SQL.format(marks=", ".join(f":{c}" for c in ("brand", "hour", "role", *COUNTERS)))
+)
+_FACTS_SQL = f"INSERT INTO brand_mention_facts ({', '.join(_FACT_COLUMNS)}) VALUES ({{marks}})"  # noqa: S608
+_SQLITE_FACTS = _FACTS_SQL.format(marks=", ".join("?" for _ in _FACT_COLUMNS))
+_FACTS = text(_FACTS_SQL.format(marks=", ".join(f":{c}" for c in _FACT_COLUMNS))).bindparams(
+    bindparam("created_at", type_=UTCDateTime())
+)
+
+
+def _sqlite_time(t: object) -> str:
+    """As ``UTCDateTime`` stores a time on SQLite (the writer's ``sqlite_timestamp``)."""
+    assert isinstance(t, datetime)
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def add_report_rows(
+    conn: Connection, inserted: Sequence[tuple[ScoredRecord, int]], *, fast: bool
+) -> None:
+    """Add the inserted mentions to the hourly role rollups and the facts, in the caller's
+    transaction. ``fast``: bind tuples straight to the SQLite driver (the writer's
+    single-writer path). Rollup rows are sorted so that concurrent writers lock them in
+    one order (no deadlocks)."""
+    deltas = sorted(role_rollup_deltas(r for r, _ in inserted).items())
+    facts = fact_rows(inserted)
+    if not deltas:
+        return
+    if fast:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(_SQLITE_UPSERT, [(*k, *d.row()) for k, d in deltas])
+            cursor.executemany(_SQLITE_FACTS, [(f[0], _sqlite_time(f[1]), *f[2:]) for f in facts])
+        finally:
+            cursor.close()
+        return
+    conn.execute(
+        _UPSERT,
+        [
+            {"brand": b, "hour": hour, "role": role, **dict(zip(COUNTERS, d.row(), strict=True))}
+            for (b, hour, role), d in deltas
+        ],
+    )
+    conn.execute(_FACTS, [dict(zip(_FACT_COLUMNS, f, strict=True)) for f in facts])

@@ -1,0 +1,209 @@
+"""Per-role rollups and author columns: written with the mentions, idempotent on both
+write paths and both databases, and backfilled by the migration for older mentions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from alembic import command
+from sqlalchemy import Engine, select
+
+from services.core.clock import FrozenClock
+from services.core.models import Mention, Sentiment
+from services.core.storage.db import _alembic_config, make_engine, migrate
+from services.core.storage.report_rows import COUNTERS
+from services.core.storage.tables import (
+    brand_mention_facts,
+    brand_minute_rollups,
+    brand_role_hour_rollups,
+    mention_brands,
+    mentions,
+)
+from services.core.storage.writer import MentionWriter, ScoredRecord, mention_row
+from services.scorer.process import scored_document
+from tests.fixtures.mentions import mention_doc
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+BIOS = (
+    ("CEO at Initech", "decision_maker"),
+    ("Marketing manager", "marketing_pr"),
+    ("Plumber", "other"),
+    ("Fondatrice", "decision_maker"),
+    ("", "other"),
+)
+LABELS = ("positive", "neutral", "negative", "negative", "positive", "neutral", "neutral")
+
+
+def crafted(i: int) -> tuple[ScoredRecord, str, bool]:
+    """A record, the role its bio states, and whether it is in a conversation."""
+    bio, role = BIOS[i % len(BIOS)]
+    reply_to = f"r{i - 1}" if i % 4 == 0 and i else None
+    thread = f"r{i - 2}" if i % 6 == 1 else f"r{i}"
+    replies = 2 if i % 9 == 3 else 0
+    raw = orjson.dumps(
+        mention_doc(
+            id=f"r{i}",
+            created_at=(T0 + timedelta(minutes=i % 7, seconds=i % 50)).isoformat(),
+            author={
+                "id": f"a{i % 11}",
+                "handle": f"h{i % 11}",
+                "followers": 10 * i,
+                "description": bio,
+            },
+            in_reply_to_id=reply_to,
+            conversation_id=thread,
+            metrics={"likes": i % 5, "reposts": 1, "replies": replies},
+        )
+    )
+    label = LABELS[i % len(LABELS)]
+    s = Sentiment(label=label, score=0.0, confidence=0.5, method="lexicon", lexicon_compound=0.0)
+    brands = ("Acme",) if i % 3 else ("Acme", "Globex")
+    rec = ScoredRecord(
+        Mention.model_validate_json(raw),
+        brands,
+        s,
+        False,
+        T0,
+        scored_document(raw, brands, s, False, T0),
+    )
+    talk = reply_to is not None or thread != f"r{i}" or replies > 0
+    return rec, role, talk
+
+
+def expected(n: int) -> dict[tuple[str, int, str], list[int]]:
+    out: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0] * 7)
+    for i in range(n):
+        rec, role, talk = crafted(i)
+        m = rec.mention
+        hour = int(m.created_at.timestamp()) // 3600 * 3600
+        for b in rec.brands:
+            row = out[(b, hour, role)]
+            row[0] += 1
+            row[1 + ("positive", "neutral", "negative").index(rec.sentiment.label)] += 1
+            row[4] += m.author.followers
+            row[5] += m.engagement
+            row[6] += talk
+    return dict(out)
+
+
+def role_rollups(engine: Engine) -> dict[tuple[str, int, str], list[int]]:
+    r = brand_role_hour_rollups.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(r.brand, r.hour, r.role, *(r[c] for c in COUNTERS)))
+        return {(b, int(h), ro): [int(x) for x in rest] for b, h, ro, *rest in rows}
+
+
+def facts(engine: Engine) -> dict[tuple[str, str], tuple[Any, ...]]:
+    f = brand_mention_facts.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                f.brand,
+                mentions.c.mention_id,
+                f.created_at,
+                f.label,
+                f.author_id,
+                f.author_role,
+                f.followers,
+                f.engagement,
+                f.replies,
+            ).join(mentions, mentions.c.pk == f.mention_pk)
+        )
+        return {(b, mid): tuple(rest) for b, mid, *rest in rows}
+
+
+def expected_facts(n: int) -> dict[tuple[str, str], tuple[Any, ...]]:
+    out = {}
+    for i in range(n):
+        rec, role, _ = crafted(i)
+        m = rec.mention
+        replies = m.metrics.replies if m.metrics else 0
+        for b in rec.brands:
+            out[(b, m.id)] = (
+                m.created_at,
+                rec.sentiment.label,
+                m.author.id,
+                role,
+                m.author.followers,
+                m.engagement,
+                replies,
+            )
+    return out
+
+
+@pytest.fixture(params=["sqlite-fast-path", "sqlite-returning", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, MentionWriter]]:
+    if request.param == "postgresql":
+        engine = make_engine(request.getfixturevalue("pg_database"))
+    else:
+        engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    migrate(engine)
+    returning = request.param != "sqlite-fast-path"
+    yield engine, MentionWriter(engine, FrozenClock(T0), use_returning=returning)
+    engine.dispose()
+
+
+def test_role_rollups_equal_direct_sums_and_redelivery_changes_nothing(
+    store: tuple[Engine, MentionWriter],
+) -> None:
+    engine, writer = store
+    batch = [crafted(i)[0] for i in range(120)]
+    assert writer.write(batch[:70]).inserted == 70
+    assert writer.write(batch[40:]).inserted == 50  # overlaps: redelivered ones are skipped
+    assert writer.write(batch).inserted == 0
+    want = expected(120)
+    assert role_rollups(engine) == want
+    assert facts(engine) == expected_facts(120)
+    # Summed over roles, the same as the brand rollups (summed into hours).
+    by_brand: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0] * 6)
+    for (b, hour, _), v in want.items():
+        by_brand[(b, hour)] = [x + y for x, y in zip(by_brand[(b, hour)], v[:6], strict=True)]
+    r = brand_minute_rollups.c
+    minutes: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0] * 6)
+    with engine.connect() as conn:
+        for b, minute, *rest in conn.execute(
+            select(
+                r.brand,
+                r.minute,
+                r.mentions,
+                r.positive,
+                r.neutral,
+                r.negative,
+                r.reach,
+                r.engagement,
+            )
+        ):
+            key = (b, int(minute) // 3600 * 3600)
+            minutes[key] = [x + int(y) for x, y in zip(minutes[key], rest, strict=True)]
+    assert dict(minutes) == dict(by_brand)
+
+
+def test_the_migration_backfills_roles_and_rollups_of_older_mentions(tmp_path: Path) -> None:
+    old = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = _alembic_config(str(old.url))
+    with old.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    records = [crafted(i)[0] for i in range(90)]
+    with old.begin() as conn:
+        for pk, rec in enumerate(records, start=1):
+            conn.execute(mentions.insert().values(pk=pk, **mention_row(rec, T0)))
+            for b in rec.brands:
+                conn.execute(
+                    mention_brands.insert().values(
+                        mention_pk=pk,
+                        brand=b,
+                        created_at=rec.mention.created_at,
+                        label=rec.sentiment.label,
+                    )
+                )
+    migrate(old)  # to every head, this feature's included
+    assert role_rollups(old) == expected(90)
+    assert facts(old) == expected_facts(90)
+    old.dispose()
