@@ -4,11 +4,34 @@ Names follow Prometheus conventions: ``sentimon_`` prefix, ``_total`` for counte
 base units (seconds, bytes). Label values are bounded sets (sources, topics, reasons,
 methods, routes, brands); never an author or mention id. ``Metrics`` takes the
 registry so tests can use a fresh one and read values with ``get_sample_value``.
+
+Several processes serving one ``/metrics`` (the API under ``uvicorn --workers N``): set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before the processes start (see
+``prepare_multiprocess_dir``); each process then writes its values to files there and
+``Metrics.exposition`` adds them up across processes. Collectors that read shared state
+(the brand gauges read the database) are added with ``add_collector`` and are read
+directly, not summed.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Label values fixed by the code that counts them (alerts.detection.AlertKind, the
+# delivery worker's outcomes, the Kafka bus's retried operations).
+KNOWN_LABEL_VALUES: dict[str, tuple[str, ...]] = {
+    "alert_kind": ("negative_spike", "negative_share", "volume_spike"),
+    "webhook_outcome": ("delivered", "retrying", "gave_up", "endpoint_gone", "refused"),
+    "bus_operation": ("send", "fetch", "commit", "join", "metadata", "offsets"),
+}
 
 LATENCY_BUCKETS = (
     0.00005,
@@ -35,6 +58,7 @@ BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._collectors: dict[str, Collector] = {}
         # ingest
         self.mentions_received = Counter(
             "sentimon_mentions_received_total",
@@ -72,6 +96,8 @@ class Metrics:
             "Messages in a partition not yet committed by the consumer group.",
             ["topic", "partition", "group"],
             registry=registry,
+            # Across processes the latest report wins (the default would add a pid label).
+            multiprocess_mode="mostrecent",
         )
         self.dead_letters = Counter(
             "sentimon_dlq_messages_total",
@@ -83,6 +109,14 @@ class Metrics:
             "sentimon_consumer_restarts_total",
             "Times a consumer failed and was restarted from its last committed offsets.",
             ["group"],
+            registry=registry,
+        )
+        # Kafka bus (issue 3): operation is one of KNOWN_LABEL_VALUES["bus_operation"]
+        self.bus_broker_unavailable = Counter(
+            "sentimon_bus_broker_unavailable_total",
+            "Times a Kafka bus operation could not reach the broker and was retried after a "
+            "backoff (nothing is dropped), by operation.",
+            ["operation"],
             registry=registry,
         )
         # scorer
@@ -120,6 +154,30 @@ class Metrics:
             "Texts cut to the scorer's length cap before scoring.",
             registry=registry,
         )
+        # hybrid scorer (issue 4): the transformer's batches and queue
+        self.transformer_batch_size = Histogram(
+            "sentimon_transformer_batch_size",
+            "Texts in one transformer batch (a batch runs when full or when its wait is up).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=registry,
+        )
+        self.transformer_batch_latency = Histogram(
+            "sentimon_transformer_batch_latency_seconds",
+            "Time the transformer took on one batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.transformer_queue_depth = Gauge(
+            "sentimon_transformer_queue_depth",
+            "Texts waiting for the transformer (bounded by SENTIMON_TRANSFORMER_QUEUE_SIZE).",
+            registry=registry,
+        )
+        self.transformer_fallbacks = Counter(
+            "sentimon_transformer_fallbacks_total",
+            "Routed mentions given the lexicon's verdict (marked fallback) because the "
+            "transformer queue was full (overload policy lexicon).",
+            registry=registry,
+        )
         # storage
         self.db_write_latency = Histogram(
             "sentimon_db_write_latency_seconds",
@@ -151,3 +209,110 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        # source connectors (issue 9): per configured source (admins configure at most 50)
+        self.source_polls = Counter(
+            "sentimon_source_polls_total",
+            "Reads of a platform by a source connector (a poll, or a stream's batch), by outcome "
+            "(ok, error, rate_limited).",
+            ["source_kind", "outcome"],
+            registry=registry,
+        )
+        self.source_up = Gauge(
+            "sentimon_source_up",
+            "1 while a configured source reads its platform without errors, 0 while it backs off.",
+            ["source"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.source_lag = Gauge(
+            "sentimon_source_lag_seconds",
+            "Age of the newest mention a source delivered, when it was delivered.",
+            ["source"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        # alerts and webhooks (issue 6): kind is negative_spike | negative_share |
+        # volume_spike; outcome is delivered | retrying | gave_up | endpoint_gone | refused
+        self.alerts_fired = Counter(
+            "sentimon_alerts_fired_total",
+            "Alerts stored by this process (one per rule and window across all processes), "
+            "by rule kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.webhook_deliveries = Counter(
+            "sentimon_webhook_deliveries_total",
+            "Webhook delivery attempts, by outcome (retrying: failed and scheduled again).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.webhook_attempt_duration = Histogram(
+            "sentimon_webhook_attempt_duration_seconds",
+            "Time from sending a webhook to the receiver's answer (or the timeout).",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        # spot-check review queue (issue 5): label is positive | neutral | negative |
+        # irrelevant, action is label | undo
+        self.review_labels = Counter(
+            "sentimon_review_labels_total",
+            "Analyst labels recorded (label) and withdrawn (undo) in the spot-check queue.",
+            ["label", "action"],
+            registry=registry,
+        )
+        self.review_claims = Counter(
+            "sentimon_review_claims_total",
+            "Claims on the spot-check queue, by outcome (item: one was leased; empty: nothing "
+            "left for that analyst).",
+            ["outcome"],
+            registry=registry,
+        )
+        # observability (issue 8): keep this the last statement of __init__
+        self._export_known_series()
+
+    # observability (issue 8): collectors that read shared state, and the exposition
+    def _export_known_series(self) -> None:
+        """Create the series whose label values are known in advance, at zero: the rules
+        and dashboards then have data before the first event, and ``rate`` counts that
+        event (a series that appears with its first increment loses it). Every process
+        exports them; a process that never counts them stays at zero."""
+        for kind in KNOWN_LABEL_VALUES["alert_kind"]:
+            self.alerts_fired.labels(kind)
+        for outcome in KNOWN_LABEL_VALUES["webhook_outcome"]:
+            self.webhook_deliveries.labels(outcome)
+        for operation in KNOWN_LABEL_VALUES["bus_operation"]:
+            self.bus_broker_unavailable.labels(operation)
+
+    def add_collector(self, name: str, collector: Collector) -> None:
+        """Register ``collector`` under ``name``, once: a second call with the same name
+        keeps the first (apps built twice on one ``Metrics`` do not register twice)."""
+        if name in self._collectors:
+            return
+        self._collectors[name] = collector
+        self.registry.register(collector)
+
+    def exposition(self) -> bytes:
+        """The text exposition for ``/metrics``: this registry, or in multiprocess mode
+        the values of every process added up, plus the collectors from ``add_collector``."""
+        if not multiprocess_dir():
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        for collector in self._collectors.values():
+            merged.register(collector)
+        return generate_latest(merged)
+
+
+def multiprocess_dir() -> Path | None:
+    """The multiprocess directory when multiprocess mode is on (``PROMETHEUS_MULTIPROC_DIR``)."""
+    value = os.environ.get(MULTIPROC_ENV) or os.environ.get(MULTIPROC_ENV.lower())
+    return Path(value) if value else None
+
+
+def prepare_multiprocess_dir(path: Path) -> None:
+    """Empty ``path`` (creating it) for a new set of processes. Call it in the parent
+    before the workers start: files left by an earlier run would be added to this run's
+    counts."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)

@@ -1,0 +1,59 @@
+"""The API as an ASGI application factory, for running it under several worker processes.
+
+``sentimon api`` serves from one process. For more, let uvicorn (or gunicorn with
+uvicorn workers) start them, with Prometheus's multiprocess mode on so that ``/metrics``
+adds up the workers' counts::
+
+    export PROMETHEUS_MULTIPROC_DIR=/run/sentimon-metrics
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    uvicorn services.api.asgi:create_app_from_env --factory --workers 4 --host 0.0.0.0 --port 8000
+
+Each worker builds its own app from the ``SENTIMON_*`` settings (like ``sentimon api``:
+it reads the database; migrations are the prestart step's). Without
+``PROMETHEUS_MULTIPROC_DIR`` a scrape gets the counts of whichever worker answers it.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from services.api.app import create_app
+from services.api.settings import ApiSettings
+from services.api.state import AppState
+from services.core.clock import SystemClock
+from services.core.metrics import Metrics, multiprocess_dir
+from services.core.storage.brands import BrandStore
+from services.core.storage.db import make_engine
+from services.core.storage.keys import KeyStore
+
+
+class MultiprocessDirMissingError(RuntimeError):
+    """PROMETHEUS_MULTIPROC_DIR names a directory that does not exist."""
+
+
+def create_app_from_env() -> FastAPI:
+    """One worker's app, from the environment's settings.
+
+    Raises ``MultiprocessDirMissingError`` when ``PROMETHEUS_MULTIPROC_DIR`` is set to a
+    directory that does not exist (metrics would otherwise fail on the first request).
+    """
+    directory = multiprocess_dir()
+    if directory is not None and not directory.is_dir():
+        raise MultiprocessDirMissingError(
+            f"PROMETHEUS_MULTIPROC_DIR={directory}: no such directory (create it, empty, "
+            "before the workers start)"
+        )
+    settings = ApiSettings()
+    engine = make_engine(settings.resolved_database_url())
+    clock = SystemClock()
+    return create_app(
+        AppState(
+            settings=settings,
+            engine=engine,
+            clock=clock,
+            metrics=Metrics(CollectorRegistry()),
+            keys=KeyStore(engine, clock),
+            brands=BrandStore(engine, clock),
+        )
+    )
