@@ -1,0 +1,74 @@
+"""The alerts service in a running process: the evaluator and the delivery worker as two
+background tasks, started and stopped together (embedded mode and ``sentimon api``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import Engine
+
+from services.alerts.delivery import DeliveryWorker
+from services.alerts.evaluator import AlertEvaluator
+from services.alerts.settings import AlertSettings
+from services.api.state import AppState
+from services.core.clock import Clock
+from services.core.metrics import Metrics
+from services.core.storage.alerts import AlertRecord
+from services.core.storage.webhooks import WebhookStore
+
+log = logging.getLogger(__name__)
+
+
+class AlertRuntime:
+    """``start()`` runs both loops; ``stop()`` ends them (an attempt in flight finishes
+    or is retried later under the same ``webhook-id``: nothing is lost)."""
+
+    def __init__(
+        self, engine: Engine, settings: AlertSettings, clock: Clock, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.worker = DeliveryWorker(WebhookStore(engine, clock), settings, clock, metrics)
+        self.evaluator = AlertEvaluator(engine, settings, clock, metrics, on_alert=self._fired)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _fired(self, _alert: AlertRecord) -> None:
+        self.worker.wake()
+
+    def wake(self) -> None:
+        """Have the delivery worker send what is due now."""
+        self.worker.wake()
+
+    def start(self) -> None:
+        self._stop.clear()
+        for name, coro in (
+            ("alerts:evaluator", self.evaluator.run(self._stop)),
+            ("alerts:delivery", self.worker.run(self._stop)),
+        ):
+            task = asyncio.create_task(coro, name=name)
+            task.add_done_callback(_log_failure)
+            self._tasks.append(task)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (e := task.exception()) is not None:
+        log.error("%s stopped: %r", task.get_name(), e, exc_info=e)
+
+
+def attach_alerts(state: AppState, settings: AlertSettings | None = None) -> AlertRuntime:
+    """Run the alerts service beside an API process's routes: the runtime is built on the
+    state's engine, clock and metrics, the routes get its settings and its wake-up, and it
+    is started when ``alerts_enabled``. The caller awaits ``stop()`` at shutdown."""
+    settings = settings or AlertSettings()
+    runtime = AlertRuntime(state.engine, settings, state.clock, state.metrics)
+    state.alerts = settings
+    state.wake_delivery = runtime.wake
+    if settings.alerts_enabled:
+        runtime.start()
+    return runtime

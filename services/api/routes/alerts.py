@@ -1,0 +1,68 @@
+"""``/api/v1/alerts``: the alerts raised, newest window first."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import AwareDatetime, BaseModel
+
+from services.alerts.detection import AlertKind
+from services.api.deps import Reader, State
+from services.api.errors import UNPROCESSABLE
+from services.core.storage.alerts import InvalidAlertCursorError, get_alert, page_alerts
+from services.core.storage.errors import NotFoundError
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+
+class AlertPageOut(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@router.get(
+    "",
+    response_model=AlertPageOut,
+    summary="Alerts (the data object of schemas/alert.v1.json), newest window first",
+)
+def list_alerts_route(
+    state: State,
+    _key: Reader,
+    brand: Annotated[str | None, Query(max_length=128)] = None,
+    kind: AlertKind | None = None,
+    rule_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: AwareDatetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> AlertPageOut:
+    """``from``/``to`` bound the window's start (``[from, to)``)."""
+    if from_ is not None and to is not None and from_ >= to:
+        raise HTTPException(UNPROCESSABLE, "from: must be before 'to'")
+    try:
+        with state.engine.connect() as conn:
+            page = page_alerts(
+                conn,
+                brand=brand,
+                since=from_,
+                until=to,
+                kind=kind.value if kind else None,
+                rule_id=rule_id,
+                limit=limit,
+                cursor=cursor,
+            )
+    except InvalidAlertCursorError as e:
+        raise HTTPException(UNPROCESSABLE, str(e)) from e
+    return AlertPageOut(items=[a.doc for a in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{alert_id}", summary="One alert")
+def get_alert_route(
+    state: State, _key: Reader, alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> dict[str, Any]:
+    try:
+        with state.engine.connect() as conn:
+            return get_alert(conn, alert_id).doc
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e

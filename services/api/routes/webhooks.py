@@ -1,0 +1,273 @@
+"""``/api/v1/webhooks``: endpoints that receive alerts as signed webhooks, their
+deliveries with every attempt, and manual redelivery (same ``webhook-id``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from services.alerts.rules import EVENT_TYPES
+from services.alerts.urls import MAX_URL_CHARS, WebhookUrlError, check_webhook_url
+from services.api.deps import Manager, State
+from services.api.errors import UNPROCESSABLE
+from services.api.routes.alert_rules import small_body
+from services.core.storage.errors import NotFoundError
+from services.core.storage.webhooks import Delivery, Endpoint, WebhookStore
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+
+MAX_BODY_BYTES = 16 * 1024
+EndpointId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+EventTypes = Annotated[list[str], Field(min_length=1, max_length=len(EVENT_TYPES))]
+
+
+def _check_event_types(v: list[str] | None) -> list[str] | None:
+    if v is None:
+        return v
+    for t in v:
+        if t not in EVENT_TYPES:
+            raise PydanticCustomError(
+                "event_type",
+                "unknown event type; known: {known}",
+                {"known": ", ".join(EVENT_TYPES)},
+            )
+    return sorted(set(v))
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=MAX_URL_CHARS, description="http(s) URL the alerts are POSTed to")
+    event_types: EventTypes = Field(default_factory=lambda: sorted(EVENT_TYPES))
+    secret: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Standard Webhooks secret (whsec_ + base64 of 24–64 bytes); "
+        "default: a new random one, returned once in the answer",
+    )
+
+    _types = field_validator("event_types")(_check_event_types)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_format(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        raw = v.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise PydanticCustomError("secret", "must be whsec_ followed by base64") from e
+        if not v.startswith("whsec_") or not 24 <= len(key) <= 64:
+            raise PydanticCustomError(
+                "secret", "must be whsec_ followed by the base64 of 24 to 64 bytes"
+            )
+        return v
+
+
+class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=MAX_URL_CHARS)
+    event_types: EventTypes | None = None
+    enabled: bool | None = Field(default=None, description="Re-enable after a 410, or pause")
+
+    _types = field_validator("event_types")(_check_event_types)
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    url: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(description="Shown only in this answer: verify signatures with it")
+
+
+class AttemptPublic(BaseModel):
+    attempt: int
+    started_at: datetime
+    duration_s: float
+    status_code: int | None
+    outcome: str
+    error: str | None
+    next_attempt_at: datetime | None
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    webhook_id: str
+    alert_id: int | None
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    give_up_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+    attempt_log: list[AttemptPublic]
+
+
+def _public(e: Endpoint) -> WebhookPublic:
+    return WebhookPublic(
+        id=e.id,
+        url=e.url,
+        event_types=list(e.event_types),
+        enabled=e.enabled,
+        disabled_reason=e.disabled_reason,
+        created_at=e.created_at,
+        updated_at=e.updated_at,
+    )
+
+
+def _delivery(d: Delivery) -> DeliveryPublic:
+    return DeliveryPublic(
+        id=d.id,
+        webhook_id=d.webhook_id,
+        alert_id=d.alert_id,
+        event_type=d.event_type,
+        status=d.status,
+        attempts=d.attempts,
+        next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+        give_up_at=d.give_up_at,
+        created_at=d.created_at,
+        delivered_at=d.delivered_at,
+        last_error=d.last_error,
+        attempt_log=[
+            AttemptPublic(
+                attempt=a.attempt,
+                started_at=a.started_at,
+                duration_s=a.duration_s,
+                status_code=a.status_code,
+                outcome=a.outcome,
+                error=a.error,
+                next_attempt_at=a.next_attempt_at,
+            )
+            for a in d.attempt_log
+        ],
+    )
+
+
+def _store(state: State) -> WebhookStore:
+    return WebhookStore(state.engine, state.clock)
+
+
+def _checked_url(state: State, url: str) -> str:
+    try:
+        check_webhook_url(
+            url,
+            allow_loopback=state.alerts.webhook_allow_loopback,
+            allow_private=state.alerts.webhook_allow_private,
+        )
+    except WebhookUrlError as e:
+        raise HTTPException(UNPROCESSABLE, f"url: {e}") from e
+    return url
+
+
+@router.get("", summary="Webhook endpoints (never their secrets)")
+def list_webhooks(state: State, _key: Manager) -> list[WebhookPublic]:
+    return [_public(e) for e in _store(state).endpoints()]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[small_body(MAX_BODY_BYTES)],
+    responses={
+        413: {"description": "Body over 16 KB"},
+        422: {"description": "Bad URL (scheme, form, or an address the policy refuses)"},
+    },
+)
+def create_webhook(state: State, _key: Manager, body: WebhookCreate) -> WebhookCreated:
+    """Register an endpoint. The answer holds the signing secret; it is not shown again.
+
+    URLs whose host resolves to loopback, private or link-local addresses are refused
+    unless ``SENTIMON_WEBHOOK_ALLOW_LOOPBACK`` / ``SENTIMON_WEBHOOK_ALLOW_PRIVATE`` allow them.
+    """
+    url = _checked_url(state, body.url)
+    e = _store(state).create(url, body.event_types, body.secret)
+    return WebhookCreated(secret=e.secret, **_public(e).model_dump())
+
+
+@router.get("/{endpoint_id}")
+def get_webhook(state: State, _key: Manager, endpoint_id: EndpointId) -> WebhookPublic:
+    try:
+        return _public(_store(state).get(endpoint_id))
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+
+
+@router.patch("/{endpoint_id}", dependencies=[small_body(MAX_BODY_BYTES)])
+def update_webhook(
+    state: State, _key: Manager, endpoint_id: EndpointId, body: WebhookUpdate
+) -> WebhookPublic:
+    url = _checked_url(state, body.url) if body.url is not None else None
+    try:
+        return _public(
+            _store(state).update(
+                endpoint_id, url=url, event_types=body.event_types, enabled=body.enabled
+            )
+        )
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+
+
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_webhook(state: State, _key: Manager, endpoint_id: EndpointId) -> Response:
+    """Delete an endpoint with its delivery log."""
+    try:
+        _store(state).delete(endpoint_id)
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{endpoint_id}/deliveries", summary="Deliveries, newest first, with every attempt")
+def list_deliveries(
+    state: State,
+    _key: Manager,
+    endpoint_id: EndpointId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="delivery id")] = None,
+) -> list[DeliveryPublic]:
+    try:
+        return [
+            _delivery(d)
+            for d in _store(state).deliveries(endpoint_id, limit=limit, before_id=before)
+        ]
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+
+
+@router.post(
+    "/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a delivery again now (same webhook-id, fresh retry budget)",
+)
+def redeliver(
+    state: State,
+    _key: Manager,
+    endpoint_id: EndpointId,
+    delivery_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+) -> DeliveryPublic:
+    try:
+        d = _store(state).redeliver(
+            endpoint_id, delivery_id, timedelta(seconds=state.alerts.webhook_retry_max_age_s)
+        )
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+    if state.wake_delivery is not None:
+        state.wake_delivery()
+    return _delivery(d)

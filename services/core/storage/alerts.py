@@ -1,0 +1,355 @@
+"""Alert rules and alerts in the database.
+
+``list_alerts`` is the read other features use (executive reports list "alerts and
+spikes in the period"); ``store_alert`` is the evaluator's single write: the alert and
+its webhook outbox rows in one transaction, at most once per (rule, window).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, or_, select, update
+
+from services.alerts.detection import AlertKind, RuleParams
+from services.core.clock import Clock
+from services.core.storage.db import SQLITE_BEGIN
+from services.core.storage.errors import NotFoundError
+from services.core.storage.tables import alert_rules, alerts, brands
+from services.core.storage.webhooks import enqueue_deliveries
+from services.core.storage.writer import insert_for
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    id: int
+    brand: str
+    params: RuleParams
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One stored alert; ``doc`` is the ``data`` object of ``schemas/alert.v1.json``."""
+
+    id: int
+    rule_id: int
+    brand: str
+    kind: str
+    window_start: datetime
+    window_end: datetime
+    observed: float
+    expected: float
+    p_value: float
+    created_at: datetime
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPage:
+    items: list[AlertRecord]
+    next_cursor: str | None
+
+
+class InvalidAlertCursorError(ValueError):
+    """The pagination cursor was not one this API handed out."""
+
+
+class AlertRuleStore:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def create(self, brand: str, params: RuleParams, *, enabled: bool = True) -> AlertRule:
+        """Store a rule; ``NotFoundError`` if ``brand`` is not tracked."""
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            _require_brand(conn, brand)
+            rule_id = conn.execute(
+                insert(alert_rules).values(
+                    brand=brand, enabled=enabled, created_at=now, updated_at=now, **_cols(params)
+                )
+            ).inserted_primary_key
+        assert rule_id is not None
+        return AlertRule(int(rule_id[0]), brand, params, enabled, now, now)
+
+    def update(self, rule_id: int, brand: str, params: RuleParams, *, enabled: bool) -> AlertRule:
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            _require_brand(conn, brand)
+            done = conn.execute(
+                update(alert_rules)
+                .where(alert_rules.c.id == rule_id)
+                .values(brand=brand, enabled=enabled, updated_at=now, **_cols(params))
+            ).rowcount
+        if done == 0:
+            raise NotFoundError(f"alert rule {rule_id} does not exist")
+        return self.get(rule_id)
+
+    def get(self, rule_id: int) -> AlertRule:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(alert_rules).where(alert_rules.c.id == rule_id)).first()
+        if row is None:
+            raise NotFoundError(f"alert rule {rule_id} does not exist")
+        return _to_rule(row)
+
+    def list(self, *, brand: str | None = None, enabled_only: bool = False) -> list[AlertRule]:
+        stmt = select(alert_rules).order_by(alert_rules.c.id)
+        if brand is not None:
+            stmt = stmt.where(alert_rules.c.brand == brand)
+        if enabled_only:
+            stmt = stmt.where(alert_rules.c.enabled.is_(True))
+        with self._engine.connect() as conn:
+            return [_to_rule(r) for r in conn.execute(stmt)]
+
+    def delete(self, rule_id: int) -> None:
+        """Delete a rule; the alerts it raised are kept."""
+        with self._engine.begin() as conn:
+            if conn.execute(delete(alert_rules).where(alert_rules.c.id == rule_id)).rowcount == 0:
+                raise NotFoundError(f"alert rule {rule_id} does not exist")
+
+
+def _require_brand(conn: Connection, brand: str) -> None:
+    if conn.execute(select(brands.c.id).where(brands.c.name == brand)).first() is None:
+        raise NotFoundError(f"brand {brand!r} is not tracked")
+
+
+def _cols(p: RuleParams) -> dict[str, Any]:
+    return {
+        "kind": p.kind.value,
+        "window_s": p.window_s,
+        "baseline_days": p.baseline_days,
+        "sensitivity": p.sensitivity,
+        "min_count": p.min_count,
+        "warmup_days": p.warmup_days,
+        "cooldown_s": p.cooldown_s,
+    }
+
+
+def _to_rule(r: Row[Any]) -> AlertRule:
+    params = RuleParams(
+        kind=AlertKind(r.kind),
+        window_s=r.window_s,
+        baseline_days=r.baseline_days,
+        sensitivity=r.sensitivity,
+        min_count=r.min_count,
+        warmup_days=r.warmup_days,
+        cooldown_s=r.cooldown_s,
+    )
+    return AlertRule(r.id, r.brand, params, bool(r.enabled), r.created_at, r.updated_at)
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+def alert_exists(conn: Connection, rule_id: int, window_start: datetime) -> bool:
+    stmt = select(alerts.c.id).where(
+        alerts.c.rule_id == rule_id, alerts.c.window_start == window_start
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def alert_within(
+    conn: Connection, rule_id: int, window_start: datetime, cooldown: timedelta
+) -> bool:
+    """Whether the rule has an alert whose window starts within ``cooldown`` of this one
+    (the window itself included)."""
+    stmt = select(alerts.c.id).where(
+        alerts.c.rule_id == rule_id,
+        alerts.c.window_start > window_start - cooldown,
+        alerts.c.window_start < window_start + max(cooldown, timedelta(seconds=1)),
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def store_alert(
+    engine: Engine,
+    rule: AlertRule,
+    window_start: datetime,
+    build_doc: Callable[[int, datetime], dict[str, Any]],
+    *,
+    now: datetime,
+    observed: float,
+    expected: float,
+    p_value: float,
+    retry_max_age: timedelta,
+) -> AlertRecord | None:
+    """Store the alert of ``rule`` for the window starting at ``window_start``, and one
+    pending webhook delivery per enabled endpoint subscribed to its event type, in one
+    transaction.
+
+    Returns ``None`` (and writes nothing) when that window has its alert already (another
+    evaluator, or an earlier run, stored it) or another alert of the rule lies within the
+    rule's cooldown. ``build_doc(alert_id, created_at)`` makes the alert's document.
+    """
+    window_end = window_start + timedelta(seconds=rule.params.window_s)
+    cooldown = timedelta(seconds=rule.params.cooldown_s)
+    with engine.connect().execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}) as conn, conn.begin():
+        # Serialises evaluators on this rule (PostgreSQL; SQLite's IMMEDIATE does it), so the
+        # cooldown check below stays true until commit.
+        conn.execute(select(alert_rules.c.id).where(alert_rules.c.id == rule.id).with_for_update())
+        if alert_within(conn, rule.id, window_start, cooldown):
+            return None
+        inserted = conn.execute(
+            insert_for(conn, alerts)
+            .values(
+                rule_id=rule.id,
+                brand=rule.brand,
+                kind=rule.params.kind.value,
+                window_start=window_start,
+                window_end=window_end,
+                observed=observed,
+                expected=expected,
+                p_value=p_value,
+                doc="{}",
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["rule_id", "window_start"])
+            .returning(alerts.c.id)
+        ).first()
+        if inserted is None:
+            return None
+        alert_id = int(inserted[0])
+        doc = build_doc(alert_id, now)
+        conn.execute(
+            update(alerts).where(alerts.c.id == alert_id).values(doc=orjson.dumps(doc).decode())
+        )
+        event_type = f"alert.{rule.params.kind.value}"
+        envelope = {"type": event_type, "timestamp": now.isoformat(), "data": doc}
+        enqueue_deliveries(
+            conn,
+            alert_id=alert_id,
+            event_type=event_type,
+            payload=orjson.dumps(envelope),
+            now=now,
+            give_up_at=now + retry_max_age,
+        )
+    return AlertRecord(
+        alert_id,
+        rule.id,
+        rule.brand,
+        rule.params.kind.value,
+        window_start,
+        window_end,
+        observed,
+        expected,
+        p_value,
+        now,
+        doc,
+    )
+
+
+def list_alerts(
+    conn: Connection,
+    *,
+    brand: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kind: str | None = None,
+    rule_id: int | None = None,
+    limit: int = 1000,
+) -> list[AlertRecord]:
+    """Alerts whose window starts in ``[since, until)``, newest window first.
+
+    For reports ("alerts and spikes in the period"): each record has the brand, kind,
+    window, observed and expected values, the p-value and the full document (top
+    mentions, rising terms). At most ``limit`` records.
+    """
+    return page_alerts(
+        conn,
+        brand=brand,
+        since=since,
+        until=until,
+        kind=kind,
+        rule_id=rule_id,
+        limit=limit,
+        cursor=None,
+    ).items
+
+
+def page_alerts(
+    conn: Connection,
+    *,
+    brand: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    kind: str | None,
+    rule_id: int | None,
+    limit: int,
+    cursor: str | None,
+) -> AlertPage:
+    """One page of ``list_alerts``; raises ``InvalidAlertCursorError`` for a bad cursor."""
+    a = alerts.c
+    stmt = select(alerts)
+    if brand is not None:
+        stmt = stmt.where(a.brand == brand)
+    if kind is not None:
+        stmt = stmt.where(a.kind == kind)
+    if rule_id is not None:
+        stmt = stmt.where(a.rule_id == rule_id)
+    if since is not None:
+        stmt = stmt.where(a.window_start >= since)
+    if until is not None:
+        stmt = stmt.where(a.window_start < until)
+    if cursor is not None:
+        ts, last_id = _decode_cursor(cursor)
+        stmt = stmt.where(or_(a.window_start < ts, and_(a.window_start == ts, a.id < last_id)))
+    rows = list(conn.execute(stmt.order_by(a.window_start.desc(), a.id.desc()).limit(limit + 1)))
+    items = [_to_alert(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = _encode_cursor(last.window_start, last.id)
+    return AlertPage(items, next_cursor)
+
+
+def get_alert(conn: Connection, alert_id: int) -> AlertRecord:
+    row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+    if row is None:
+        raise NotFoundError(f"alert {alert_id} does not exist")
+    return _to_alert(row)
+
+
+def count_alerts(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())
+
+
+def _to_alert(r: Row[Any]) -> AlertRecord:
+    return AlertRecord(
+        id=r.id,
+        rule_id=r.rule_id,
+        brand=r.brand,
+        kind=r.kind,
+        window_start=r.window_start,
+        window_end=r.window_end,
+        observed=r.observed,
+        expected=r.expected,
+        p_value=r.p_value,
+        created_at=r.created_at,
+        doc=orjson.loads(r.doc),
+    )
+
+
+def _encode_cursor(ts: datetime, alert_id: int) -> str:
+    raw = orjson.dumps([ts.astimezone(UTC).isoformat(), alert_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ts, alert_id = orjson.loads(raw)
+        when = datetime.fromisoformat(ts)
+        if when.tzinfo is None or not isinstance(alert_id, int):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as e:
+        raise InvalidAlertCursorError("cursor: not a cursor returned by this API") from e
+    return when, alert_id
