@@ -26,3 +26,20 @@ class CommonSettings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         return self.database_url or sqlite_url(self.data_dir)
+
+
+class KafkaSettings(CommonSettings):
+    """What a distributed-mode process needs to reach the Kafka broker."""
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        min_length=1,
+        description="Kafka bootstrap servers, host:port[,host:port…].",
+    )
+    kafka_partitions: int = Field(
+        default=6,
+        ge=1,
+        le=1024,
+        description="Partitions of mentions.raw and mentions.scored when this process "
+        "creates them; at most this many scorer processes share the work.",
+    )

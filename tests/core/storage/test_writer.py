@@ -56,13 +56,18 @@ def record(
     return ScoredRecord(mention, brands, s, spot, T0, scored_document(raw, brands, s, spot, T0))
 
 
-@pytest.fixture(params=["sqlite-fast-path", "returning"])
+@pytest.fixture(params=["sqlite-fast-path", "sqlite-returning", "postgresql"])
 def writer_and_engine(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> tuple[MentionWriter, Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    if request.param == "postgresql":
+        engine = make_engine(request.getfixturevalue("pg_database"))
+    else:
+        engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
     migrate(engine)
-    writer = MentionWriter(engine, FrozenClock(T0), use_returning=request.param == "returning")
+    writer = MentionWriter(
+        engine, FrozenClock(T0), use_returning=request.param != "sqlite-fast-path"
+    )
     return writer, engine
 
 
@@ -161,11 +166,15 @@ def test_stored_documents_read_back_as_scored_mentions(
     assert len(buckets.bucket_starts) == 6
 
 
-def test_both_write_paths_store_the_same_rows(tmp_path: Path) -> None:
+def test_both_write_paths_store_the_same_rows(tmp_path: Path, pg_database: str) -> None:
     batch = [record(i, label=("positive", "negative")[i % 2], minute=i % 2) for i in range(12)]
     tables: list[list[tuple[Any, ...]]] = []
-    for returning in (False, True):
-        engine = make_engine(f"sqlite:///{tmp_path / f'{returning}.db'}")
+    for url, returning in (
+        (f"sqlite:///{tmp_path / 'fast.db'}", False),
+        (f"sqlite:///{tmp_path / 'returning.db'}", True),
+        (pg_database, True),
+    ):
+        engine = make_engine(url)
         migrate(engine)
         MentionWriter(engine, FrozenClock(T0), use_returning=returning).write(batch)
         with engine.connect() as conn:
@@ -179,7 +188,8 @@ def test_both_write_paths_store_the_same_rows(tmp_path: Path) -> None:
                 ]
             )
         tables[-1] += rollups(engine)
-    assert tables[0] == tables[1]
+        engine.dispose()
+    assert tables[0] == tables[1] == tables[2]
 
 
 def test_rollup_deltas_is_pure_arithmetic() -> None:
@@ -189,8 +199,8 @@ def test_rollup_deltas_is_pure_arithmetic() -> None:
     assert d.score_sum == pytest.approx(-0.1)
 
 
-def test_migrations_create_exactly_the_declared_schema(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+def test_migrations_create_exactly_the_declared_schema(database_url: str) -> None:
+    engine = make_engine(database_url)
     migrate(engine)
     migrate(engine)  # idempotent
     with engine.connect() as conn:
@@ -198,8 +208,8 @@ def test_migrations_create_exactly_the_declared_schema(tmp_path: Path) -> None:
     assert diff == []
 
 
-def test_naive_datetimes_are_refused_by_the_store(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'n.db'}")
+def test_naive_datetimes_are_refused_by_the_store(database_url: str) -> None:
+    engine = make_engine(database_url)
     migrate(engine)
     from sqlalchemy.exc import StatementError
 
@@ -211,11 +221,12 @@ def test_naive_datetimes_are_refused_by_the_store(tmp_path: Path) -> None:
         )
 
 
-def test_concurrent_writers_on_one_sqlite_file_count_each_mention_once(tmp_path: Path) -> None:
-    # e.g. `sentimon replay` into the data directory of a running `sentimon run`
+def test_concurrent_writers_on_one_database_count_each_mention_once(database_url: str) -> None:
+    # e.g. `sentimon replay` into the data directory of a running `sentimon run`, or two
+    # scorer processes sharing one PostgreSQL
     from concurrent.futures import ThreadPoolExecutor
 
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = database_url
     migrate(make_engine(url))
     records = [record(i, minute=i % 5) for i in range(600)]
     batches = [records[i : i + 50] for i in range(0, 600, 25)]  # every mention twice

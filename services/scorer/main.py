@@ -1,0 +1,123 @@
+"""``sentimon scorer``: one member of the scorer consumer group, over Kafka.
+
+The same pipeline as embedded mode (``build_pipeline``: score → store with rollups →
+produce ``mentions.scored`` → commit), reading ``mentions.raw`` from Kafka. Start more
+processes to scale: the raw topic's partitions are shared among the group's members.
+
+HTTP (for probes and Prometheus): ``/healthz``; ``/readyz`` (503 while the database is
+unreachable or behind, or a consumer halted); ``/metrics``.
+
+SIGTERM: the batch in hand is stored, produced and committed, then the process leaves
+the group (its partitions go to the other members at once). A consumer that halts
+(a burst of poison messages) makes the process exit with status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI
+
+from services.api.settings import ApiSettings
+from services.api.state import AppState
+from services.core.bus.protocol import Producer
+from services.core.storage.db import make_engine
+from services.distributed import (
+    close_bus,
+    connect_bus,
+    probe_app,
+    process_state,
+    serve_http,
+    stop_on_signals,
+)
+from services.embedded import _log_failure, bind_socket
+from services.scorer.pipeline import ScorerPipeline, build_pipeline
+from services.scorer.settings import ScorerProcessSettings
+
+log = logging.getLogger(__name__)
+
+
+class ScorerHalted(RuntimeError):
+    """A consumer of this process stopped for good (its reason is in the message)."""
+
+
+def pipeline_problem(pipeline: ScorerPipeline) -> str | None:
+    for loop in pipeline.loops:
+        if loop.halted is not None:
+            return f"consumer group {loop.group} halted: {loop.halted}"
+    return None
+
+
+def create_probe_app(state: AppState, pipeline: ScorerPipeline) -> FastAPI:
+    """``/healthz``, ``/metrics`` and ``/readyz``: not ready while the database is
+    unreachable or behind, or once a consumer halted."""
+    state.readiness.append(lambda: pipeline_problem(pipeline))
+    return probe_app(state, "Sentimon scorer")
+
+
+async def run_scorer(settings: ScorerProcessSettings) -> None:
+    """Consume until SIGTERM/SIGINT, then finish and commit the batch in hand.
+
+    Raises ``ScorerHalted`` if a consumer halts, ``PortInUseError`` before anything
+    starts if the probe address cannot be bound.
+    """
+    sock = bind_socket(settings.scorer_host, settings.scorer_port)
+    engine = make_engine(settings.resolved_database_url())
+    state = process_state(
+        ApiSettings(data_dir=settings.data_dir, database_url=settings.database_url), engine
+    )
+    metrics = state.metrics
+    bus = await connect_bus(settings, metrics, "sentimon-scorer")
+    producer: Producer = await bus.producer()
+    pipeline = build_pipeline(
+        settings, bus=bus, producer=producer, engine=engine, clock=state.clock, metrics=metrics
+    )
+    await asyncio.to_thread(pipeline.matchers.reload, True)
+    loops = [asyncio.create_task(loop.run(), name=f"loop:{loop.group}") for loop in pipeline.loops]
+    for task in loops:
+        task.add_done_callback(_log_failure)
+    stop = asyncio.Event()
+    print(
+        f"Sentimon scorer consuming from {settings.kafka_bootstrap} "
+        f"(probes at http://{settings.scorer_host}:{settings.scorer_port})",
+        flush=True,
+    )
+    http = asyncio.create_task(
+        serve_http(
+            create_probe_app(state, pipeline),
+            sock,
+            log_level="WARNING",
+            stop=stop,
+            timeout_s=5.0,
+        ),
+        name="http",
+    )
+    # The handlers stay installed through the drain: a second SIGTERM does not cut it short.
+    with stop_on_signals(stop):
+        try:
+            stopping = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({stopping, *loops}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+        finally:
+            stop.set()
+            # Each loop finishes the batch in hand (stored, produced), commits it, and leaves.
+            for loop in pipeline.loops:
+                loop.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*loops, return_exceptions=True), settings.shutdown_timeout_s
+                )
+            await http
+            await asyncio.to_thread(pipeline.runner.close)
+            try:
+                await close_bus(bus, producer)
+            finally:
+                engine.dispose()
+            log.info("scorer stopped")
+    if (problem := pipeline_problem(pipeline)) is not None:
+        raise ScorerHalted(problem)
+    for task in loops:
+        if task in done and not task.cancelled() and (e := task.exception()) is not None:
+            raise ScorerHalted(f"{task.get_name()} stopped: {e!r}") from e
