@@ -32,6 +32,35 @@ bench: setup
 	$(BIN)/python -m tests.bench.bench_pipeline
 	$(BIN)/python -m tests.bench.bench_matcher
 	$(BIN)/python -m tests.bench.bench_hostile
+	$(BIN)/python -m tests.bench.bench_brand_gauges
+	$(BIN)/python -m tests.bench.bench_reports
+	$(BIN)/python -m tests.bench.bench_sentiment
+	$(BIN)/python -m tests.bench.bench_alerts
+	$(BIN)/python -m tests.bench.bench_review
+	$(BIN)/python -m tests.bench.bench_distributed
+
+## pg-up / pg-down: a PostgreSQL cluster on 127.0.0.1:$${PG_PORT:-5433} (data in .sentimon/postgres)
+.PHONY: pg-up pg-down up down
+pg-up:
+	@deploy/postgres/pg.sh start
+
+pg-down:
+	@deploy/postgres/pg.sh stop
+
+## kafka-up / kafka-down: a single-node Kafka 3.9.1 (KRaft) on 127.0.0.1:$${KAFKA_PORT:-9092} (data in .sentimon/kafka)
+.PHONY: kafka-up kafka-down
+kafka-up:
+	@deploy/kafka/kafka.sh start
+
+kafka-down:
+	@deploy/kafka/kafka.sh stop
+
+## up / down: the distributed stack (Kafka, PostgreSQL, ingest, 2 scorers, API); state in .sentimon/stack
+up: setup
+	@deploy/local/stack.sh up
+
+down:
+	@deploy/local/stack.sh down
 
 ## test-deps: the real servers and browser the tests run (Debian packages, Kafka jars)
 test-deps:

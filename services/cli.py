@@ -13,7 +13,7 @@ import orjson
 
 from services.api.settings import ApiSettings
 from services.core.auth import Role
-from services.core.brandfile import BrandFileError, load_brands_file
+from services.core.brandfile import BrandFileError, checked_competitors, load_brands_file
 from services.core.brands import BrandDefinition, BrandError, BrandMatcher
 from services.core.clock import SystemClock
 from services.core.settings import CommonSettings
@@ -79,29 +79,52 @@ def main() -> None:
     default=None,
     help="YAML file of brands to track (added or updated at start).",
 )
+@click.option(
+    "--sources",
+    "sources_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="YAML file of sources to listen to (feeds, Mastodon, Bluesky, Reddit, X) "
+    "[env SENTIMON_SOURCES_FILE]; see docs/sources.md.",
+)
 @data_dir_option
 def run(
     host: str | None,
     port: int | None,
     demo: bool | None,
     brands_file: Path | None,
+    sources_file: Path | None,
     data_dir: Path | None,
 ) -> None:
     """Run Sentimon embedded: ingest, scorer and API in one process."""
     from services.embedded import PortInUseError, run_embedded
 
     api = ApiSettings(**_overrides(data_dir, host=host, port=port))
-    ingest = IngestSettings(**_overrides(data_dir, demo=demo))
+    ingest = IngestSettings(**_overrides(data_dir, demo=demo, sources_file=sources_file))
     scorer = ScorerSettings(**_overrides(data_dir))
     _setup_logging(api.log_level)
     try:
         entries = load_brands_file(brands_file) if brands_file else []
     except BrandFileError as e:
         raise click.ClickException(str(e)) from e
+    if ingest.sources_file is not None:
+        from services.ingest.sources.config import load_sources_file
+        from services.ingest.sources.errors import SourceConfigError
+
+        try:
+            load_sources_file(ingest.sources_file)  # fail here, before anything starts
+        except SourceConfigError as e:
+            raise click.ClickException(str(e)) from e
+    from services.scorer.transformer import ModelLoadError
+
     try:
         asyncio.run(run_embedded(api=api, ingest=ingest, scorer=scorer, brand_entries=entries))
     except PortInUseError as e:
         raise click.ClickException(f"{e} (choose another with --port)") from e
+    except ModelLoadError as e:
+        raise click.ClickException(
+            f"{e} [or SENTIMON_TRANSFORMER_MISSING=lexicon to run lexicon-only]"
+        ) from e
 
 
 # --- replay ----------------------------------------------------------------------------
@@ -278,10 +301,26 @@ def brands_add(name: str, query: str, competitors: tuple[str, ...], data_dir: Pa
     """Track a brand, or change the query of one tracked already."""
     _, store = _open_stores(CommonSettings(**_overrides(data_dir)))
     try:
-        store.upsert(name, query, competitors)
-    except BrandError as e:
+        store.upsert(name, query, checked_competitors(name, competitors))
+    except (BrandError, BrandFileError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"tracking {name.strip()!r}")
+
+
+@brands.command("competitors")
+@click.argument("name")
+@click.argument("competitors", nargs=-1)
+@data_dir_option
+def brands_competitors(name: str, competitors: tuple[str, ...], data_dir: Path | None) -> None:
+    """Set a tracked brand's competitive set (none given: clear it); the query is kept."""
+    _, store = _open_stores(CommonSettings(**_overrides(data_dir)))
+    try:
+        brand = store.get(name)
+        store.update(brand.name, brand.query, checked_competitors(brand.name, competitors))
+    except (NotFoundError, BrandError, BrandFileError) as e:
+        raise click.ClickException(str(e)) from e
+    listed = ", ".join(store.get(brand.name).competitors) or "none"
+    click.echo(f"{brand.name}: competitors {listed}")
 
 
 @brands.command("remove")
@@ -312,17 +351,278 @@ def brands_load(file: Path, data_dir: Path | None) -> None:
     click.echo(f"loaded {len(entries)} brands from {file}")
 
 
+# --- alerts (issue 6) ------------------------------------------------------------------
+
+
+@main.group()
+def alerts() -> None:
+    """Spike alerts: rules per brand (webhooks: see /api/v1/webhooks)."""
+
+
+@alerts.group("rules")
+def alert_rules() -> None:
+    """Manage alert rules."""
+
+
+@alert_rules.command("add")
+@click.argument("brand")
+@click.option(
+    "--kind",
+    type=click.Choice(["negative_spike", "negative_share", "volume_spike"]),
+    default="negative_spike",
+    show_default=True,
+)
+@click.option(
+    "--window", "window_minutes", type=int, default=15, show_default=True, help="Minutes."
+)
+@click.option("--baseline-days", type=int, default=7, show_default=True)
+@click.option(
+    "--sensitivity", type=float, default=1e-5, show_default=True, help="Alert below this p-value."
+)
+@click.option("--min-count", type=int, default=10, show_default=True)
+@click.option("--warmup-days", type=float, default=3.0, show_default=True)
+@click.option(
+    "--cooldown", "cooldown_minutes", type=int, default=60, show_default=True, help="Minutes."
+)
+@data_dir_option
+def alert_rules_add(brand: str, data_dir: Path | None, **fields: Any) -> None:
+    """Alert when BRAND's mentions spike (see docs/alerts.md for the statistics)."""
+    from pydantic import ValidationError
+
+    from services.alerts.rules import RuleSpec
+    from services.core.storage.alerts import AlertRuleStore
+    from services.core.validation import describe
+
+    try:
+        spec = RuleSpec(brand=brand, **fields)
+    except ValidationError as e:
+        raise click.ClickException(describe(e)) from e
+    settings = CommonSettings(**_overrides(data_dir))
+    _open_stores(settings)
+    store = AlertRuleStore(make_engine(settings.resolved_database_url()), SystemClock())
+    try:
+        rule = store.create(spec.brand, spec.params(), enabled=spec.enabled)
+    except NotFoundError as e:
+        raise click.ClickException(f"brand: {e}") from e
+    click.echo(f"rule {rule.id}: {spec.kind.value} for {spec.brand!r}")
+
+
+@alert_rules.command("list")
+@data_dir_option
+def alert_rules_list(data_dir: Path | None) -> None:
+    """One rule a line: id, brand, kind, window, sensitivity, min count, state."""
+    from services.core.storage.alerts import AlertRuleStore
+
+    settings = CommonSettings(**_overrides(data_dir))
+    _open_stores(settings)
+    store = AlertRuleStore(make_engine(settings.resolved_database_url()), SystemClock())
+    for r in store.list():
+        p = r.params
+        state = "enabled" if r.enabled else "disabled"
+        click.echo(
+            f"{r.id}\t{r.brand}\t{p.kind.value}\t{p.window_s // 60}m\t"
+            f"p<{p.sensitivity:g}\tmin {p.min_count}\t{state}"
+        )
+
+
+@alert_rules.command("delete")
+@click.argument("rule_id", type=int)
+@data_dir_option
+def alert_rules_delete(rule_id: int, data_dir: Path | None) -> None:
+    """Delete a rule (the alerts it raised are kept)."""
+    from services.core.storage.alerts import AlertRuleStore
+
+    settings = CommonSettings(**_overrides(data_dir))
+    _open_stores(settings)
+    store = AlertRuleStore(make_engine(settings.resolved_database_url()), SystemClock())
+    try:
+        store.delete(rule_id)
+    except NotFoundError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"deleted rule {rule_id}")
+
+
+# --- calibrate (the spot-check queue's labels → routing thresholds) -------------------
+
+
+@main.command()
+@click.option(
+    "--max-share",
+    type=click.FloatRange(0, 1),
+    default=0.4,
+    show_default=True,
+    help="Route at most this share of mentions to the transformer.",
+)
+@click.option(
+    "--min-labels",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Refuse to calibrate on fewer labelled mentions.",
+)
+@click.option(
+    "--apply",
+    "apply_",
+    is_flag=True,
+    help="Write the proposal to <data-dir>/calibration.json, which the scorer reads at start.",
+)
+@data_dir_option
+def calibrate(max_share: float, min_labels: int, apply_: bool, data_dir: Path | None) -> None:
+    """Propose routing thresholds from the analysts' labels (with --apply: set them)."""
+    from services.scorer.calibration import (
+        CalibrationError,
+        apply_calibration,
+        calibration_path,
+        labelled_rows,
+        propose,
+        write_calibration,
+    )
+    from services.scorer.routing import routing_thresholds
+    from services.scorer.transformer import ModelLoadError, load_transformer
+
+    _setup_logging("WARNING")
+    try:
+        settings = apply_calibration(ScorerSettings(**_overrides(data_dir)))
+    except CalibrationError as e:
+        raise click.ClickException(str(e)) from e
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        migrate(engine)
+        model = load_transformer(
+            settings.transformer_model,
+            threads=settings.transformer_threads,
+            max_tokens=settings.transformer_max_tokens,
+        )
+        thresholds = routing_thresholds(settings)
+        rows = labelled_rows(engine, settings, model, thresholds)
+        proposal = propose(rows, thresholds, max_share=max_share, min_labels=min_labels)
+    except (ModelLoadError, CalibrationError) as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        engine.dispose()
+
+    def line(name: str, p: Any) -> str:
+        lo, hi = p.accuracy.ci95
+        return (
+            f"{name:<9} route_min_trust={p.min_trust:.2f}  accuracy {p.accuracy.value:.3f} "
+            f"(95% CI {lo:.3f}-{hi:.3f})  transformer share {p.transformer_share:.1%}"
+        )
+
+    click.echo(f"{proposal.labels} labelled mentions (weighted by their sampling probability)")
+    click.echo(line("current", proposal.current))
+    click.echo(line("proposed", proposal.proposed))
+    if proposal.proposed.min_trust != proposal.current.min_trust and (
+        proposal.current.accuracy.value >= proposal.proposed.accuracy.ci95[0]
+    ):
+        click.echo(
+            "note: the gain is within the 95% interval of these labels; label more on "
+            "/review before relying on it"
+        )
+    path = calibration_path(settings)
+    if not apply_:
+        click.echo(f"not applied: run again with --apply to write {path}")
+        return
+    write_calibration(path, proposal, SystemClock().now())
+    click.echo(f"written to {path}: the scorer uses it from its next start")
+
+
 # --- migrate ---------------------------------------------------------------------------
 
 
 @main.command("migrate")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for the database to answer first (the prestart step of "
+    "distributed mode, where it may start after the service).",
+)
 @data_dir_option
-def migrate_cmd(data_dir: Path | None) -> None:
+def migrate_cmd(wait_s: float, data_dir: Path | None) -> None:
     """Create or upgrade the database schema."""
+    from services.distributed import wait_for_database
+
     settings = CommonSettings(**_overrides(data_dir))
+    _setup_logging("WARNING")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(make_engine(settings.resolved_database_url()))
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        if wait_s:
+            wait_for_database(engine, wait_s)
+        migrate(engine)
+    except TimeoutError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        engine.dispose()
     click.echo("database is at the newest schema")
+
+
+# --- distributed mode: one process per service ----------------------------------------
+
+
+@main.command()
+@click.option(
+    "--replay",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Also replay this JSON Lines file of mentions (once, at start).",
+)
+@click.option("--rate", type=float, default=None, help="Replay rate, mentions per second.")
+@click.option("--demo/--no-demo", default=None, help="Run the demo source [env SENTIMON_DEMO].")
+def ingest(replay: Path | None, rate: float | None, demo: bool | None) -> None:
+    """Distributed mode: sources and the HTTP push endpoint, producing to Kafka."""
+    from services.embedded import PortInUseError
+    from services.ingest.main import run_ingest
+    from services.ingest.settings import IngestProcessSettings
+
+    if rate is not None and rate <= 0:
+        raise click.BadParameter("must be positive", param_hint="--rate")
+    settings = IngestProcessSettings(**_overrides(None, demo=demo))
+    _setup_logging(settings.log_level)
+    try:
+        asyncio.run(run_ingest(settings, replay=replay, replay_rate=rate))
+    except PortInUseError as e:
+        raise click.ClickException(f"{e} (set SENTIMON_INGEST_PORT)") from e
+
+
+@main.command()
+def scorer() -> None:
+    """Distributed mode: a scorer process (one member of the consumer group)."""
+    from services.embedded import PortInUseError
+    from services.scorer.main import ScorerHalted, run_scorer
+    from services.scorer.settings import ScorerProcessSettings
+
+    settings = ScorerProcessSettings()
+    _setup_logging(settings.log_level)
+    try:
+        asyncio.run(run_scorer(settings))
+    except PortInUseError as e:
+        raise click.ClickException(f"{e} (set SENTIMON_SCORER_PORT)") from e
+    except ScorerHalted as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command()
+def api() -> None:
+    """Distributed mode: the API and pages, reading the shared database."""
+    from services.api.main import run_api
+    from services.embedded import PortInUseError
+
+    settings = ApiSettings()
+    _setup_logging(settings.log_level)
+    try:
+        asyncio.run(run_api(settings))
+    except PortInUseError as e:
+        raise click.ClickException(f"{e} (set SENTIMON_PORT)") from e
+
+
+# --- the hybrid scorer's model (issue 4) -------------------------------------------------
+# Its own module: training imports torch (the [train] extra) only when it runs.
+from services.scorer.training.cli import model  # noqa: E402
+
+main.add_command(model)
 
 
 if __name__ == "__main__":

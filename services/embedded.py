@@ -24,6 +24,8 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
+from services.alerts.runtime import AlertRuntime
+from services.alerts.settings import AlertSettings
 from services.api.settings import ApiSettings
 from services.api.state import AppState
 from services.core.auth import Role
@@ -39,6 +41,9 @@ from services.core.topics import DEFAULT_TOPICS
 from services.ingest.dedupe import RecentKeys
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.protocol import Source
+from services.ingest.sources.runner import build_supervisor, start_configured_sources
+from services.ingest.sources.store import SourceStore
+from services.ingest.sources.supervisor import SourceSupervisor
 from services.ingest.worker import IngestStats, MentionPublisher, run_source
 from services.scorer.pipeline import ScorerPipeline, build_pipeline
 from services.scorer.settings import ScorerSettings
@@ -59,6 +64,7 @@ class Embedded:
     api: ApiSettings
     clock: Clock = field(default_factory=SystemClock)
     registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry())
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.registry)
@@ -71,6 +77,9 @@ class Embedded:
         self._producer: Producer | None = None
         self.pipeline: ScorerPipeline | None = None
         self.publisher: MentionPublisher | None = None
+        self.sources: SourceSupervisor | None = None  # platform connectors (issue 9)
+        # Spike alerts and their webhooks (issue 6): evaluator and delivery worker.
+        self.alert_runtime = AlertRuntime(self.engine, self.alerts, self.clock, self.metrics)
 
     async def __aenter__(self) -> Embedded:
         await self.start()
@@ -92,6 +101,14 @@ class Embedded:
         self.publisher = MentionPublisher(
             self._producer, RecentKeys(self.ingest.dedupe_capacity), self.metrics
         )
+        self.sources = build_supervisor(
+            self.ingest,
+            publisher=self.publisher,
+            engine=self.engine,
+            clock=self.clock,
+            metrics=self.metrics,
+            brands=self.brands,
+        )
         self.pipeline = build_pipeline(
             self.scorer,
             bus=self.bus,
@@ -105,6 +122,8 @@ class Embedded:
             task = asyncio.create_task(loop.run(), name=f"loop:{loop.group}")
             task.add_done_callback(_log_failure)
             self._loop_tasks.append(task)
+        if self.alerts.alerts_enabled:
+            self.alert_runtime.start()
 
     def add_source(
         self, source: Source, on_item: Callable[[IngestStats], None] | None = None
@@ -127,6 +146,9 @@ class Embedded:
             keys=self.keys,
             brands=self.brands,
             publisher=self.publisher,
+            sources=self.sources,
+            alerts=self.alerts,
+            wake_delivery=self.alert_runtime.wake,
         )
         state.readiness.append(self._pipeline_problem)
         return state
@@ -158,6 +180,9 @@ class Embedded:
             )
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
+        await self.alert_runtime.stop()
+        if self.sources is not None:
+            await self.sources.close()
         for t in self._source_tasks:
             t.cancel()
         await asyncio.gather(*self._source_tasks, return_exceptions=True)
@@ -172,7 +197,7 @@ class Embedded:
                 loop.stop()
         await asyncio.gather(*self._loop_tasks, return_exceptions=True)
         if self.pipeline is not None:
-            await asyncio.to_thread(self.pipeline.runner.close)
+            await self.pipeline.close()
         if self._producer is not None:
             await self._producer.close()
         await self.bus.close()
@@ -248,6 +273,10 @@ async def run_embedded(
     async with Embedded(ingest=ingest, scorer=scorer, api=api) as emb:
         await asyncio.to_thread(seed_brands, emb.brands, brand_entries, demo=ingest.demo)
         await emb.refresh_brands()
+        assert emb.sources is not None
+        await start_configured_sources(
+            emb.sources, SourceStore(emb.engine, emb.clock), ingest.sources_file
+        )
         admin_key = await asyncio.to_thread(ensure_admin_key, emb.keys)
         if ingest.demo:
             from services.ingest.sources.demo import DemoSource

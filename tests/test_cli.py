@@ -286,8 +286,17 @@ def test_score_jsonl_keeps_fields_and_adds_brands_and_sentiment(
         ([], "positive"),
     ]
     for o in out:
-        assert set(o["sentiment"]) == {"label", "score", "confidence", "method", "lexicon_compound"}
+        assert set(o["sentiment"]) == {
+            "label",
+            "score",
+            "confidence",
+            "method",
+            "lexicon_compound",
+            "model_version",
+            "fallback",
+        }
         assert o["sentiment"]["method"] == "lexicon"
+        assert o["sentiment"]["model_version"].startswith("vaderSentiment-")
 
 
 def test_score_plain_lines_from_stdin() -> None:

@@ -12,6 +12,8 @@ have chromium || have chromium-browser || missing+=(chromium)
 [ -x "$(ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1)" ] || missing+=(postgresql)
 have prometheus && have promtool || missing+=(prometheus)
 have kcat || missing+=(kcat)
+have java || missing+=(openjdk-17-jre-headless)
+have mvn || missing+=(maven)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && have apt-get; then

@@ -14,7 +14,22 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from services.api import errors
-from services.api.routes import admin, analytics, brands, health, mentions, pages
+from services.api.brand_gauges import BrandWindowCollector
+from services.api.routes import (
+    admin,
+    alert_rules,
+    alerts,
+    analytics,
+    brands,
+    health,
+    mentions,
+    pages,
+    reports,
+    review,
+    review_page,
+    webhooks,
+)
+from services.api.routes import sources as source_routes
 from services.api.state import AppState
 
 # Pages load only their own scripts and styles, and may not be framed (clickjacking).
@@ -34,9 +49,21 @@ def create_app(state: AppState) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.sentimon = state
+    # Business gauges (issue 8) are read from the database when /metrics is scraped.
+    state.metrics.add_collector("brand_gauges", BrandWindowCollector(state.engine, state.clock))
     errors.install(app)
     for module in (health, mentions, brands, analytics, admin, pages):
         app.include_router(module.router)
+    # The analysts' spot-check queue (issue 5): its API and its page.
+    app.include_router(review.router)
+    app.include_router(review_page.router)
+    # Source connectors (issue 9): configuration and status.
+    app.include_router(source_routes.router)
+    # Executive reports (issue 7): the JSON report, its page and its download.
+    app.include_router(reports.router)
+    # Spike alerts and their webhooks (issue 6).
+    for alert_module in (alert_rules, alerts, webhooks):
+        app.include_router(alert_module.router)
     _add_mention_schema(app)
     app.mount(
         "/static", StaticFiles(directory=str(files("services.api") / "static")), name="static"

@@ -17,3 +17,11 @@ class ApiSettings(CommonSettings):
         default=False, description="Mark the session cookie Secure (set it behind HTTPS)."
     )
     max_page_size: int = Field(default=500, ge=1)
+    # --- spot-check review queue ---
+    review_lease_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="How long a claimed review item stays with its analyst before it "
+        "returns to the queue.",
+    )

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
+from services.api.routes.review import MeasuredAccuracy, measured_accuracy_out
 from services.core.storage.analytics import Counts, brand_buckets, bucket_count
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
@@ -99,6 +100,9 @@ class ShareOfVoice(BaseModel):
     total: int
     brands: list[BrandShare]
     buckets: list[Bucket]
+    accuracy: MeasuredAccuracy | None = Field(
+        default=None, description="Measured accuracy of the sentiment behind these figures."
+    )
 
 
 def _share(brand: str, c: Counts, total: int) -> BrandShare:
@@ -141,6 +145,9 @@ def share_of_voice(
     start, end = resolve_range(from_, to, iv, state.clock.now())
     with state.engine.connect() as conn:
         data = brand_buckets(conn, names, start, end, iv)
+        accuracy = measured_accuracy_out(
+            conn, names, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+        )
     total = sum(c.mentions for c in data.totals.values())
     buckets = []
     for i, b_start in enumerate(data.bucket_starts):
@@ -160,6 +167,7 @@ def share_of_voice(
         total=total,
         brands=[_share(n, data.totals[n], total) for n in names],
         buckets=buckets,
+        accuracy=accuracy,
     )
 
 
@@ -181,6 +189,9 @@ class SentimentSeries(BaseModel):
     interval_seconds: int
     total: SentimentPoint
     series: list[SentimentPoint]
+    accuracy: MeasuredAccuracy | None = Field(
+        default=None, description="Measured accuracy of the sentiment behind these figures."
+    )
 
 
 def _point(start: str, c: Counts, partial: bool = False) -> SentimentPoint:
@@ -209,6 +220,9 @@ def sentiment(
     start, end = resolve_range(from_, to, iv, state.clock.now())
     with state.engine.connect() as conn:
         data = brand_buckets(conn, [brand], start, end, iv)
+        accuracy = measured_accuracy_out(
+            conn, [brand], datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+        )
     return SentimentSeries(
         brand=brand,
         from_=iso(start),
@@ -219,4 +233,5 @@ def sentiment(
             _point(iso(s), c, is_partial(s, start, end, iv))
             for s, c in zip(data.bucket_starts, data.buckets[brand], strict=True)
         ],
+        accuracy=accuracy,
     )
