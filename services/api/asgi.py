@@ -15,9 +15,13 @@ it reads the database; migrations are the prestart step's). Without
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from services.alerts.runtime import attach_alerts
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.api.state import AppState
@@ -47,13 +51,26 @@ def create_app_from_env() -> FastAPI:
     settings = ApiSettings()
     engine = make_engine(settings.resolved_database_url())
     clock = SystemClock()
-    return create_app(
-        AppState(
-            settings=settings,
-            engine=engine,
-            clock=clock,
-            metrics=Metrics(CollectorRegistry()),
-            keys=KeyStore(engine, clock),
-            brands=BrandStore(engine, clock),
-        )
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        metrics=Metrics(CollectorRegistry()),
+        keys=KeyStore(engine, clock),
+        brands=BrandStore(engine, clock),
     )
+    app = create_app(state)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Every worker evaluates alert rules and delivers webhooks: the unique key per
+        # rule and window and the outbox leases make that safe (one alert, one send).
+        alerts = attach_alerts(state)
+        try:
+            yield
+        finally:
+            await alerts.stop()
+            engine.dispose()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -5,6 +5,10 @@ The same ``MentionPublisher`` and sources as embedded mode, over a Kafka produce
 the broker). HTTP: ``POST /api/v1/mentions`` (the API's push route, same auth and
 limits), ``/healthz``, ``/readyz``, ``/metrics``.
 
+Sources: the demo, a file replay, and the platform connectors configured in
+``SENTIMON_SOURCES_FILE`` or stored through the API's ``/api/v1/sources`` (read at start:
+restart the ingest process after changing them).
+
 SIGTERM: stop accepting requests and let those in progress finish, stop the sources,
 flush the producer, leave.
 """
@@ -33,6 +37,8 @@ from services.embedded import _log_failure, bind_socket, demo_backfill, seed_bra
 from services.ingest.dedupe import RecentKeys
 from services.ingest.settings import IngestProcessSettings
 from services.ingest.sources.protocol import Source
+from services.ingest.sources.runner import build_supervisor, start_configured_sources
+from services.ingest.sources.store import SourceStore
 from services.ingest.worker import IngestStats, MentionPublisher, run_source
 
 log = logging.getLogger(__name__)
@@ -82,6 +88,18 @@ async def run_ingest(
     producer = await bus.producer()
     publisher = MentionPublisher(producer, RecentKeys(settings.dedupe_capacity), metrics)
     state.publisher = publisher
+    # Platform connectors (RSS, Mastodon, …): those of SENTIMON_SOURCES_FILE and those
+    # stored through /api/v1/sources, as of this start; checkpoints resume them.
+    supervisor = build_supervisor(
+        settings,
+        publisher=publisher,
+        engine=engine,
+        clock=clock,
+        metrics=metrics,
+        brands=state.brands,
+    )
+    state.sources = supervisor
+    await start_configured_sources(supervisor, SourceStore(engine, clock), settings.sources_file)
     sources: list[Source] = []
     if settings.demo:
         from services.ingest.sources.demo import DemoSource
@@ -122,6 +140,7 @@ async def run_ingest(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await supervisor.close()
             try:
                 await close_bus(bus, producer)
             finally:
