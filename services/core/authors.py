@@ -219,6 +219,17 @@ def influence(followers: int, mentions: int, engagement: int, replies: int) -> f
     return round(100 * (0.5 * reach + 0.3 * eng + 0.2 * conv), 1)
 
 
+def influence_ceiling(
+    followers: int, engagement_per_mention: float, replies_per_mention: float
+) -> float:
+    """An upper bound, unrounded, on ``influence`` of any author with at most these
+    followers, engagement per mention and replies per mention (it grows with each)."""
+    reach = min(1.0, math.log10(1 + max(0, followers)) / 8)
+    eng = min(1.0, math.log10(1 + max(0.0, engagement_per_mention)) / 5)
+    conv = min(1.0, math.log10(1 + max(0.0, replies_per_mention)) / 3)
+    return 100 * (0.5 * reach + 0.3 * eng + 0.2 * conv)
+
+
 def in_conversation(
     mention_id: str, in_reply_to_id: str | None, conversation_id: str | None, replies: int
 ) -> bool:

@@ -12,10 +12,11 @@ import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
-from services.core.authors import AuthorRole, influence
+from services.core.authors import AuthorRole, influence, influence_ceiling
 from services.core.reports import figures, queries, terms
 from services.core.reports.model import (
     Accuracy,
@@ -47,6 +48,7 @@ AccuracySource = Callable[[Connection, str, datetime, datetime], Accuracy | None
 
 TOP_MENTIONS = 5
 TOP_VOICES = 10
+VOICE_CANDIDATE_ROWS = 2_000  # most followed rows whose authors are ranked first
 UNANSWERED = 10
 DEFAULT_MIN_REACH = 1_000
 TERM_SLICES = 10
@@ -143,20 +145,40 @@ def _mention_item(row: queries.MentionRow) -> MentionItem:
     )
 
 
-def _voices(conn: Connection, req: ReportRequest) -> tuple[list[Voice], list[Voice]]:
-    rows = queries.voices(conn, req.brand, req.start, req.end)
-    # Only the ten best of each list are needed: no full sort of every author.
-    keyed = [
-        (-influence(v.followers, v.mentions, v.engagement, v.replies), v.author_id, v) for v in rows
-    ]
+def _ranked(rows: Sequence[Any]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The ``TOP_VOICES`` best of ``rows`` (``VoiceRow`` order) and of their decision
+    makers, as ``(-influence, author id, row)``: no full sort of every author, and no
+    object for each."""
+    keyed = [(-influence(r[2], r[3], r[4], r[5]), r[0], r) for r in rows]
     dm = AuthorRole.DECISION_MAKER.value
-    top = [v for *_, v in heapq.nsmallest(TOP_VOICES, keyed, key=lambda k: k[:2])]
-    top_dm = [
-        v
-        for *_, v in heapq.nsmallest(
-            TOP_VOICES, (k for k in keyed if k[2].role == dm), key=lambda k: k[:2]
-        )
-    ]
+    top = heapq.nsmallest(TOP_VOICES, keyed, key=lambda k: k[:2])
+    top_dm = heapq.nsmallest(TOP_VOICES, (k for k in keyed if k[2][1] == dm), key=lambda k: k[:2])
+    return top, top_dm
+
+
+def _top_voice_rows(
+    conn: Connection, req: ReportRequest
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Both rankings over every author of the period, computed if it can be from the
+    authors of its most followed rows only: that is exact when the bound on everyone
+    else (fewer followers than those rows, at most the period's largest engagement and
+    replies per mention) stays below the tenth influence of both lists — one of them
+    could not tie, let alone outrank it. Otherwise every author is grouped."""
+    found = queries.voice_candidates(conn, req.brand, req.start, req.end, VOICE_CANDIDATE_ROWS)
+    if found is not None:
+        top, top_dm = _ranked(found.rows)
+        if len(top) == TOP_VOICES and len(top_dm) == TOP_VOICES:
+            ceiling = influence_ceiling(found.followers, found.engagement, found.replies)
+            # Rounding to 0.1 moves a value by at most 0.05: 0.1 keeps it strictly below.
+            if ceiling + 0.1 < min(-top[-1][0], -top_dm[-1][0]):
+                return top, top_dm
+    return _ranked(queries.voice_tuples(conn, req.brand, req.start, req.end))
+
+
+def _voices(conn: Connection, req: ReportRequest) -> tuple[list[Voice], list[Voice]]:
+    ranked, ranked_dm = _top_voice_rows(conn, req)
+    top = [queries.VoiceRow(*r) for *_, r in ranked]
+    top_dm = [queries.VoiceRow(*r) for *_, r in ranked_dm]
     names = queries.docs(conn, [v.last_pk for v in {*top, *top_dm}])
 
     def voice(v: queries.VoiceRow) -> Voice:

@@ -1,6 +1,7 @@
 """What the executive report reads. Every total comes from the hourly per-role rollups;
 lists of mentions and voices from one range scan of the slim per-(mention, brand) facts
-of the period (then ``LIMIT``), and only the few mentions shown are read whole."""
+of the period (then ``LIMIT``), and only the few mentions shown are read whole; top voices
+from the per-(brand, day, author) rollups of the period's whole days."""
 
 from __future__ import annotations
 
@@ -10,11 +11,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, case, exists, func, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import aliased
 
-from services.core.storage.report_rows import COUNTERS, RoleCounts
+from services.core.storage.report_rows import COUNTERS, DAY, RoleCounts
 from services.core.storage.tables import (
+    brand_author_day_rollups,
     brand_mention_facts,
     brand_role_hour_rollups,
     mention_brands,
@@ -186,28 +200,120 @@ class VoiceRow:
 def voices(conn: Connection, brand: str, start: int, end: int) -> list[VoiceRow]:
     """Every author of a mention of ``brand`` in the period, with their totals there
     (at most ``MAX_VOICES_SCANNED``, most followed first)."""
-    f = brand_mention_facts.c
-    stmt = (
+    return [VoiceRow(*row) for row in voice_tuples(conn, brand, start, end)]
+
+
+def _voice_rows(brand: str, start: int, end: int) -> Any:
+    """The period's rows per author, one per (whole UTC day, author) from the
+    per-(brand, day, author) rollups and one per mention of its partial days from the
+    facts, as a subquery with ``VoiceRow``'s columns (``None``: no rows at all)."""
+    f, a = brand_mention_facts.c, brand_author_day_rollups.c
+    first_day = start + -start % DAY
+    last_day = end - end % DAY
+    if first_day >= last_day:
+        first_day = last_day = end  # no whole day: every row from the facts
+    parts: list[Any] = [
         select(
-            f.author_id,
-            func.max(f.author_role),
-            func.max(f.followers),
-            func.count(),
-            func.sum(f.engagement),
-            func.sum(f.replies),
-            func.sum(case((f.label == "positive", 1), else_=0)),
-            func.sum(case((f.label == "negative", 1), else_=0)),
-            func.max(f.mention_pk),
-        )
-        .where(f.brand == brand, f.created_at >= ts(start), f.created_at < ts(end))
-        .group_by(f.author_id)
-        .order_by(func.max(f.followers).desc())
-        .limit(MAX_VOICES_SCANNED)
-    )
-    return [
-        VoiceRow(str(a), str(r), int(fl), int(n), int(e), int(rp), int(p), int(ng), int(pk))
-        for a, r, fl, n, e, rp, p, ng, pk in conn.execute(stmt)
+            f.author_id.label("author_id"),
+            f.author_role.label("role"),
+            f.followers.label("followers"),
+            literal(1, BigInteger).label("mentions"),
+            f.engagement.label("engagement"),
+            f.replies.label("replies"),
+            case((f.label == "positive", 1), else_=0).label("positive"),
+            case((f.label == "negative", 1), else_=0).label("negative"),
+            f.mention_pk.label("last_pk"),
+        ).where(f.brand == brand, f.created_at >= ts(lo), f.created_at < ts(hi))
+        for lo, hi in ((start, first_day), (last_day, end))
+        if lo < hi
     ]
+    if first_day < last_day:
+        parts.append(
+            select(
+                a.author_id,
+                a.author_role.label("role"),
+                a.followers,
+                a.mentions,
+                a.engagement,
+                a.replies,
+                a.positive,
+                a.negative,
+                a.last_pk,
+            ).where(a.brand == brand, a.day >= first_day, a.day < last_day)
+        )
+    if not parts:
+        return None
+    combined: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+    return combined.subquery()
+
+
+def _grouped(rows: Any) -> Any:
+    v = rows.c
+    return select(
+        v.author_id,
+        func.max(v.role),
+        # PostgreSQL sums bigints as numeric: cast back, so the figures are ints.
+        cast(func.max(v.followers), BigInteger),
+        cast(func.sum(v.mentions), BigInteger),
+        cast(func.sum(v.engagement), BigInteger),
+        cast(func.sum(v.replies), BigInteger),
+        cast(func.sum(v.positive), BigInteger),
+        cast(func.sum(v.negative), BigInteger),
+        cast(func.max(v.last_pk), BigInteger),
+    ).group_by(v.author_id)
+
+
+def voice_tuples(conn: Connection, brand: str, start: int, end: int) -> Sequence[Any]:
+    """``voices`` as plain rows in ``VoiceRow`` field order (every number an ``int`` on
+    both databases), for ranking many authors without an object each."""
+    rows = _voice_rows(brand, start, end)
+    if rows is None:
+        return []
+    stmt = _grouped(rows).order_by(func.max(rows.c.followers).desc()).limit(MAX_VOICES_SCANNED)
+    return conn.execute(stmt).all()
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceCandidates:
+    """The authors with a row of at least ``followers`` followers in the period (as
+    ``voice_tuples`` rows): every other author has fewer followers than that, at most
+    ``engagement`` engagement and ``replies`` replies per mention (an author's average
+    is at most the largest of their rows' averages)."""
+
+    rows: Sequence[Any]
+    followers: int
+    engagement: float
+    replies: float
+
+
+def voice_candidates(
+    conn: Connection, brand: str, start: int, end: int, rows_scanned: int
+) -> VoiceCandidates | None:
+    """The authors of the ``rows_scanned`` most followed rows of the period (all their
+    rows grouped) and bounds on every other author; ``None`` when the period holds no
+    more rows than that (group them all instead)."""
+    rows = _voice_rows(brand, start, end)
+    if rows is None:
+        return None
+    v = rows.c
+    cut = conn.execute(
+        select(v.followers).order_by(v.followers.desc()).offset(rows_scanned).limit(1)
+    ).scalar_one_or_none()
+    if cut is None:
+        return None
+    engagement, replies = conn.execute(
+        select(
+            func.max(cast(v.engagement, Float) / v.mentions),
+            func.max(cast(v.replies, Float) / v.mentions),
+        )
+    ).one()
+    # Strictly above the cut: an author left out has every row at or below it.
+    cut = int(cut) + 1
+    authors = [a for (a,) in conn.execute(select(v.author_id).where(v.followers >= cut).distinct())]
+    if not authors:
+        return None
+    found = conn.execute(_grouped(rows).where(v.author_id.in_(authors))).all()
+    return VoiceCandidates(found, cut, float(engagement or 0), float(replies or 0))
 
 
 def docs(conn: Connection, pks: Sequence[int]) -> dict[int, dict[str, Any]]:

@@ -1,5 +1,6 @@
 """What the executive report reads, written by ``MentionWriter`` in the batch's transaction:
-per-(brand, hour, author role) rollups and one slim fact row per (mention, brand).
+per-(brand, hour, author role) rollups, one slim fact row per (mention, brand), and the
+facts summed per (brand, day, author).
 
 Only the mentions the transaction really inserted are passed here (as for the brand
 rollups), so a redelivered batch adds nothing twice.
@@ -12,16 +13,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 
 from services.core.authors import author_role, in_conversation
 from services.core.models import Mention
-from services.core.storage.tables import UTCDateTime
+from services.core.storage.tables import (
+    UTCDateTime,
+    brand_author_day_rollups,
+    brand_mention_facts,
+)
 
 if TYPE_CHECKING:
     from services.core.storage.writer import ScoredRecord
 
 HOUR = 3600
+DAY = 86_400
 COUNTERS = ("mentions", "positive", "neutral", "negative", "reach", "engagement", "conversation")
 _FACT_COLUMNS = (
     "brand",
@@ -93,6 +112,94 @@ def role_rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int, st
     return deltas
 
 
+def day_of(epoch: int) -> int:
+    return epoch - epoch % DAY
+
+
+AUTHOR_DAY_COUNTERS = ("mentions", "engagement", "replies", "positive", "negative")
+_AUTHOR_DAY_COLUMNS = (
+    "brand",
+    "day",
+    "author_id",
+    "author_role",
+    "followers",
+    *AUTHOR_DAY_COUNTERS,
+    "last_pk",
+)
+
+
+def author_day_rows(facts: Iterable[Sequence[object]]) -> list[tuple[object, ...]]:
+    """Sum fact rows (``fact_rows`` order) into ``brand_author_day_rollups`` increments,
+    in ``_AUTHOR_DAY_COLUMNS`` order, sorted by key (one lock order for concurrent
+    writers). Pure."""
+    out: dict[tuple[str, int, str], tuple[str, int, int, int, int, int, int, int]] = {}
+    for brand, created, pk, label, author_id, role, followers, engagement, replies in facts:
+        assert isinstance(created, datetime)
+        assert isinstance(pk, int)
+        assert isinstance(followers, int)
+        assert isinstance(engagement, int)
+        assert isinstance(replies, int)
+        key = (str(brand), day_of(int(created.timestamp())), str(author_id))
+        new = (
+            str(role),
+            followers,
+            1,
+            engagement,
+            replies,
+            int(label == "positive"),
+            int(label == "negative"),
+            pk,
+        )
+        old = out.get(key)
+        if old is not None:
+            new = (
+                max(old[0], new[0]),
+                max(old[1], new[1]),
+                old[2] + new[2],
+                old[3] + new[3],
+                old[4] + new[4],
+                old[5] + new[5],
+                old[6] + new[6],
+                max(old[7], new[7]),
+            )
+        out[key] = new
+    return [(*k, *v) for k, v in sorted(out.items())]
+
+
+def refresh_author_day(conn: Connection, brand: str, author_id: str, created: datetime) -> None:
+    """Recompute one ``brand_author_day_rollups`` row from the facts (after a relabel
+    changed them): a maximum cannot be taken back by subtraction."""
+    a, f = brand_author_day_rollups, brand_mention_facts.c
+    day = day_of(int(created.timestamp()))
+    conn.execute(delete(a).where(a.c.brand == brand, a.c.day == day, a.c.author_id == author_id))
+    start = datetime.fromtimestamp(day, UTC)
+    grouped = (
+        select(
+            f.brand,
+            cast(literal(day), BigInteger),
+            f.author_id,
+            func.max(f.author_role),
+            func.max(f.followers),
+            func.count(),
+            func.sum(f.engagement),
+            func.sum(f.replies),
+            func.sum(case((f.label == "positive", 1), else_=0)),
+            func.sum(case((f.label == "negative", 1), else_=0)),
+            func.max(f.mention_pk),
+        )
+        .where(
+            and_(
+                f.brand == brand,
+                f.created_at >= start,
+                f.created_at < datetime.fromtimestamp(day + DAY, UTC),
+                f.author_id == author_id,
+            )
+        )
+        .group_by(f.brand, f.author_id)
+    )
+    conn.execute(insert(a).from_select(list(_AUTHOR_DAY_COLUMNS), grouped))
+
+
 def fact_rows(inserted: Iterable[tuple[ScoredRecord, int]]) -> list[tuple[object, ...]]:
     """``brand_mention_facts`` rows, in ``_FACT_COLUMNS`` order (times as aware datetimes)."""
     out: list[tuple[object, ...]] = []
@@ -126,6 +233,25 @@ _SQLITE_UPSERT = _UPSERT_SQL.format(marks=", ".join("?" for _ in range(3 + len(C
 _UPSERT = text(
     _UPSERT_SQL.format(marks=", ".join(f":{c}" for c in ("brand", "hour", "role", *COUNTERS)))
 )
+
+
+def _greater(c: str) -> str:
+    t = f"brand_author_day_rollups.{c}"
+    return f"{c} = CASE WHEN excluded.{c} > {t} THEN excluded.{c} ELSE {t} END"
+
+
+_AUTHOR_DAY_SQL = (
+    f"INSERT INTO brand_author_day_rollups ({', '.join(_AUTHOR_DAY_COLUMNS)}) "  # noqa: S608 (our own column names)
+    "VALUES ({marks}) ON CONFLICT (brand, day, author_id) DO UPDATE SET "
+    + ", ".join(
+        [
+            *(_greater(c) for c in ("author_role", "followers", "last_pk")),
+            *(f"{c} = brand_author_day_rollups.{c} + excluded.{c}" for c in AUTHOR_DAY_COUNTERS),
+        ]
+    )
+)
+_SQLITE_AUTHOR_DAY = _AUTHOR_DAY_SQL.format(marks=", ".join("?" for _ in _AUTHOR_DAY_COLUMNS))
+_AUTHOR_DAY = text(_AUTHOR_DAY_SQL.format(marks=", ".join(f":{c}" for c in _AUTHOR_DAY_COLUMNS)))
 _FACTS_SQL = f"INSERT INTO brand_mention_facts ({', '.join(_FACT_COLUMNS)}) VALUES ({{marks}})"  # noqa: S608
 _SQLITE_FACTS = _FACTS_SQL.format(marks=", ".join("?" for _ in _FACT_COLUMNS))
 _FACTS = text(_FACTS_SQL.format(marks=", ".join(f":{c}" for c in _FACT_COLUMNS))).bindparams(
@@ -150,11 +276,13 @@ def add_report_rows(
     facts = fact_rows(inserted)
     if not deltas:
         return
+    author_days = author_day_rows(facts)
     if fast:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(_SQLITE_UPSERT, [(*k, *d.row()) for k, d in deltas])
             cursor.executemany(_SQLITE_FACTS, [(f[0], _sqlite_time(f[1]), *f[2:]) for f in facts])
+            cursor.executemany(_SQLITE_AUTHOR_DAY, author_days)
         finally:
             cursor.close()
         return
@@ -166,3 +294,4 @@ def add_report_rows(
         ],
     )
     conn.execute(_FACTS, [dict(zip(_FACT_COLUMNS, f, strict=True)) for f in facts])
+    conn.execute(_AUTHOR_DAY, [dict(zip(_AUTHOR_DAY_COLUMNS, r, strict=True)) for r in author_days])

@@ -41,7 +41,12 @@ from services.core.clock import Clock
 from services.core.models import ScoredMention
 from services.core.storage.db import SQLITE_BEGIN
 from services.core.storage.errors import ConflictError, NotFoundError
-from services.core.storage.report_rows import COUNTERS, fact_rows, role_rollup_deltas
+from services.core.storage.report_rows import (
+    COUNTERS,
+    fact_rows,
+    refresh_author_day,
+    role_rollup_deltas,
+)
 from services.core.storage.tables import (
     brand_mention_facts,
     brand_minute_rollups,
@@ -431,6 +436,7 @@ def _adjust_report_rows(conn: Connection, item: Any, doc: str, old: str, new: st
     if IRRELEVANT not in (old, new):
         conn.execute(update(r).where(rollup).values({old: r.c[old] - 1, new: r.c[new] + 1}))
         conn.execute(update(f).where(fact).values(label=new))
+        refresh_author_day(conn, brand, scored.author.id, scored.created_at)
         return
     sign = -1 if new == IRRELEVANT else 1
     conn.execute(
@@ -441,6 +447,7 @@ def _adjust_report_rows(conn: Connection, item: Any, doc: str, old: str, new: st
     else:
         [row] = fact_rows([(record, item.mention_pk)])
         conn.execute(insert(f).values(dict(zip((c.name for c in f.columns), row, strict=True))))
+    refresh_author_day(conn, brand, scored.author.id, scored.created_at)
 
 
 _LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()

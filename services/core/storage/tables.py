@@ -164,3 +164,264 @@ dead_letters = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("topic", "partition", "offset", name="uq_dead_letters_position"),
 )
+
+
+# --- Spot-check review queue (analysts label a sample of scored mentions) ---------------
+# One item per (mention, matched brand): "irrelevant" is a verdict on one brand match, and
+# sentiment toward two brands named in one mention can differ. The automated verdict is
+# copied beside the item, so accuracy is always measured against what was first scored.
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column(
+        "mention_pk",
+        BigIntPK,
+        ForeignKey("mentions.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("brand", String(128), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("auto_label", String(8), nullable=False),
+    Column("auto_method", String(16), nullable=False),
+    Column("auto_confidence", Float, nullable=False),
+    Column("reason", String(16), nullable=False),  # random | uncertainty
+    Column("weight", Float, nullable=False),  # 1 / inclusion probability
+    Column("reviews_required", Integer, nullable=False),
+    Column("reviews_done", Integer, nullable=False),
+    Column("lease_key_id", Integer),
+    Column("lease_expires_at", UTCDateTime),
+    Column("queued_at", UTCDateTime, nullable=False),
+    UniqueConstraint("mention_pk", "brand", name="uq_review_items_mention_brand"),
+    Index("ix_review_items_open", "reviews_done", "id"),
+)
+
+review_labels = Table(
+    "review_labels",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column(
+        "item_id",
+        BigIntPK,
+        ForeignKey("review_items.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("analyst_key_id", Integer, nullable=False),
+    Column("label", String(16), nullable=False),  # positive|neutral|negative|irrelevant
+    Column("labelled_at", UTCDateTime, nullable=False),
+    UniqueConstraint("item_id", "analyst_key_id", name="uq_review_labels_item_analyst"),
+    Index("ix_review_labels_analyst_key_id", "analyst_key_id", "id"),
+)
+
+review_skips = Table(
+    "review_skips",
+    metadata,
+    Column(
+        "item_id",
+        BigIntPK,
+        ForeignKey("review_items.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("analyst_key_id", Integer, primary_key=True),
+    Column("skipped_at", UTCDateTime, nullable=False),
+)
+
+# Every label change, never updated or deleted: who, when, before → after.
+review_audit = Table(
+    "review_audit",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("item_id", BigIntPK, nullable=False),
+    Column("analyst_key_id", Integer, nullable=False),
+    Column("analyst_name", String(128), nullable=False),
+    Column("action", String(16), nullable=False),  # label | undo
+    Column("before", String(16)),
+    Column("after", String(16)),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_review_audit_item_id", "item_id", "id"),
+)
+
+
+# --- Executive reports: who is saying it (author roles, conversations) -------------------
+# The author's role (services/core/authors.py) is decided when a mention is stored, so the
+# report never classifies bios per request. Both tables are written by MentionWriter in the
+# batch's transaction, for the mentions it really inserted (services/core/storage/report_rows.py).
+#
+# Per (brand, hour, author role); summed over roles it equals brand_minute_rollups. Hourly:
+# reports span days to months, and a report reads ~60× fewer rows than from the minutes.
+# ``conversation``: mentions that are replies, in a thread someone else started, or replied to.
+brand_role_hour_rollups = Table(
+    "brand_role_hour_rollups",
+    metadata,
+    Column("brand", String(128), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),  # epoch seconds of the hour's start
+    Column("role", String(16), primary_key=True),
+    Column("mentions", BigInteger, nullable=False),
+    Column("positive", BigInteger, nullable=False),
+    Column("neutral", BigInteger, nullable=False),
+    Column("negative", BigInteger, nullable=False),
+    Column("reach", BigInteger, nullable=False),
+    Column("engagement", BigInteger, nullable=False),
+    Column("conversation", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# One slim row per (mention, matched brand) with what "top voices", "top by reach" and
+# "unanswered" rank on: a period's rows are one clustered range scan (no lookups into the
+# wide mentions rows). ``replies`` is the platform's reply count.
+brand_mention_facts = Table(
+    "brand_mention_facts",
+    metadata,
+    Column("brand", String(128), primary_key=True),
+    Column("created_at", UTCDateTime, primary_key=True),
+    Column("mention_pk", BigIntPK, primary_key=True),
+    Column("label", String(8), nullable=False),
+    Column("author_id", String(256), nullable=False),
+    Column("author_role", String(16), nullable=False),
+    Column("followers", BigInteger, nullable=False),
+    Column("engagement", BigInteger, nullable=False),
+    Column("replies", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+# The facts summed per (brand, UTC day, author): "top voices" groups these for the whole
+# days of a period (and the facts only for its partial days), not every mention. Maxima
+# (role, followers, last_pk) are what the facts' own grouping takes.
+brand_author_day_rollups = Table(
+    "brand_author_day_rollups",
+    metadata,
+    Column("brand", String(128), primary_key=True),
+    Column("day", BigInteger, primary_key=True),  # epoch seconds of the UTC day's start
+    Column("author_id", String(256), primary_key=True),
+    Column("author_role", String(16), nullable=False),
+    Column("followers", BigInteger, nullable=False),
+    Column("mentions", BigInteger, nullable=False),
+    Column("engagement", BigInteger, nullable=False),
+    Column("replies", BigInteger, nullable=False),
+    Column("positive", BigInteger, nullable=False),
+    Column("negative", BigInteger, nullable=False),
+    Column("last_pk", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+# "Has anyone answered this mention?" is a lookup of replies by the mention they answer.
+Index("ix_mentions_in_reply_to_id", mentions.c.in_reply_to_id)
+
+
+# --- Source connectors (RSS/Atom, Mastodon, Bluesky, Reddit, X) --------------------------
+# What admins configured (sources.yaml or /api/v1/sources; never credentials), and each
+# source's resume state, written only after the mentions it covers were accepted.
+source_configs = Table(
+    "source_configs",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+source_checkpoints = Table(
+    "source_checkpoints",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+# --- Alerts: spike rules, alerts, webhook endpoints and their outbox ----------------------
+# One alert per (rule, window): evaluators in several processes insert-or-ignore on that
+# key. Deliveries are the durable outbox, written in the alert's transaction; a delivery
+# keeps its Standard Webhooks ``webhook_id`` for every retry, so receivers can dedupe.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("brand", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # negative_spike | negative_share | volume_spike
+    Column("window_s", Integer, nullable=False),
+    Column("baseline_days", Integer, nullable=False),
+    Column("sensitivity", Float, nullable=False),  # the p-value below which a window alerts
+    Column("min_count", Integer, nullable=False),
+    Column("warmup_days", Float, nullable=False),
+    Column("cooldown_s", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("rule_id", Integer, nullable=False),  # no FK: alerts outlive a deleted rule
+    Column("brand", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("observed", Float, nullable=False),
+    Column("expected", Float, nullable=False),
+    Column("p_value", Float, nullable=False),
+    Column("doc", Text, nullable=False),  # the alert.v1 ``data`` object, as served
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("rule_id", "window_start", name="uq_alerts_rule_window"),
+    Index("ix_alerts_window_start_id", "window_start", "id"),
+    Index("ix_alerts_brand_window_start", "brand", "window_start"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),  # whsec_…: needed to sign, so not hashed
+    Column("event_types", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(64), nullable=False, unique=True),
+    Column(
+        "endpoint_id",
+        Integer,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("alert_id", BigInteger),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # the exact body signed and sent every time
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("give_up_at", UTCDateTime, nullable=False),  # retries stop here (redelivery resets)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Column("last_error", Text),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_endpoint_id", "endpoint_id", "id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column(
+        "delivery_id",
+        BigIntPK,
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("outcome", String(16), nullable=False),
+    Column("error", Text),
+    Column("next_attempt_at", UTCDateTime),
+    Index("ix_delivery_attempts_delivery_id", "delivery_id", "attempt"),
+)

@@ -12,12 +12,14 @@ from typing import Any
 import orjson
 import pytest
 from alembic import command
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, update
 
+from services.core.authors import influence_ceiling
 from services.core.clock import FrozenClock
 from services.core.models import Mention, Sentiment
+from services.core.reports import executive, queries
 from services.core.storage.db import _alembic_config, make_engine, migrate
-from services.core.storage.report_rows import COUNTERS
+from services.core.storage.report_rows import COUNTERS, refresh_author_day
 from services.core.storage.tables import (
     brand_mention_facts,
     brand_minute_rollups,
@@ -27,6 +29,7 @@ from services.core.storage.tables import (
 )
 from services.core.storage.writer import MentionWriter, ScoredRecord, mention_row
 from services.scorer.process import scored_document
+from tests.fixtures import report_data
 from tests.fixtures.mentions import mention_doc
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -206,4 +209,96 @@ def test_the_migration_backfills_roles_and_rollups_of_older_mentions(tmp_path: P
     migrate(old)  # to every head, this feature's included
     assert role_rollups(old) == expected(90)
     assert facts(old) == expected_facts(90)
+    report_data.assert_author_days_agree(old)
     old.dispose()
+
+
+def test_top_voices_from_day_rollups_equal_the_facts_grouped_over_any_period(
+    store: tuple[Engine, MentionWriter],
+) -> None:
+    """Whole days from ``brand_author_day_rollups``, partial days from the facts: the
+    same totals as grouping the period's facts, for aligned and unaligned periods."""
+    engine, writer = store
+    records = [report_data.record(f, report_data.END) for f in report_data.fixture_set()]
+    assert writer.write(records[: len(records) // 2]).inserted == len(records) // 2
+    assert writer.write(records).inserted == len(records) - len(records) // 2
+    report_data.assert_author_days_agree(engine)
+    day, hour = 86_400, 3_600
+    start, end = int(report_data.PREV.timestamp()), int(report_data.END.timestamp())
+    periods = [
+        (start, end),  # whole days only
+        (start + 5 * hour, end - 7 * hour),  # partial days at both ends
+        (start + 30 * hour, start + 41 * hour),  # within one day
+        (start + 23 * hour, start + 2 * day + hour),  # an hour either side of whole days
+        (end, end + day),  # nothing
+    ]
+    with engine.connect() as conn:
+        for brand in ("Acme", "Globex"):
+            for s, e in periods:
+                got = queries.voices(conn, brand, s, e)
+                assert len(got) == len(set(got))
+                assert set(got) == report_data.voices_from_facts(engine, brand, s, e)
+                assert [v.followers for v in got] == sorted(
+                    (v.followers for v in got), reverse=True
+                )
+
+
+def test_refreshing_an_author_day_after_its_facts_change_recomputes_it(
+    store: tuple[Engine, MentionWriter],
+) -> None:
+    """What a spot-check relabel does: facts relabelled or taken out, then the author's
+    day recomputed — maxima included, which no subtraction could take back."""
+    engine, writer = store
+    writer.write([crafted(i)[0] for i in range(60)])
+    f = brand_mention_facts.c
+    with engine.begin() as conn:
+        top = conn.execute(
+            select(f.brand, f.author_id, f.created_at, f.mention_pk)
+            .where(f.brand == "Acme")
+            .order_by(f.followers.desc())
+            .limit(2)
+        ).all()
+        (b1, a1, t1, pk1), (b2, a2, t2, pk2) = top
+        conn.execute(delete(brand_mention_facts).where(f.brand == b1, f.mention_pk == pk1))
+        conn.execute(
+            update(brand_mention_facts)
+            .where(f.brand == b2, f.mention_pk == pk2)
+            .values(label="positive")
+        )
+        refresh_author_day(conn, b1, a1, t1)
+        refresh_author_day(conn, b2, a2, t2)
+    report_data.assert_author_days_agree(engine)
+    with engine.begin() as conn:  # an author's last fact of the day gone: no row left
+        conn.execute(delete(brand_mention_facts).where(f.author_id == a1, f.brand == b1))
+        refresh_author_day(conn, b1, a1, t1)
+    report_data.assert_author_days_agree(engine)
+
+
+def test_top_voices_from_the_most_followed_authors_equal_ranking_every_author(
+    store: tuple[Engine, MentionWriter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shortcut (rank the authors of the most followed rows, when the bound on
+    everyone else proves it exact) gives the rankings of grouping every author, and it
+    is really taken for some of these sizes."""
+    engine, writer = store
+    writer.write([report_data.record(f, report_data.END) for f in report_data.fixture_set()])
+    start, end = int(report_data.PREV.timestamp()), int(report_data.END.timestamp())
+    taken = 0
+    with engine.connect() as conn:
+        for rows_scanned in (1, 5, 20, 60, 150, 400):
+            monkeypatch.setattr(executive, "VOICE_CANDIDATE_ROWS", rows_scanned)
+            for brand in ("Acme", "Globex"):
+                for s, e in ((start, end), (start + 7 * 3_600, end - 86_400 - 3_600)):
+                    req = executive.ReportRequest(brand=brand, competitors=(), start=s, end=e)
+                    every = executive._ranked(queries.voice_tuples(conn, brand, s, e))
+                    assert executive._top_voice_rows(conn, req) == every
+                    found = queries.voice_candidates(conn, brand, s, e, rows_scanned)
+                    if found is not None:
+                        top, top_dm = executive._ranked(found.rows)
+                        ceiling = influence_ceiling(
+                            found.followers, found.engagement, found.replies
+                        )
+                        taken += len(top_dm) == executive.TOP_VOICES and ceiling + 0.1 < min(
+                            -top[-1][0], -top_dm[-1][0]
+                        )
+    assert taken > 0

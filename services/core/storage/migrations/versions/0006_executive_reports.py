@@ -6,7 +6,8 @@ Create Date: 2026-11-21 23:00:00
 
 Mentions stored before this revision are added to both tables from their stored
 documents (author role from the bio, the platform's reply count), so the report's
-figures among decision makers cover the whole history, not only what arrives after.
+figures among decision makers cover the whole history, not only what arrives after;
+the per-(brand, day, author) sums of the facts likewise.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ depends_on: str | Sequence[str] | None = None
 _BATCH = 5_000
 _COUNTERS = ("mentions", "positive", "neutral", "negative", "reach", "engagement", "conversation")
 _LABELS = ("positive", "neutral", "negative")
+_AUTHOR_DAY_COUNTERS = ("mentions", "engagement", "replies", "positive", "negative")
 
 
 def upgrade() -> None:
@@ -60,13 +62,31 @@ def upgrade() -> None:
         ),
         sqlite_with_rowid=False,
     )
+    author_days = op.create_table(
+        "brand_author_day_rollups",
+        sa.Column("brand", sa.String(length=128), nullable=False),
+        sa.Column("day", sa.BigInteger(), nullable=False),
+        sa.Column("author_id", sa.String(length=256), nullable=False),
+        sa.Column("author_role", sa.String(length=16), nullable=False),
+        *(
+            sa.Column(c, sa.BigInteger(), nullable=False)
+            for c in ("followers", *_AUTHOR_DAY_COUNTERS, "last_pk")
+        ),
+        sa.PrimaryKeyConstraint(
+            "brand", "day", "author_id", name=op.f("pk_brand_author_day_rollups")
+        ),
+        sqlite_with_rowid=False,
+    )
     op.create_index("ix_mentions_in_reply_to_id", "mentions", ["in_reply_to_id"])
     assert rollups is not None
     assert facts is not None
-    _backfill(op.get_bind(), rollups, facts)
+    assert author_days is not None
+    _backfill(op.get_bind(), rollups, facts, author_days)
 
 
-def _backfill(conn: sa.Connection, rollups: sa.Table, facts: sa.Table) -> None:
+def _backfill(
+    conn: sa.Connection, rollups: sa.Table, facts: sa.Table, author_days: sa.Table
+) -> None:
     meta = sa.MetaData()
     mentions = sa.Table(
         "mentions",
@@ -90,6 +110,8 @@ def _backfill(conn: sa.Connection, rollups: sa.Table, facts: sa.Table) -> None:
     )
     m = mentions.c
     totals: dict[tuple[str, int, str], list[int]] = {}
+    # (brand, day, author) → [role, followers, *_AUTHOR_DAY_COUNTERS, last_pk]
+    days: dict[tuple[str, int, str], list[Any]] = {}
     last = 0
     while True:
         rows = list(
@@ -136,6 +158,26 @@ def _backfill(conn: sa.Connection, rollups: sa.Table, facts: sa.Table) -> None:
                 t[4] += r.author_followers
                 t[5] += r.engagement
                 t[6] += talk
+                d = days.get((brand, epoch - epoch % 86_400, r.author_id))
+                if d is None:
+                    d = days[(brand, epoch - epoch % 86_400, r.author_id)] = [
+                        role,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                    ]
+                d[0] = max(d[0], role)
+                d[1] = max(d[1], r.author_followers)
+                d[2] += 1
+                d[3] += r.engagement
+                d[4] += replies
+                d[5] += r.label == "positive"
+                d[6] += r.label == "negative"
+                d[7] = max(d[7], r.pk)
                 new_facts.append(
                     {
                         "brand": brand,
@@ -157,9 +199,17 @@ def _backfill(conn: sa.Connection, rollups: sa.Table, facts: sa.Table) -> None:
     ]
     for i in range(0, len(rows_out), _BATCH):
         conn.execute(sa.insert(rollups), rows_out[i : i + _BATCH])
+    columns = ("author_role", "followers", *_AUTHOR_DAY_COUNTERS, "last_pk")
+    days_out = [
+        {"brand": b, "day": day, "author_id": a, **dict(zip(columns, d, strict=True))}
+        for (b, day, a), d in sorted(days.items())
+    ]
+    for i in range(0, len(days_out), _BATCH):
+        conn.execute(sa.insert(author_days), days_out[i : i + _BATCH])
 
 
 def downgrade() -> None:
     op.drop_index("ix_mentions_in_reply_to_id", table_name="mentions")
+    op.drop_table("brand_author_day_rollups")
     op.drop_table("brand_mention_facts")
     op.drop_table("brand_role_hour_rollups")
