@@ -21,6 +21,15 @@ The contract (pure, deterministic, no I/O; microseconds per text)::
                                    |margin| small means "near the routing threshold"
                                    (what uncertainty sampling looks for)
 
+Two trust models. ``RoutingModel`` (``DEFAULT_MODEL``): the logistic model over the 19
+signals. ``TextRoutingModel`` (the default from settings, ``route_model="text"``): a
+softmax regression over a hashed bag of words/bigrams plus the same signals, trained on
+47.5k SemEval tweets (TweetEval val held out; weights in ``models/sentimon-router/``),
+whose trust is the probability it gives the lexicon's own label — it has learnt which
+words VADER misreads on tweets. ``route_text`` uses the text model when
+``thresholds.text_model`` is set; ``decide`` (no text) uses the signals model or a
+given trust. Either way the kept mention's verdict stays VADER's.
+
 ``RoutingThresholds`` comes from ``ScorerSettings`` (``routing_thresholds(settings)``):
 ``min_trust`` (route when the trust is below it) and ``always_route_band`` (route any
 text with |compound| below it whatever the trust, 0 disables). Raising ``min_trust``
@@ -31,10 +40,15 @@ routes more mentions: the trade-off curve (share routed → macro-recall) is in
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+import numpy as np
 
 from services.core.models import Sentiment
 from services.scorer.lexicon import NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD
@@ -194,11 +208,85 @@ DEFAULT_MODEL = RoutingModel(
 )
 
 
+# --- the text router: hashed words and bigrams + the signals above, linear ---------
+# A 3-class softmax over a hashed bag of words/bigrams (L2-normalised) and the 19
+# signals, trained on 47.5k SemEval tweets (TweetEval val held out) by
+# ``python -m services.scorer.training.router_train``. Its trust in the lexicon is the
+# probability it gives VADER's label: it has read which words VADER misjudges on tweets.
+HASH_DIM = 1 << 18
+ROUTER_MODEL_NAME = "sentimon-router"
+_HASH_TOKEN = re.compile(r"[\w']+|[^\w\s]{1,3}")
+_URL = re.compile(r"https?://\S+")
+_USER = re.compile(r"@\w+")
+
+
+def hashed_terms(text: str) -> list[int]:
+    """Distinct hashed unigrams and bigrams of ``text`` (lower-cased, links and user
+    names normalised), as column indices in ``[0, HASH_DIM)``."""
+    lowered = _USER.sub("@user", _URL.sub(" URL ", text.lower()))
+    words = _HASH_TOKEN.findall(lowered)
+    terms = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    return sorted({zlib.crc32(t.encode("utf-8", "surrogatepass")) & (HASH_DIM - 1) for t in terms})
+
+
+def default_router_path() -> Path:
+    return Path(__file__).resolve().parents[2] / "models" / ROUTER_MODEL_NAME / "router.npz"
+
+
+@dataclass(frozen=True, eq=False)
+class TextRoutingModel:
+    """``P(class | text) = softmax(terms[hashed] / sqrt(n) + signals · features + bias)``;
+    trust = the probability of the lexicon's own label."""
+
+    terms: np.ndarray  # (HASH_DIM, 3)
+    signals: np.ndarray  # (len(FEATURE_NAMES), 3)
+    bias: np.ndarray  # (3,)
+
+    def __post_init__(self) -> None:
+        if self.terms.shape != (HASH_DIM, 3) or self.signals.shape != (len(FEATURE_NAMES), 3):
+            raise ValueError(
+                f"router weights have shapes {self.terms.shape}, {self.signals.shape}; "
+                f"expected {(HASH_DIM, 3)}, {(len(FEATURE_NAMES), 3)}"
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> TextRoutingModel:
+        try:
+            with np.load(path) as z:
+                terms, signals, bias = z["terms"], z["signals"], z["bias"]
+        except (OSError, KeyError, ValueError) as e:
+            raise ValueError(f"router model {path}: unreadable ({e})") from e
+        return cls(terms.astype(np.float32), signals.astype(np.float64), bias.astype(np.float64))
+
+    def probabilities(self, text: str, features: RoutingFeatures) -> np.ndarray:
+        """(negative, neutral, positive) probabilities."""
+        idx = hashed_terms(text)
+        z = self.bias + np.asarray(features.vector()) @ self.signals
+        if idx:
+            z = z + self.terms[idx].sum(axis=0, dtype=np.float64) / math.sqrt(len(idx))
+        e = np.exp(z - z.max())
+        return np.asarray(e / e.sum())
+
+    def trust(self, text: str, features: RoutingFeatures) -> float:
+        p = self.probabilities(text, features)
+        label = 2 if features.lexicon_positive else 0 if features.lexicon_negative else 1
+        return float(p[label])
+
+
+@functools.cache
+def shipped_text_model() -> TextRoutingModel:
+    """The router weights shipped under ``models/`` (loaded once)."""
+    return TextRoutingModel.load(default_router_path())
+
+
 @dataclass(frozen=True, slots=True)
 class RoutingThresholds:
     min_trust: float = 0.5
     always_route_band: float = 0.0
     model: RoutingModel = DEFAULT_MODEL
+    # When set, ``route_text`` asks it for the trust instead of ``model`` (``decide``,
+    # which sees no text, always uses ``model``).
+    text_model: TextRoutingModel | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_trust <= 1.0:
@@ -215,22 +303,33 @@ class RoutingDecision:
 
 
 def routing_thresholds(settings: ScorerSettings) -> RoutingThresholds:
+    """The settings' thresholds; ``route_model="text"`` (the default) uses the shipped
+    text router, ``"signals"`` the 19-signal logistic model alone."""
+    text_model = shipped_text_model() if settings.route_model == "text" else None
     return RoutingThresholds(
-        min_trust=settings.route_min_trust, always_route_band=settings.route_always_band
+        min_trust=settings.route_min_trust,
+        always_route_band=settings.route_always_band,
+        text_model=text_model,
     )
 
 
-def decide(features: RoutingFeatures, thresholds: RoutingThresholds) -> RoutingDecision:
+def decide(
+    features: RoutingFeatures, thresholds: RoutingThresholds, trust: float | None = None
+) -> RoutingDecision:
     """Route to the transformer when the lexicon is not trusted enough (or the compound
-    is inside the always-route band)."""
-    trust = thresholds.model.trust(features)
+    is inside the always-route band). ``trust`` defaults to ``thresholds.model``'s."""
+    if trust is None:
+        trust = thresholds.model.trust(features)
     margin = trust - thresholds.min_trust
     routed = margin < 0 or features.abs_compound < thresholds.always_route_band
     return RoutingDecision("transformer" if routed else "lexicon", round(trust, 4), margin)
 
 
 def route_text(text: str, compound: float, thresholds: RoutingThresholds) -> RoutingDecision:
-    return decide(routing_features(text, compound), thresholds)
+    features = routing_features(text, compound)
+    if thresholds.text_model is None:
+        return decide(features, thresholds)
+    return decide(features, thresholds, thresholds.text_model.trust(text, features))
 
 
 class FeatureRouter:

@@ -2,7 +2,8 @@
 the lexicon path against VADER's ground truth, and throughput — all in one run.
 
 Run: ``make bench`` (or ``.venv/bin/python -m tests.bench.bench_sentiment``). Options:
-``--fit-router`` refits the router's trust model on TweetEval val and prints it;
+``--fit-router`` refits the signals router's trust model on TweetEval val and prints it
+(the text router is trained by ``services.scorer.training.router_train``);
 ``--quick`` skips the embedded-pipeline run.
 
 Accuracy is TweetEval's official macro-averaged recall (and macro-F1, accuracy) on the
@@ -34,7 +35,12 @@ from services.ingest.settings import IngestSettings
 from services.ingest.sources.file import FileSource
 from services.scorer.lexicon import VaderScorer, label_for
 from services.scorer.process import prepare_text
-from services.scorer.routing import DEFAULT_MODEL, FEATURE_NAMES, routing_features
+from services.scorer.routing import (
+    DEFAULT_MODEL,
+    FEATURE_NAMES,
+    routing_features,
+    shipped_text_model,
+)
 from services.scorer.settings import ROUTE_MIN_TRUST, ScorerSettings
 from services.scorer.training.data import LABEL_IDS, Labelled, read_tweeteval
 from services.scorer.training.metrics import Scores, evaluate
@@ -71,9 +77,55 @@ def transformer_labels(model: OnnxTransformer, texts: Sequence[str]) -> np.ndarr
 
 
 def trusts(texts: Sequence[str], compounds: Sequence[float]) -> np.ndarray:
+    """The shipped (text) router's trust in the lexicon, per text."""
+    model = shipped_text_model()
+    return np.array(
+        [model.trust(t, routing_features(t, c)) for t, c in zip(texts, compounds, strict=True)]
+    )
+
+
+def signal_trusts(texts: Sequence[str], compounds: Sequence[float]) -> np.ndarray:
+    """The 19-signal logistic router's trust (the previous default), per text."""
     return np.array(
         [DEFAULT_MODEL.trust(routing_features(t, c)) for t, c in zip(texts, compounds, strict=True)]
     )
+
+
+SHARES = (0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6)
+
+
+def share_curve(gold: Sequence[int], lex: np.ndarray, tf: np.ndarray, trust: np.ndarray) -> str:
+    """Macro-recall when the given share of least-trusted texts is routed."""
+    order = np.argsort(trust, kind="stable")
+    out = []
+    for q in SHARES:
+        routed = np.zeros(len(trust), bool)
+        routed[order[: int(q * len(trust))]] = True
+        out.append(f"{hybrid(gold, lex, tf, routed)[0].macro_recall:.3f}")
+    return "  ".join(out)
+
+
+def routing_cost(texts: Sequence[str], compounds: Sequence[float]) -> None:
+    """µs per mention: VADER alone, + the signals router, + the text router."""
+    vader, model = VaderScorer(), shipped_text_model()
+    sample = list(texts[:3_000])
+    t0 = time.perf_counter()
+    for t in sample:
+        vader.compound(t)
+    t_vader = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for t, c in zip(sample, compounds, strict=False):
+        DEFAULT_MODEL.trust(routing_features(t, c))
+    t_signals = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for t, c in zip(sample, compounds, strict=False):
+        model.trust(t, routing_features(t, c))
+    t_text = time.perf_counter() - t0
+    n = len(sample) / 1e6
+    print(f"routing cost per mention ({len(sample)} test tweets, one thread)")
+    print(f"  VADER alone (baseline)          {t_vader / n:6.1f} µs  1.00x")
+    print(f"  signals router (previous)       {t_signals / n:6.1f} µs  {t_signals / t_vader:.2f}x")
+    print(f"  text router (default)           {t_text / n:6.1f} µs  {t_text / t_vader:.2f}x")
 
 
 def hybrid(
@@ -137,6 +189,12 @@ def accuracy_section(model: OnnxTransformer, fit_router: bool) -> None:
             f"  {t:4.2f}  val {vshare:6.1%} {vs.macro_recall:.3f} | "
             f"test {tshare:6.1%} {ts.macro_recall:.3f}"
         )
+    print("share routed → macro-recall, test: " + "  ".join(f"{q:5.0%}" for q in SHARES))
+    old = signal_trusts(test.texts, test_c)
+    new = share_curve(test.labels, test_lex, test_tf, test_trust)
+    print(f"  signals router (previous)       {share_curve(test.labels, test_lex, test_tf, old)}")
+    print(f"  text router (default)           {new}")
+    routing_cost(test.texts, test_c)
     print("compound band alone, for comparison (route when |compound| < B), test:")
     for band in (0.2, 0.35, 0.5, 0.7):
         s, share = hybrid(test.labels, test_lex, test_tf, np.abs(np.array(test_c)) < band)

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from services.scorer.lexicon import VaderScorer, lexicon_sentiment
 from services.scorer.routing import (
     DEFAULT_MODEL,
     FEATURE_NAMES,
+    HASH_DIM,
     FeatureRouter,
     RoutingModel,
     RoutingThresholds,
+    TextRoutingModel,
     decide,
+    hashed_terms,
     route_text,
     routing_features,
     routing_thresholds,
+    shipped_text_model,
 )
 from services.scorer.settings import ScorerSettings
+from services.scorer.training.router_train import design_matrix, fit
 
 VADER = VaderScorer()
 HALF = RoutingThresholds(min_trust=0.5)
@@ -129,3 +137,84 @@ def test_routing_is_deterministic_and_total_on_hostile_text() -> None:
         first = route_text(text, 0.0, HALF)
         assert first == route_text(text, 0.0, HALF)
         assert 0.0 <= first.lexicon_trust <= 1.0
+
+
+# --- the text router (hashed words/bigrams + signals), the default from settings ---
+
+SHIPPED = routing_thresholds(ScorerSettings())
+
+
+def text_decision(text: str) -> tuple[str, float]:
+    d = route_text(text, VADER.compound(text), SHIPPED)
+    return d.route, d.lexicon_trust
+
+
+def test_settings_default_to_the_shipped_text_router() -> None:
+    assert SHIPPED.text_model is shipped_text_model()
+    assert routing_thresholds(ScorerSettings(route_model="signals")).text_model is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I love this phone, it is amazing!",
+        "worst service ever, I hate it",
+        "so happy with my new brand laptop :)",
+    ],
+)
+def test_text_router_keeps_clear_cut_sentiment(text: str) -> None:
+    route, trust = text_decision(text)
+    assert route == "lexicon", trust
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not bad at all",  # VADER reads "bad"
+        "the update broke my phone again, thanks brand",  # VADER reads "thanks"
+        "no power since this morning, thanks a lot brand",
+    ],
+)
+def test_text_router_sends_what_vader_misreads_to_the_transformer(text: str) -> None:
+    route, trust = text_decision(text)
+    assert route == "transformer", trust
+
+
+def test_text_router_trust_is_the_probability_of_vaders_label() -> None:
+    model = shipped_text_model()
+    text = "the battery is good"
+    features = routing_features(text, VADER.compound(text))
+    p = model.probabilities(text, features)
+    assert p.sum() == pytest.approx(1.0) and features.lexicon_positive == 1.0
+    assert model.trust(text, features) == pytest.approx(float(p[2]))
+    # decide() without text uses the signals model; route_text uses the text model.
+    assert route_text(text, features.abs_compound, SHIPPED).lexicon_trust == round(float(p[2]), 4)
+
+
+def test_hashed_terms_are_bounded_deterministic_and_normalise_users_and_links() -> None:
+    a = hashed_terms("@alice loves it https://t.co/abc")
+    assert a == hashed_terms("@bob loves it http://x.y/z")
+    assert all(0 <= i < HASH_DIM for i in a) and a == sorted(set(a))
+    assert hashed_terms("") == []
+    assert len(hashed_terms("\ud800 \x00 " * 10)) > 0  # lone surrogates do not raise
+
+
+def test_a_corrupt_router_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "router.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"router\.npz"):
+        TextRoutingModel.load(bad)
+    np.savez(bad, terms=np.zeros((4, 3)), signals=np.zeros((19, 3)), bias=np.zeros(3))
+    with pytest.raises(ValueError, match="shapes"):
+        TextRoutingModel.load(bad)
+
+
+def test_router_training_learns_words_from_labels() -> None:
+    texts = ["meh thing"] * 20 + ["zorp thing"] * 20 + ["flib thing"] * 20
+    y = np.array([0] * 20 + [1] * 20 + [2] * 20)
+    x = design_matrix(texts, [0.0] * len(texts))
+    w, c = fit(x, y, l2=1e-3, iterations=10)
+    n = len(FEATURE_NAMES)
+    model = TextRoutingModel(w[:HASH_DIM].astype(np.float32), w[HASH_DIM:].reshape(n, 3), c)
+    for text, label in [("meh thing", 0), ("zorp thing", 1), ("flib thing", 2)]:
+        assert int(model.probabilities(text, routing_features(text, 0.0)).argmax()) == label
