@@ -67,7 +67,8 @@ def migrate(engine: Engine) -> None:
     cfg = _alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        # "heads": features may add migrations on branches of their own; all are applied.
+        # "heads": a branch under development (two migrations off one parent) is applied
+        # too; a released chain is linear (tests/core/storage checks there is one head).
         command.upgrade(cfg, "heads")
 
 

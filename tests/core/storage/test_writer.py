@@ -208,6 +208,23 @@ def test_migrations_create_exactly_the_declared_schema(database_url: str) -> Non
     assert diff == []
 
 
+def test_the_migrations_form_one_linear_chain() -> None:
+    # One head, every revision with at most one parent: `alembic upgrade head` works and
+    # every database walks the same path.
+    from importlib.resources import files
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("services.core.storage") / "migrations"))
+    script = ScriptDirectory.from_config(cfg)
+    assert len(script.get_heads()) == 1
+    revisions = list(script.walk_revisions())
+    assert [r.down_revision for r in revisions].count(None) == 1
+    assert all(not isinstance(r.down_revision, tuple) for r in revisions)
+
+
 def test_naive_datetimes_are_refused_by_the_store(database_url: str) -> None:
     engine = make_engine(database_url)
     migrate(engine)

@@ -1,7 +1,7 @@
 """alerts: rules, alerts, webhook endpoints, the delivery outbox and its attempts
 
-Revision ID: 0005
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-21 23:00:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import services.core.storage.tables
 
-revision: str = "0005"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """spot-check review queue: items, labels, skips, audit
 
-Revision ID: 0004
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-21 22:55:00
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 import services.core.storage.tables
 
-revision: str = "0004"
+revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

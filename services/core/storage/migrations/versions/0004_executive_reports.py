@@ -1,7 +1,7 @@
 """executive reports: hourly per-role rollups and per-(mention, brand) facts
 
-Revision ID: 0006
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-21 23:00:00
 
 Mentions stored before this revision are added to both tables from their stored
@@ -23,8 +23,8 @@ import services.core.storage.tables
 from services.core.authors import author_role, in_conversation
 from services.core.storage.tables import UTCDateTime
 
-revision: str = "0006"
-down_revision: str | None = "0001"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

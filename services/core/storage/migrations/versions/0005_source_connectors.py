@@ -1,7 +1,7 @@
 """source connectors: configurations and checkpoints
 
-Revision ID: 0007
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-21 23:00:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import services.core.storage.tables
 
-revision: str = "0007"
-down_revision: str | None = "0001"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
