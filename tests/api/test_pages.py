@@ -147,7 +147,7 @@ async def test_a_viewer_sees_the_dashboard(client: httpx.AsyncClient, keys: Keys
     assets = [s["src"] for s in page.tags("script")] + [
         link["href"] for link in page.tags("link") if link.get("rel") == "stylesheet"
     ]
-    assert assets == ["/static/dashboard.js", "/static/style.css"]
+    assert assets == ["/static/dashboard.js", "/static/theme.css", "/static/style.css"]
     for asset in assets:
         assert asset is not None and (await client.get(asset)).status_code == 200
     csp = next(m for m in page.tags("meta") if m.get("http-equiv") == "Content-Security-Policy")

@@ -151,7 +151,11 @@ def _min_reach(text: str | None) -> int:
 
 @cache
 def report_css() -> str:
-    return (files("services.api") / "static" / "report.css").read_text(encoding="utf-8")
+    """The page's stylesheets, as the download inlines them: theme.css, then report.css."""
+    static = files("services.api") / "static"
+    return "\n".join(
+        (static / name).read_text(encoding="utf-8") for name in ("theme.css", "report.css")
+    )
 
 
 @dataclass(frozen=True, slots=True)
