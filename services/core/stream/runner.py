@@ -287,8 +287,14 @@ class ConsumerLoop(Generic[T]):
             self._metrics.consumer_lag.labels(tp.topic, str(tp.partition), self.group).set(out[tp])
         return out
 
-    async def wait_caught_up(self, partitions: Sequence[TopicPartition], timeout_s: float) -> None:
+    async def wait_caught_up(
+        self, partitions: Sequence[TopicPartition], timeout_s: float, *, recheck_s: float = 0.25
+    ) -> None:
         """Return once the group has committed everything in ``partitions``.
+
+        This loop's commits wake the wait at once; the other members of the group (other
+        loops, other processes) commit too without telling it, so the group's offsets are
+        also read again every ``recheck_s``.
 
         Raises ``TimeoutError`` after ``timeout_s``, and the halting error if the loop halted.
         """
@@ -298,4 +304,5 @@ class ConsumerLoop(Generic[T]):
                     raise self.halted
                 if not any((await self.lag(partitions)).values()):
                     return
-                await self._committed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._committed.wait(), recheck_s)

@@ -259,3 +259,19 @@ async def test_a_batch_whose_tail_fails_is_delivered_again(bus: MemoryBus) -> No
     assert step.handled == [7, 7]
     loop.stop()
     await task
+
+
+async def test_waiting_for_the_group_sees_commits_of_another_member(bus: MemoryBus) -> None:
+    # The waiting loop never runs, so none of the commits is its own: only the group's
+    # offsets, read again, can tell it the group has caught up.
+    idle, idle_task, _ = await start(bus, IntStep())
+    idle_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await idle_task
+    step = IntStep()
+    worker, task, _ = await start(bus, step)
+    await produce(bus, [str(i).encode() for i in range(40)])
+    await idle.wait_caught_up(PARTS, timeout_s=10, recheck_s=0.05)
+    assert sorted(step.handled) == list(range(40))
+    worker.stop()
+    await task
