@@ -119,7 +119,7 @@ def latency(
         for k in range(n // LATENCY_BATCH):
             delay = start + k * interval - time.monotonic()
             if delay > 0:
-                time.sleep(delay)  # pacing the offered load, not waiting for a result
+                time.sleep(delay)  # ok-sleep: paces the offered load; waits for no result
             futures.append(pool.submit(offer, k))
         for f in futures:
             f.result()
