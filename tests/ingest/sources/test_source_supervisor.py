@@ -119,6 +119,11 @@ async def test_a_failing_source_backs_off_and_the_others_go_on(store: SourceStor
     supervisor.start_connector(healthy)
     await wait_for(time.parked)
     await eventually(lambda: producer.sent, "the healthy source delivered")
+    # Its status counts the batch once the publisher has answered (after the send).
+    await eventually(
+        lambda: (s := supervisor.status("healthy")) is not None and s.mentions_accepted == 1,
+        "the healthy source's status counted its batch",
+    )
     assert time.sleeps == [5.0, 10.0, 20.0, 40.0]  # exponential, in fake time
     status = supervisor.status("broken")
     assert status is not None
