@@ -15,7 +15,7 @@ from importlib.resources import files
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -264,41 +264,32 @@ def _page_guard(key: Any) -> Response | None:
     return None
 
 
-PageParam = Annotated[str, Query(max_length=200)]
-
-
-@router.get("/reports/executive", response_class=HTMLResponse, include_in_schema=False)
-def executive_page(
-    request: Request,
-    state: State,
-    key: PageKey,
-    brand: PageParam = "",
+def _page_form(
+    brand: Annotated[str, Query(max_length=200)] = "",
     from_: Annotated[str, Query(alias="from", max_length=64)] = "",
     to: Annotated[str, Query(max_length=64)] = "",
     compare: Annotated[str, Query(max_length=16)] = "previous",
     min_reach: Annotated[str, Query(max_length=16)] = "",
-) -> Response:
+) -> _Form:
+    """The report page's and the download's query parameters, as the form shows them."""
+    return _Form(brand.strip(), from_, to, compare, min_reach)
+
+
+PageForm = Annotated[_Form, Depends(_page_form)]
+
+
+@router.get("/reports/executive", response_class=HTMLResponse, include_in_schema=False)
+def executive_page(request: Request, state: State, key: PageKey, form: PageForm) -> Response:
     if (refused := _page_guard(key)) is not None:
         return refused
     assert key is not None
-    form = _Form(brand.strip(), from_, to, compare, min_reach)
     return _render(request, state, key.name, form, download=False)
 
 
 @router.get("/reports/executive/download", response_class=HTMLResponse, include_in_schema=False)
-def executive_download(
-    request: Request,
-    state: State,
-    key: PageKey,
-    brand: PageParam = "",
-    from_: Annotated[str, Query(alias="from", max_length=64)] = "",
-    to: Annotated[str, Query(max_length=64)] = "",
-    compare: Annotated[str, Query(max_length=16)] = "previous",
-    min_reach: Annotated[str, Query(max_length=16)] = "",
-) -> Response:
+def executive_download(request: Request, state: State, key: PageKey, form: PageForm) -> Response:
     """The page as one HTML file with its CSS inline and no external reference at all."""
     if (refused := _page_guard(key)) is not None:
         return refused
     assert key is not None
-    form = _Form(brand.strip(), from_, to, compare, min_reach)
     return _render(request, state, key.name, form, download=True)
