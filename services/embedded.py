@@ -156,9 +156,8 @@ class Embedded:
     def _pipeline_problem(self) -> str | None:
         if self.pipeline is None:
             return "pipeline: not started"
-        for loop in self.pipeline.loops:
-            if loop.halted is not None:
-                return f"pipeline: consumer group {loop.group} halted: {loop.halted}"
+        if (problem := self.pipeline.progress_problem()) is not None:
+            return f"pipeline: {problem}"
         for task in self._source_tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 return f"ingest: {task.get_name()} failed: {task.exception()!r}"[:300]

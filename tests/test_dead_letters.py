@@ -59,3 +59,23 @@ async def test_poison_is_dead_lettered_and_listed_for_admins(
     store_dead_letters(embedded.engine, [again], embedded.clock.now())
     r = await client.get("/api/v1/dead-letters", headers=keys.header("admin"))
     assert len(r.json()) == 2
+
+
+def test_dead_letters_with_nul_bytes_are_kept_on_every_database(database_url: str) -> None:
+    # PostgreSQL's text cannot hold NUL: a sink that passed the bytes on would fail on
+    # this letter forever and keep every later one out.
+    from services.core.bus.protocol import Message
+    from services.core.clock import SystemClock
+    from services.core.storage.db import make_engine, migrate
+    from services.core.storage.deadletters import list_dead_letters, store_dead_letters
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    letter = Message(
+        RAW, 0, 7, None, b'{"id":"x\x00y"}\x00', headers=(("dlq.reason", b"bad\x00reason"),)
+    )
+    store_dead_letters(engine, [letter], SystemClock().now())
+    (kept,) = list_dead_letters(engine)
+    assert kept["payload"] == '{"id":"x\ufffdy"}\ufffd'
+    assert kept["reason"] == "bad\ufffdreason"
+    engine.dispose()

@@ -111,6 +111,14 @@ class Metrics:
             ["group"],
             registry=registry,
         )
+        self.consumer_last_progress = Gauge(
+            "sentimon_consumer_last_progress_timestamp_seconds",
+            "Unix time of the consumer group's last commit in this process (or of its start): "
+            "with lag above zero, time() minus this is how long it has been stuck.",
+            ["group"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
         # Kafka bus (issue 3): operation is one of KNOWN_LABEL_VALUES["bus_operation"]
         self.bus_broker_unavailable = Counter(
             "sentimon_bus_broker_unavailable_total",

@@ -8,10 +8,11 @@ validates the same documents against both so they cannot drift apart.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 SOURCES: tuple[str, ...] = (
     "x",
@@ -34,9 +35,58 @@ ScoringMethod = Literal["lexicon", "transformer"]
 
 MAX_TEXT_CHARS = 10_000
 
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-ShortText = Annotated[str, StringConstraints(max_length=512)]
-Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://\S+$")]
+# What the store can hold, refused at the edge with the field named: a mention that
+# passes validation must never fail the database write (issue 14: one such mention used
+# to stall scoring for good). The instant, in UTC, falls in [1970, 2100): older or later
+# times are data errors, and some (year 1 at +01:00) do not even convert to UTC.
+MIN_CREATED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_CREATED_AT = datetime(2100, 1, 1, tzinfo=UTC)
+# C0 and C1 control characters and DEL. PostgreSQL's text cannot hold NUL at all; the
+# others in an identifier are never legitimate and break logs, headers and metrics.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if (m := _CONTROL.search(value)) is not None:
+        raise ValueError(
+            f"control character U+{ord(m.group()):04X} at position {m.start()}: "
+            "identifiers must be printable"
+        )
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if (i := value.find("\x00")) >= 0:
+        raise ValueError(f"contains a NUL character (U+0000) at position {i}")
+    return value
+
+
+def storable_time(value: datetime) -> datetime:
+    """``value`` if its UTC instant lies in [1970, 2100); raises ``ValueError`` otherwise."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_CREATED_AT <= utc < MAX_CREATED_AT:
+        raise ValueError(
+            f"{value.isoformat()} is outside the supported range: "
+            "1970-01-01T00:00:00Z to 2099-12-31T23:59:59Z"
+        )
+    return value
+
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256),
+    AfterValidator(_no_control_characters),
+]
+ShortText = Annotated[str, StringConstraints(max_length=512), AfterValidator(_no_nul)]
+Url = Annotated[
+    str,
+    StringConstraints(max_length=2048, pattern=r"^https?://\S+$"),
+    AfterValidator(_no_control_characters),
+]
+StorableTime = Annotated[AwareDatetime, AfterValidator(storable_time)]
 LangTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
 Count = Annotated[int, Field(ge=0, le=10**12)]
 
@@ -49,10 +99,12 @@ class Author(_Contract):
     """Who wrote a mention; ``followers`` is the author's reach on that platform."""
 
     id: Identifier
-    handle: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    handle: Identifier
     name: ShortText | None = None
     followers: Count = 0
-    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    description: (
+        Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_nul)] | None
+    ) = None
     verified: bool = False
 
 
@@ -70,9 +122,11 @@ class Mention(_Contract):
     id: Identifier
     source: SourceName
     url: Url | None = None
-    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+    text: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)
+    ]
     lang: LangTag | None = None
-    created_at: AwareDatetime
+    created_at: StorableTime
     author: Author
     in_reply_to_id: Identifier | None = None
     conversation_id: Identifier | None = None

@@ -29,6 +29,8 @@ def describe(error: ValidationError, *, prefix: str = "") -> str:
             msg = "naive datetime: give an RFC 3339 time with an offset, e.g. 2026-01-31T09:30:00Z"
         elif e["type"] == "extra_forbidden":
             msg = "unknown field"
+        elif e["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         parts.append(f"{path}: {msg[0].lower() + msg[1:] if msg else msg}")
     more = error.error_count() - MAX_ERRORS
     if more > 0:

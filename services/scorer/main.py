@@ -52,8 +52,8 @@ def pipeline_problem(pipeline: ScorerPipeline) -> str | None:
 
 def create_probe_app(state: AppState, pipeline: ScorerPipeline) -> FastAPI:
     """``/healthz``, ``/metrics`` and ``/readyz``: not ready while the database is
-    unreachable or behind, or once a consumer halted."""
-    state.readiness.append(lambda: pipeline_problem(pipeline))
+    unreachable or behind, once a consumer halted, or while one makes no progress."""
+    state.readiness.append(pipeline.progress_problem)
     return probe_app(state, "Sentimon scorer")
 
 

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -34,10 +34,10 @@ from services.core.metrics import Metrics
 from services.core.models import Mention, ScoredMention, Sentiment
 from services.core.storage.brands import BrandStore
 from services.core.storage.deadletters import store_dead_letters
-from services.core.storage.writer import MentionWriter, ScoredRecord
+from services.core.storage.writer import MentionWriter, Refused, ScoredRecord
 from services.core.stream.dlq import DeadLetterQueue
 from services.core.stream.errors import InvalidMessage
-from services.core.stream.runner import ConsumerLoop, LoopConfig
+from services.core.stream.runner import ConsumerLoop, LoopConfig, Refusal
 from services.core.topics import (
     DLQ,
     DLQ_GROUP,
@@ -161,9 +161,10 @@ class ScoreStep:
     def decode(self, message: Message) -> Mention:
         return decode_json_model(Mention, message)
 
-    async def handle(self, items: Sequence[tuple[Message, Mention]]) -> Awaitable[None]:
+    async def handle(self, items: Sequence[tuple[Message, Mention]]) -> Awaitable[list[Refusal]]:
         brands = await self._matchers.current()
         mentions = [m for _, m in items]
+        messages = {m.key: msg for msg, m in items}
         chunk_items = [ChunkItem(m.source, m.id, m.text, msg.value) for msg, m in items]
         starts = range(0, len(items), self._chunk)
         now = self._clock.now()
@@ -181,8 +182,8 @@ class ScoreStep:
         # after all of them. Mentions routed to the transformer are written on a second
         # lane when their batch is done, so the lexicon's mentions never wait for it.
         scoring = deque(submit(start) for start in starts[:2])
-        writing: asyncio.Future[None] | None = None
-        routed_writing: asyncio.Future[None] | None = None
+        writing: asyncio.Future[list[Refusal]] | None = None
+        routed_writing: asyncio.Future[list[Refusal]] | None = None
         try:
             for k, start in enumerate(starts):
                 result = await scoring.popleft()
@@ -192,10 +193,12 @@ class ScoreStep:
                 self._metrics.texts_truncated.inc(result.truncated)
                 records, routed = await self._records(mentions, chunk_items, start, result, now)
                 seconds = [r.seconds for r in result.results]
-                writing = asyncio.ensure_future(self._store_and_produce(records, seconds, writing))
+                writing = asyncio.ensure_future(
+                    self._store_and_produce(records, seconds, writing, messages)
+                )
                 if routed is not None:
                     routed_writing = asyncio.ensure_future(
-                        self._store_and_produce(routed, (), routed_writing)
+                        self._store_and_produce(routed, (), routed_writing, messages)
                     )
         except BaseException:
             for f in scoring:
@@ -208,11 +211,13 @@ class ScoreStep:
         # this one when they are done.
         return self._finish(writing, routed_writing)
 
-    async def _finish(self, *lanes: asyncio.Future[None] | None) -> None:
+    async def _finish(self, *lanes: asyncio.Future[list[Refusal]] | None) -> list[Refusal]:
+        refused: list[Refusal] = []
         for writing in lanes:
             if writing is not None:
-                await writing
+                refused.extend(await writing)
         await self._producer.flush()
+        return refused
 
     async def _records(
         self,
@@ -286,28 +291,39 @@ class ScoreStep:
         self,
         records: Sequence[ScoredRecord] | Awaitable[list[ScoredRecord]],
         lexicon_seconds: Sequence[float],
-        previous: asyncio.Future[None] | None,
-    ) -> None:
+        previous: asyncio.Future[list[Refusal]] | None,
+        messages: Mapping[tuple[str, str], Message],
+    ) -> list[Refusal]:
+        """Store a chunk, then produce what was stored; returns what the store refused
+        for good (the loop dead-letters it). Chains after ``previous`` (its refusals are
+        passed on) so chunks are written in order and a failure stops the ones after it."""
         if not isinstance(records, Sequence):
             records = await records  # the transformer's lane: its batch first
-        if previous is not None:
-            await previous  # keeps chunks in order, and a failure stops the ones after it
-        await self._store(records)
+        refusals = [] if previous is None else list(await previous)
+        refused = await self._store(records)
+        if refused:
+            gone = {r.record.key for r in refused}
+            records = [r for r in records if r.key not in gone]
+            refusals.extend(Refusal(messages[r.record.key], r.reason) for r in refused)
         send = self._producer.send
         # Sent together: on Kafka each send waits for the broker's acknowledgement, and one
         # at a time would cap a scorer at one round trip per mention.
         await asyncio.gather(*(send(SCORED, r.doc, key=mention_key(*r.key)) for r in records))
         self._observe(records, lexicon_seconds)
+        return refusals
 
-    async def _store(self, records: Sequence[ScoredRecord]) -> None:
+    async def _store(self, records: Sequence[ScoredRecord]) -> tuple[Refused, ...]:
         t0 = time.perf_counter()
-        # The sync driver runs in a thread; SQLite and psycopg release the GIL while they work.
-        result = await asyncio.to_thread(self._writer.write, records)
+        # The sync driver runs in a thread; SQLite and psycopg release the GIL while they
+        # work. A transient error (database away) raises: the batch is delivered again.
+        written = await asyncio.to_thread(self._writer.write_isolating, records)
+        result = written.result
         m = self._metrics
         m.db_write_latency.observe(time.perf_counter() - t0)
         m.db_write_batch_size.observe(len(records))
         m.mentions_stored.inc(result.inserted)
         m.mentions_duplicate_at_store.inc(result.duplicates)
+        return written.refused
 
     def _observe(self, records: Sequence[ScoredRecord], lexicon_seconds: Sequence[float]) -> None:
         m = self._metrics
@@ -353,6 +369,13 @@ class ScorerPipeline:
     @property
     def loops(self) -> tuple[ConsumerLoop[Any], ...]:
         return (self.score, self.dead_letters)
+
+    def progress_problem(self) -> str | None:
+        """The first consumer that halted or is stuck, and why (for readiness)."""
+        for loop in self.loops:
+            if (problem := loop.progress_problem()) is not None:
+                return problem
+        return None
 
     async def close(self) -> None:
         """Stop the transformer's batcher and the lexicon's worker processes (after the
@@ -400,7 +423,7 @@ def build_pipeline(
     )
     dlq = DeadLetterQueue(producer, DLQ, metrics)
     # The reasons decode_json_model gives, exported at zero so the DLQ rate has series.
-    for reason in ("invalid_json", "invalid_mention"):
+    for reason in ("invalid_json", "invalid_mention", "store_refused"):
         metrics.dead_letters.labels(RAW, reason)
     matchers = BrandMatcherCache(BrandStore(engine, clock), settings.brand_refresh_s)
     runner = ScoringRunner(settings.lexicon_processes)

@@ -105,9 +105,7 @@ def score_chunk(
         spot = spot_check(item.source, item.id, verdict, config.sampling_policy, kept) is not None
         brands = tuple(match.brands)
         doc = scored_document(item.raw, brands, verdict, spot, now)
-        out.results.append(
-            LexiconResult(i, brands, kept, c, spot, doc, seconds)
-        )
+        out.results.append(LexiconResult(i, brands, kept, c, spot, doc, seconds))
     return out
 
 

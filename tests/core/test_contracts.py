@@ -63,6 +63,8 @@ VALID_MENTIONS = [
     minimal(),
     mention_doc(metrics=None, url=None, lang=None, in_reply_to_id="m-0"),
     mention_doc(text="ü" * 10_000, lang="pt-BR"),
+    mention_doc(text="line one\nline two\ttabbed", created_at="1970-01-01T00:00:00Z"),
+    mention_doc(created_at="2099-12-31T23:59:59Z"),
 ]
 INVALID_MENTIONS = [
     mention_doc(created_at="2026-03-02T10:15:00"),  # naive
@@ -77,6 +79,19 @@ INVALID_MENTIONS = [
     mention_doc(id=""),
     mention_doc(text=12),
     {k: v for k, v in mention_doc().items() if k != "created_at"},
+    # What the store cannot hold (issue 14): times that do not convert to UTC within
+    # 1970–2099, NUL and control characters in identifiers, NUL in free text.
+    mention_doc(created_at="0001-01-01T00:30:00+01:00"),
+    mention_doc(created_at="9999-12-31T23:30:00-01:00"),
+    mention_doc(created_at="1969-12-31T23:59:59Z"),
+    mention_doc(id="p\u0000"),
+    mention_doc(author={"id": "a\u0000b", "handle": "h"}),
+    mention_doc(author={"id": "a", "handle": "h\u0000"}),
+    mention_doc(author={"id": "a", "handle": "h\u0085"}),
+    mention_doc(author={"id": "a", "handle": "h", "name": "N\u0000"}),
+    mention_doc(conversation_id="c\nd"),
+    mention_doc(text="Acme\u0000"),
+    mention_doc(url="https://x.example/\u0000"),
 ]
 
 

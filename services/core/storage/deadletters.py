@@ -15,10 +15,16 @@ from services.core.storage.writer import insert_for
 MAX_PAYLOAD_CHARS = 65_536
 
 
+def _text(data: bytes) -> str:
+    # A dead letter is whatever could not be processed, NUL bytes included, and
+    # PostgreSQL's text cannot hold NUL: the sink must never refuse what it keeps.
+    return data.decode(errors="replace").replace("\x00", "\ufffd")
+
+
 def _header(m: Message, name: str) -> str:
     for k, v in m.headers:
         if k == name:
-            return v.decode(errors="replace")
+            return _text(v)
     return ""
 
 
@@ -32,7 +38,7 @@ def store_dead_letters(engine: Engine, messages: Sequence[Message], now: datetim
             "partition": int(_header(m, "dlq.partition") or m.partition),
             "offset": int(_header(m, "dlq.offset") or m.offset),
             "reason": _header(m, "dlq.reason") or "unknown",
-            "payload": m.value[:MAX_PAYLOAD_CHARS].decode(errors="replace"),
+            "payload": _text(m.value[:MAX_PAYLOAD_CHARS]),
             "created_at": now,
         }
         for m in messages

@@ -22,6 +22,7 @@ from services.core.models import Mention, Sentiment
 from services.core.spotcheck import UNWEIGHTED, SpotCheck
 from services.core.storage.analytics import Counts
 from services.core.storage.db import SQLITE_BEGIN
+from services.core.storage.errors import is_transient, refusal_reason
 from services.core.storage.report_rows import add_report_rows
 from services.core.storage.tables import UTCDateTime, mentions, review_items
 
@@ -55,6 +56,22 @@ class ScoredRecord:
 class WriteResult:
     inserted: int
     duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A record the database will never take, and the database's reason."""
+
+    record: ScoredRecord
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IsolatedWrite:
+    """What ``write_isolating`` stored, and what it set aside."""
+
+    result: WriteResult
+    refused: tuple[Refused, ...] = ()
 
 
 def minute_of(ts: datetime) -> int:
@@ -269,6 +286,33 @@ class MentionWriter:
             if inserted:
                 add_report_rows(conn, inserted, fast=not self._use_returning)
         return WriteResult(inserted=len(inserted), duplicates=len(batch) - len(inserted))
+
+    def write_isolating(self, batch: Sequence[ScoredRecord]) -> IsolatedWrite:
+        """``write``, but a batch the database refuses is bisected until the records it
+        refuses are found: those are returned with its reason, the rest are stored.
+
+        Raises what ``write`` raises when the error is transient (``is_transient``: the
+        database away or busy), so that the caller retries the whole batch later; a
+        deterministic refusal never loops. A batch with k refused records costs about
+        2·k·log2(n) extra transactions, paid only when something is refused.
+        """
+        try:
+            return IsolatedWrite(self.write(batch))
+        except Exception as e:
+            if is_transient(e):
+                raise
+            if len(batch) == 1:
+                return IsolatedWrite(WriteResult(0, 0), (Refused(batch[0], refusal_reason(e)),))
+        half = len(batch) // 2
+        first = self.write_isolating(batch[:half])
+        second = self.write_isolating(batch[half:])
+        return IsolatedWrite(
+            WriteResult(
+                first.result.inserted + second.result.inserted,
+                first.result.duplicates + second.result.duplicates,
+            ),
+            first.refused + second.refused,
+        )
 
     def _insert_returning(
         self, conn: Connection, batch: Sequence[ScoredRecord], stored_at: datetime

@@ -29,12 +29,30 @@ class DlqGuard:
         self._invalid_in_window = 0
         self._consecutive = 0
 
+    def reclassify(self, n: int) -> None:
+        """``n`` messages recorded as valid turned out to be poison later (the store
+        refused them): count them as poison, so a stream the store refuses wholesale
+        halts the consumer as surely as one that does not decode."""
+        flipped = 0
+        for i in range(len(self._recent) - 1, -1, -1):
+            if flipped == n:
+                break
+            if not self._recent[i]:
+                self._recent[i] = True
+                flipped += 1
+        self._invalid_in_window += flipped
+        self._consecutive += n
+        self._check()
+
     def record(self, invalid: bool) -> None:
         if len(self._recent) == self._recent.maxlen and self._recent[0]:
             self._invalid_in_window -= 1
         self._recent.append(invalid)
         self._invalid_in_window += invalid
         self._consecutive = self._consecutive + 1 if invalid else 0
+        self._check()
+
+    def _check(self) -> None:
         lim = self._limit
         if self._consecutive >= lim.max_consecutive:
             raise DlqLimitExceeded(f"{self._consecutive} poison messages in a row")

@@ -8,7 +8,14 @@ Order per batch, and why:
 
 If step 2 raises, nothing is committed: the loop closes its consumer, backs off and
 rejoins the group, so the same messages come again (at-least-once; handlers are
-idempotent). A burst of poison (``DlqLimitExceeded``) halts the loop for good.
+idempotent). A message that decodes but can never be stored (the database refuses
+it) is handed back by ``handle`` as a ``Refusal``: it goes to the dead-letter topic
+with the database's reason before the batch is committed, and the loop moves on. A
+burst of poison (``DlqLimitExceeded``) halts the loop for good.
+
+Progress is watched: a loop that holds messages it has not committed for longer than
+``stalled_after_s`` (a batch failing over and over, say) reports why in
+``progress_problem``, which readiness probes serve.
 
 Rebalances: a commit covers only partitions the member still owns. A consumer that
 announces revocations (``RevocationAware``: Kafka's) holds the rebalance until the
@@ -40,6 +47,17 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A decoded message whose work can never be done (the store refused it), and why."""
+
+    message: Message
+    reason: str
+
+
+Tail = Awaitable[Sequence[Refusal] | None]
+
+
 class Step(Protocol[T]):
     """One consumer's work: a pure ``decode`` and an async ``handle`` of decoded batches."""
 
@@ -47,14 +65,15 @@ class Step(Protocol[T]):
         """Parse one message; raise ``InvalidMessage`` (with the reason) for poison."""
         ...
 
-    async def handle(self, items: Sequence[tuple[Message, T]]) -> Awaitable[None] | None:
+    async def handle(self, items: Sequence[tuple[Message, T]]) -> Tail | None:
         """Do the batch's work durably; raise to have the whole batch delivered again.
 
         A step may return before the batch's work is finished, handing back an awaitable
         that completes when it is (the tail of its writes, say): the loop then starts on
         the next batch meanwhile, and commits this one only once the awaitable has
         succeeded, always in batch order. If it fails, the loop restarts as if ``handle``
-        had raised.
+        had raised. The awaitable may return the messages whose work was refused for
+        good: the loop dead-letters them, then commits the batch.
         """
         ...
 
@@ -71,17 +90,18 @@ class LoopConfig:
     lag_report_s: float = 5.0
     # Batches whose work is still finishing while the next one is handled.
     max_in_flight: int = 2
+    # Messages held uncommitted this long mean the loop is stuck (not ready).
+    stalled_after_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
 class _InFlight:
     messages: Sequence[Message]
-    done: asyncio.Future[None]
+    done: asyncio.Future[Sequence[Refusal] | None]
 
 
-async def _finished(tail: Awaitable[None] | None) -> None:
-    if tail is not None:
-        await tail
+async def _finished(tail: Tail | None) -> Sequence[Refusal] | None:
+    return None if tail is None else await tail
 
 
 def next_offsets(messages: Sequence[Message]) -> dict[TopicPartition, int]:
@@ -104,6 +124,7 @@ class ConsumerLoop(Generic[T]):
         metrics: Metrics,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._bus = bus
         self._step = step
@@ -111,6 +132,11 @@ class ConsumerLoop(Generic[T]):
         self._dlq = dlq
         self._metrics = metrics
         self._sleep = sleep
+        self._monotonic = monotonic
+        # Since when the loop has held messages it has not committed (None: nothing
+        # held), and the last failure since its last commit: what readiness reports.
+        self._held_since: float | None = None
+        self.last_error: str | None = None
         self._guard = DlqGuard(config.dlq_limit)
         self._stopping = asyncio.Event()
         self._committed = asyncio.Condition()
@@ -119,6 +145,7 @@ class ConsumerLoop(Generic[T]):
         self.batches_done = 0
         # Exported at zero from the start: dashboards and alert rules see the series.
         metrics.consumer_restarts.labels(config.group)
+        metrics.consumer_last_progress.labels(config.group).set(time.time())
 
     @property
     def group(self) -> str:
@@ -127,6 +154,19 @@ class ConsumerLoop(Generic[T]):
     @property
     def topics(self) -> tuple[str, ...]:
         return self._config.topics
+
+    def progress_problem(self) -> str | None:
+        """Why this loop is not making progress, or ``None`` if it is (or is idle)."""
+        if self.halted is not None:
+            return f"consumer group {self.group} halted: {self.halted}"
+        held = self._held_since
+        if held is None:
+            return None
+        waited = self._monotonic() - held
+        if waited < self._config.stalled_after_s:
+            return None
+        problem = f"consumer group {self.group} has committed nothing for {waited:.0f} s"
+        return f"{problem}; last error: {self.last_error}" if self.last_error else problem
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it, and leave the group."""
@@ -146,11 +186,19 @@ class ConsumerLoop(Generic[T]):
                 async with self._committed:
                     self._committed.notify_all()
                 raise
-            except Exception:
-                log.exception(
-                    "consumer group %s failed; restarting from the last committed offsets",
-                    self._config.group,
-                )
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"[:500]
+                if error != self.last_error:
+                    log.exception(
+                        "consumer group %s failed; restarting from the last committed offsets",
+                        self._config.group,
+                    )
+                else:
+                    # The same failure again: one line, not a traceback per restart.
+                    log.warning("consumer group %s failed again: %s", self._config.group, error)
+                self.last_error = error
+                if self._held_since is None:
+                    self._held_since = self._monotonic()
                 self._metrics.consumer_restarts.labels(self._config.group).inc()
             finally:
                 await consumer.close()
@@ -181,6 +229,8 @@ class ConsumerLoop(Generic[T]):
         try:
             while not self._stopping.is_set():
                 messages = await self._poll(consumer, in_flight[0].done if in_flight else None)
+                if messages and self._held_since is None:
+                    self._held_since = self._monotonic()
                 async with work:
                     await self._commit_finished(consumer, in_flight, block=False)
                     if not messages:
@@ -219,9 +269,29 @@ class ConsumerLoop(Generic[T]):
         while in_flight and (block or in_flight[0].done.done()):
             block = False
             item = in_flight[0]
-            await item.done  # raises the batch's failure
+            refusals = await item.done  # raises the batch's failure
+            if refusals:
+                await self._dead_letter_refused(refusals)
             in_flight.popleft()
             await self._commit(consumer, item.messages)
+            self._held_since = self._monotonic() if in_flight else None
+            self.last_error = None
+
+    async def _dead_letter_refused(self, refusals: Sequence[Refusal]) -> None:
+        if self._dlq is None:
+            first = refusals[0]
+            raise InvalidMessage(f"{len(refusals)} refused, first: {first.reason}")
+        for r in refusals:
+            log.warning(
+                "group %s: %s[%d]@%d refused by the store, dead-lettered: %s",
+                self._config.group,
+                r.message.topic,
+                r.message.partition,
+                r.message.offset,
+                r.reason,
+            )
+            await self._dlq.send(r.message, r.reason)
+        self._guard.reclassify(len(refusals))
 
     async def _commit(self, consumer: Consumer, messages: Sequence[Message]) -> None:
         cfg = self._config
@@ -246,6 +316,7 @@ class ConsumerLoop(Generic[T]):
         for topic, n in per_topic.items():
             self._metrics.messages_consumed.labels(topic, cfg.group).inc(n)
         self.batches_done += 1
+        self._metrics.consumer_last_progress.labels(cfg.group).set(time.time())
         async with self._committed:
             self._committed.notify_all()
         now = time.monotonic()
@@ -254,7 +325,7 @@ class ConsumerLoop(Generic[T]):
             await self.lag(sorted(consumer.assignment()))
 
     async def _poll(
-        self, consumer: Consumer, finishing: asyncio.Future[None] | None = None
+        self, consumer: Consumer, finishing: asyncio.Future[Any] | None = None
     ) -> list[Message]:
         """``getmany``, given up (nothing taken) as soon as ``stop`` is called or the
         oldest batch in flight finishes, so that it is committed without delay."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 from services.core.clock import FrozenClock
 from services.core.models import Mention, ScoredMention, Sentiment
@@ -21,6 +24,7 @@ from services.core.storage.tables import brand_minute_rollups, mention_brands, m
 from services.core.storage.writer import MentionWriter, ScoredRecord, minute_of, rollup_deltas
 from services.scorer.process import scored_document
 from tests.fixtures.mentions import mention_doc
+from tests.fixtures.store_refusal import POISON_PREFIX, REFUSAL_MESSAGE, install_refusal_trigger
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 LABEL_SCORE = {"positive": 0.6, "neutral": 0.0, "negative": -0.7}
@@ -255,3 +259,72 @@ def test_concurrent_writers_on_one_database_count_each_mention_once(database_url
     assert sum(r[2] for r in rollups(engine)) == 600
     with engine.connect() as conn:
         assert len(list(conn.execute(select(mention_brands)))) == 600
+
+
+def poison(rec: ScoredRecord, mention_id: str) -> ScoredRecord:
+    return dataclasses.replace(rec, mention=rec.mention.model_copy(update={"id": mention_id}))
+
+
+def test_what_the_database_refuses_is_isolated_and_the_rest_stored(
+    writer_and_engine: tuple[MentionWriter, Engine],
+) -> None:
+    writer, engine = writer_and_engine
+    install_refusal_trigger(engine)
+    batch = [record(i) for i in range(40)]
+    for i in (0, 17, 39):
+        batch[i] = poison(batch[i], f"{POISON_PREFIX}-{i}")
+    written = writer.write_isolating(batch)
+    assert written.result.inserted == 37
+    assert sorted(r.record.mention.id for r in written.refused) == [
+        f"{POISON_PREFIX}-0",
+        f"{POISON_PREFIX}-17",
+        f"{POISON_PREFIX}-39",
+    ]
+    for r in written.refused:
+        assert r.reason.startswith("store refused: ")
+        assert REFUSAL_MESSAGE in r.reason
+    with engine.connect() as conn:
+        stored = {row[0] for row in conn.execute(select(mentions.c.mention_id))}
+    assert stored == {f"w{i}" for i in range(40) if i not in (0, 17, 39)}
+    assert sum(r[2] for r in rollups(engine)) == 37
+    # Redelivered, the same batch stores nothing twice and refuses the same three.
+    again = writer.write_isolating(batch)
+    assert (again.result.inserted, again.result.duplicates) == (0, 37)
+    assert len(again.refused) == 3
+
+
+def test_a_time_the_code_cannot_convert_is_isolated_too(
+    writer_and_engine: tuple[MentionWriter, Engine],
+) -> None:
+    # A mention validated before the edge refused such times (an old message still on
+    # the bus): year 1 at +01:00 has no UTC instant, and converting it raises in Python.
+    writer, _ = writer_and_engine
+    good = [record(i) for i in range(5)]
+    year_one = datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+    bad = dataclasses.replace(
+        good[2],
+        mention=good[2].mention.model_construct(
+            **{**dict(good[2].mention), "id": "year-one", "created_at": year_one}
+        ),
+    )
+    written = writer.write_isolating([*good, bad])
+    assert written.result.inserted == 5
+    ((refused,),) = [written.refused]
+    assert refused.record.mention.id == "year-one"
+    assert "OverflowError" in refused.reason
+
+
+def test_a_transient_error_is_raised_for_a_retry_not_isolated(
+    writer_and_engine: tuple[MentionWriter, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer, _ = writer_and_engine
+    calls = []
+
+    def away(self: MentionWriter, batch: Sequence[ScoredRecord]) -> None:
+        calls.append(len(batch))
+        raise OperationalError("INSERT …", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(MentionWriter, "write", away)
+    with pytest.raises(OperationalError):
+        writer.write_isolating([record(i) for i in range(8)])
+    assert calls == [8]  # no bisection: the whole batch comes again later

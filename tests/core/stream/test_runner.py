@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -12,7 +12,7 @@ from services.core.bus import MemoryBus, Message, TopicPartition, TopicSpec
 from services.core.metrics import Metrics
 from services.core.stream.dlq import DeadLetterQueue, DlqGuard, DlqLimit, reason_code
 from services.core.stream.errors import DlqLimitExceeded, InvalidMessage
-from services.core.stream.runner import ConsumerLoop, LoopConfig, next_offsets
+from services.core.stream.runner import ConsumerLoop, LoopConfig, Refusal, Step, next_offsets
 
 TOPIC, DLQ = "in", "dlq"
 PARTS = [TopicPartition(TOPIC, p) for p in range(2)]
@@ -275,3 +275,141 @@ async def test_waiting_for_the_group_sees_commits_of_another_member(bus: MemoryB
     assert sorted(step.handled) == list(range(40))
     worker.stop()
     await task
+
+
+class RefusingStep:
+    """Stores integers but refuses negative ones for good, as a database constraint would."""
+
+    def __init__(self) -> None:
+        self.handled: list[int] = []
+
+    decode = IntStep.decode
+
+    async def handle(self, items: Sequence[tuple[Message, int]]) -> Awaitable[list[Refusal]]:
+        async def tail() -> list[Refusal]:
+            self.handled += [v for _, v in items if v >= 0]
+            return [Refusal(m, f"store refused: {v} < 0") for m, v in items if v < 0]
+
+        return tail()
+
+
+async def start_step(
+    bus: MemoryBus,
+    step: Step[int],
+    limit: DlqLimit | None = None,
+    *,
+    monotonic: Callable[[], float] | None = None,
+    stalled_after_s: float = 30.0,
+) -> tuple[ConsumerLoop[int], asyncio.Task[None]]:
+    metrics = Metrics(CollectorRegistry())
+    loop = ConsumerLoop(
+        bus,
+        step,
+        LoopConfig(
+            "g",
+            (TOPIC,),
+            max_records=50,
+            poll_timeout_s=0.05,
+            dlq_limit=limit or DlqLimit(),
+            stalled_after_s=stalled_after_s,
+        ),
+        DeadLetterQueue(await bus.producer(), DLQ, metrics),
+        metrics,
+        sleep=no_sleep,
+        **({"monotonic": monotonic} if monotonic else {}),
+    )
+    return loop, asyncio.create_task(loop.run())
+
+
+async def test_what_the_store_refuses_is_dead_lettered_and_the_batch_committed(
+    bus: MemoryBus,
+) -> None:
+    step = RefusingStep()
+    await produce(bus, [b"1", b"-5", b"2", b"-7", b"3"])
+    loop, task = await start_step(bus, step)
+    await loop.wait_caught_up(PARTS, timeout_s=5)
+    assert sorted(step.handled) == [1, 2, 3]
+    consumer = await bus.consumer("dlq-reader", [DLQ])
+    dead = await consumer.getmany(max_records=10, timeout_s=1)
+    assert sorted(d.value for d in dead) == [b"-5", b"-7"]
+    assert {dict(d.headers)["dlq.reason"] for d in dead} == {
+        b"store refused: -5 < 0",
+        b"store refused: -7 < 0",
+    }
+    assert loop.halted is None and loop.progress_problem() is None
+    loop.stop()
+    await task
+
+
+async def test_a_stream_the_store_refuses_wholesale_halts_the_consumer(bus: MemoryBus) -> None:
+    # Decoding succeeds for every message, so only the store's refusals can halt it: a
+    # misconfiguration must not dead-letter the whole stream.
+    step = RefusingStep()
+    await produce(bus, [b"-1"] * 40)
+    loop, task = await start_step(bus, step, DlqLimit(max_consecutive=10_000, window=20))
+    with pytest.raises(DlqLimitExceeded):
+        await task
+    assert isinstance(loop.halted, DlqLimitExceeded)
+    assert "halted" in (loop.progress_problem() or "")
+
+
+class FlakyStep(IntStep):
+    """Fails ("database unavailable") while ``down``; each failure sets ``failed``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.failed = asyncio.Event()
+
+    async def handle(self, items: Sequence[tuple[Message, int]]) -> None:
+        if self.down:
+            self.failed.set()
+            raise RuntimeError("database unavailable")
+        self.handled += [v for _, v in items]
+
+
+async def test_a_loop_that_cannot_commit_says_so_and_recovers(bus: MemoryBus) -> None:
+    now = [1_000.0]
+    step = FlakyStep()
+    await produce(bus, [b"1", b"2"])
+    loop, task = await start_step(bus, step, monotonic=lambda: now[0], stalled_after_s=30)
+
+    async def next_failure() -> None:
+        step.failed.clear()
+        async with asyncio.timeout(5):
+            await step.failed.wait()
+
+    await next_failure()
+    assert loop.progress_problem() is None  # failing, but not for long yet
+    now[0] += 31
+    await next_failure()
+    problem = loop.progress_problem()
+    assert problem is not None
+    assert "committed nothing for 31 s" in problem
+    assert "database unavailable" in problem
+    step.down = False  # the database is back
+    await loop.wait_caught_up(PARTS, timeout_s=5)
+    assert loop.progress_problem() is None
+    assert sorted(step.handled) == [1, 2]
+    loop.stop()
+    await task
+
+
+async def test_an_idle_loop_is_never_stalled(bus: MemoryBus) -> None:
+    now = [0.0]
+    loop, task = await start_step(bus, IntStep(), monotonic=lambda: now[0])
+    await produce(bus, [b"1"])
+    await loop.wait_caught_up(PARTS, timeout_s=5)
+    now[0] += 3_600
+    assert loop.progress_problem() is None
+    loop.stop()
+    await task
+
+
+def test_dlq_guard_counts_late_refusals_as_poison() -> None:
+    guard = DlqGuard(DlqLimit(max_consecutive=1_000, max_invalid_ratio=0.5, window=10))
+    for _ in range(10):
+        guard.record(False)
+    guard.reclassify(5)  # half refused: at the limit, not over it
+    with pytest.raises(DlqLimitExceeded):
+        guard.reclassify(1)
