@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats  # type: ignore[import-untyped]
+
+from services.core.alerting import AlertKind, RuleParams
+
+__all__ = ["AlertKind", "RuleParams", "Verdict", "WindowSeries", "judge_window"]
 
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
@@ -40,25 +43,6 @@ GUARD_S = 6 * 3_600
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-
-
-class AlertKind(StrEnum):
-    NEGATIVE_SPIKE = "negative_spike"
-    NEGATIVE_SHARE = "negative_share"
-    VOLUME_SPIKE = "volume_spike"
-
-
-@dataclass(frozen=True, slots=True)
-class RuleParams:
-    """What a rule asks; see ``docs/alerts.md`` for the defaults and how to tune them."""
-
-    kind: AlertKind
-    window_s: int = 900
-    baseline_days: int = 7
-    sensitivity: float = 1e-5
-    min_count: int = 10
-    warmup_days: float = 3.0
-    cooldown_s: int = 3600
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel
 
-from services.alerts.detection import AlertKind
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
+from services.core.alerting import AlertKind
 from services.core.storage.alerts import InvalidAlertCursorError, get_alert, page_alerts
 from services.core.storage.errors import NotFoundError
 

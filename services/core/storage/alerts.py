@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, or_, select, update
 
-from services.alerts.detection import AlertKind, RuleParams
+from services.core.alerting import AlertKind, RuleParams
 from services.core.clock import Clock
 from services.core.storage.db import SQLITE_BEGIN
 from services.core.storage.errors import NotFoundError
