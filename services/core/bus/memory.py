@@ -6,8 +6,9 @@ import asyncio
 import functools
 import itertools
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from services.core.bus.errors import (
     BusClosedError,
@@ -68,6 +69,44 @@ def _record_size(key: bytes | None, value: bytes, headers: Sequence[tuple[str, b
     if not headers:
         return size
     return size + sum(len(name.encode()) + len(data) for name, data in headers)
+
+
+class BusJournal(Protocol):
+    """Told by a ``MemoryBus`` of every change a restart must restore, as it happens.
+
+    Calls come in the order the changes happen, from the bus's event loop, right after
+    the bus state changed; the journal must record them in that order.
+    """
+
+    def appended(self, message: Message) -> Awaitable[None] | None:
+        """Record ``message``; ``send`` returns only once the returned awaitable is done.
+
+        ``None`` means there is nothing to wait for (a topic the journal does not keep).
+        Cancelling the wait must not cancel the write. An exception, raised here or by the
+        awaitable, makes ``send`` raise it although the message stays in the bus.
+        """
+        ...
+
+    def committed(self, group_id: str, tp: TopicPartition, offset: int) -> None:
+        """Record a group's commit; nobody waits for it (a lost commit means redelivery)."""
+        ...
+
+    def subscribed(self, group_id: str, topic: str) -> None:
+        """Record that a group subscribed to ``topic`` for the first time."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    """A topic's retention state: what a journal snapshots to restore it later."""
+
+    name: str
+    # Per partition: (offset of the oldest message held, offset of the next message).
+    bounds: tuple[tuple[int, int], ...]
+    # The groups that ever subscribed, which pin retention until they commit.
+    groups: frozenset[str]
+    # (group, partition, committed offset).
+    committed: tuple[tuple[str, int, int], ...]
 
 
 @dataclass(eq=False)
@@ -166,6 +205,72 @@ class MemoryBus:
         self._consumers: set[MemoryConsumer] = set()
         self._member_ids = itertools.count()
         self._closed = False
+        self._journal: BusJournal | None = None
+
+    def attach_journal(self, journal: BusJournal) -> None:
+        """Report every later append, commit and first subscription to ``journal``."""
+        self._journal = journal
+
+    def topic_states(self) -> list[TopicState]:
+        """The retention state of every topic, in creation order."""
+        return [
+            TopicState(
+                name=topic.name,
+                bounds=tuple((p.base_offset, p.end_offset) for p in topic.partitions),
+                groups=frozenset(topic.groups),
+                committed=tuple(
+                    (group_id, tp.partition, offset)
+                    for group_id in sorted(topic.groups)
+                    for tp, offset in sorted(self._groups[group_id].committed.items())
+                    if tp.topic == topic.name
+                ),
+            )
+            for topic in self._topics.values()
+        ]
+
+    # Restoring a journal: each call replays one recorded change, in recorded order,
+    # applying the same retention rules as when it happened. None of them is journaled.
+
+    def restore_message(self, message: Message) -> None:
+        """Put back a message at its recorded offset.
+
+        A gap before it means the messages in between were dropped (their journal was
+        deleted once they were), so everything held before it is dropped too. Raises
+        ``UnknownTopicError`` for a topic or partition that does not exist and
+        ``ValueError`` for an offset below the partition's next one.
+        """
+        partition = self._partition(message.topic_partition)
+        self._restore_end(partition, message.offset)
+        if not self._topics[message.topic].groups and len(partition.records) >= self._capacity:
+            self._trim(partition, partition.end_offset - self._capacity + 1)
+        partition.records.append(message)
+
+    def restore_end_offset(self, tp: TopicPartition, offset: int) -> None:
+        """Make ``offset`` the partition's next offset, dropping what it holds if that moves it.
+
+        Raises like ``restore_message``.
+        """
+        self._restore_end(self._partition(tp), offset)
+
+    def restore_subscription(self, group_id: str, topic: str) -> None:
+        """Make ``group_id`` pin ``topic``'s messages again, as a group that subscribed."""
+        self._topic(topic).groups.add(group_id)
+        self._groups.setdefault(group_id, _Group(group_id))
+
+    def restore_commit(self, group_id: str, tp: TopicPartition, offset: int) -> None:
+        """Set a group's committed offset and drop what every group has now committed."""
+        self._partition(tp)
+        self._groups.setdefault(group_id, _Group(group_id)).committed[tp] = offset
+        self._trim_committed(tp)
+
+    def _restore_end(self, partition: _Partition, offset: int) -> None:
+        if offset < partition.end_offset:
+            raise ValueError(
+                f"{partition.tp.topic}[{partition.tp.partition}] already holds offset {offset}"
+            )
+        if offset > partition.end_offset:
+            partition.records.clear()
+            partition.base_offset = offset
 
     async def create_topics(self, specs: Sequence[TopicSpec]) -> None:
         self._check_open()
@@ -194,7 +299,10 @@ class MemoryBus:
         consumer = MemoryConsumer(self, group, subscribed, next(self._member_ids))
         self._consumers.add(consumer)
         for topic in subscribed:
-            topic.groups.add(group_id)
+            if group_id not in topic.groups:
+                topic.groups.add(group_id)
+                if self._journal is not None:
+                    self._journal.subscribed(group_id, topic.name)
             topic.subscribers.add(consumer)
         group.members.append(consumer)
         self._rebalance(group)
@@ -283,6 +391,10 @@ class MemoryBus:
         for consumer in topic.subscribers:
             if partition.tp in consumer._assignment:
                 consumer._wakeup.set()
+        if self._journal is not None:
+            written = self._journal.appended(message)
+            if written is not None:
+                await written
         return RecordMetadata(topic_name, index, message.offset)
 
     async def _wait_for_room(self, producer: MemoryProducer, partition: _Partition) -> None:
@@ -473,8 +585,11 @@ class MemoryConsumer:
                 raise ValueError(
                     f"offset {offset} for {tp.topic}[{tp.partition}] is outside [0, {end}]"
                 )
+        journal = self._bus._journal
         for tp, offset in offsets.items():
             group.committed[tp] = offset
+            if journal is not None:
+                journal.committed(group.group_id, tp, offset)
             self._bus._trim_committed(tp)
 
     def assignment(self) -> frozenset[TopicPartition]:

@@ -6,10 +6,12 @@ import itertools
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from services.core.bus import Bus, MemoryBus
+from services.core.bus.journal import JournaledBus
 from services.core.bus.kafka import KafkaBus
 from tests.fixtures.kafka import KAFKA_TEST_OPTIONS, KafkaBroker
 
@@ -19,7 +21,14 @@ BusFactory = Callable[[], Awaitable[Bus]]
 # The implementations the contract tests run against, by test id. Every test asks
 # ``unique_name`` for its topics and groups, so nothing needs cleaning up on the broker
 # between tests.
-IMPLEMENTATIONS = ("kafka", "memory")
+IMPLEMENTATIONS = ("kafka", "memory", "journaled")
+
+
+class _EveryTopic(frozenset[str]):
+    """Names every topic: the contract tests create theirs after opening the bus."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -28,6 +37,7 @@ async def bus_factory(request: pytest.FixtureRequest) -> AsyncIterator[BusFactor
 
     ``kafka`` connects to the session's real broker (``kafka_broker``, started on first
     use), with short heartbeats so that rebalances take a fraction of a second.
+    ``journaled`` opens a journaled bus, journaling every topic, in a new directory.
     """
     made: list[Bus] = []
     if request.param == "kafka":
@@ -35,6 +45,15 @@ async def bus_factory(request: pytest.FixtureRequest) -> AsyncIterator[BusFactor
 
         async def make() -> Bus:
             return await KafkaBus.connect(broker.bootstrap, **KAFKA_TEST_OPTIONS)
+
+    elif request.param == "journaled":
+        tmp_path: Path = request.getfixturevalue("tmp_path")
+        numbers = itertools.count()
+
+        async def make() -> Bus:
+            return await JournaledBus.open(
+                tmp_path / f"bus-{next(numbers)}", [], journaled=_EveryTopic()
+            )
 
     else:
 
