@@ -1,9 +1,10 @@
 """Embedded mode: ingest, scorer and API in one process over the in-memory bus.
 
-The same services as in distributed mode, wired to a ``MemoryBus`` instead of Kafka.
-The bus lives in memory: mentions accepted but not yet stored when the process is
-killed are lost (a graceful stop drains them first). Distributed mode, with Kafka,
-is the one to use when that matters.
+The same services as in distributed mode, wired to an in-memory bus instead of Kafka.
+The raw and dead-letter topics are journaled to ``<data dir>/bus`` (``JournaledBus``):
+a push is answered 202 only once its mentions are written there, and a start replays
+what the last run accepted and did not store, so killing the process loses nothing it
+answered 202 for (a power cut can lose the last second, as with one Kafka broker).
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from services.api.settings import ApiSettings
 from services.api.state import AppState
 from services.core.auth import Role
 from services.core.brandfile import BrandEntry
+from services.core.bus.journal import JournaledBus
 from services.core.bus.memory import MemoryBus
-from services.core.bus.protocol import Producer, TopicPartition
+from services.core.bus.protocol import Bus, Producer, TopicPartition
 from services.core.clock import Clock, SystemClock
 from services.core.metrics import Metrics
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.keys import KeyStore
-from services.core.topics import DEFAULT_TOPICS
+from services.core.topics import DEFAULT_TOPICS, DLQ, RAW
 from services.ingest.dedupe import RecentKeys
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.protocol import Source
@@ -69,7 +71,8 @@ class Embedded:
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.registry)
         self.engine: Engine = make_engine(self.scorer.resolved_database_url())
-        self.bus = MemoryBus()
+        # Opened in ``start``: the journal is read from disk then.
+        self.bus: Bus = MemoryBus()
         self.keys = KeyStore(self.engine, self.clock)
         self.brands = BrandStore(self.engine, self.clock)
         self._loop_tasks: list[asyncio.Task[None]] = []
@@ -96,7 +99,18 @@ class Embedded:
     async def start(self) -> None:
         self.scorer.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(migrate, self.engine)
-        await self.bus.create_topics(DEFAULT_TOPICS)
+        if self.ingest.journal:
+            journaled = await JournaledBus.open(
+                self.scorer.data_dir / "bus", DEFAULT_TOPICS, journaled=(RAW, DLQ)
+            )
+            if journaled.replayed.total:
+                log.warning(
+                    "replaying %d mentions accepted before the last stop and not yet stored",
+                    journaled.replayed.total,
+                )
+            self.bus = journaled
+        else:
+            await self.bus.create_topics(DEFAULT_TOPICS)
         self._producer = await self.bus.producer()
         self.publisher = MentionPublisher(
             self._producer, RecentKeys(self.ingest.dedupe_capacity), self.metrics
@@ -186,12 +200,19 @@ class Embedded:
             t.cancel()
         await asyncio.gather(*self._source_tasks, return_exceptions=True)
         if self.pipeline is not None:
-            with contextlib.suppress(TimeoutError, Exception):
+            try:
                 for loop in self.pipeline.loops:
                     await loop.wait_caught_up(
                         [tp for tp in ALL_PARTITIONS if tp.topic in loop.topics],
                         drain_timeout_s,
                     )
+            except Exception as e:  # stopping regardless; say what is left and where
+                where = (
+                    "kept in the journal for the next start"
+                    if isinstance(self.bus, JournaledBus)
+                    else "LOST (the journal is off)"
+                )
+                log.warning("stopped before everything accepted was stored (%r): %s", e, where)
             for loop in self.pipeline.loops:
                 loop.stop()
         await asyncio.gather(*self._loop_tasks, return_exceptions=True)

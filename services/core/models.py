@@ -37,9 +37,9 @@ MAX_TEXT_CHARS = 10_000
 
 # What the store can hold, refused at the edge with the field named: a mention that
 # passes validation must never fail the database write (issue 14: one such mention used
-# to stall scoring for good). The instant, in UTC, falls in [1970, 2100): older or later
+# to stall scoring for good). The instant, in UTC, falls in [1900, 2100): older or later
 # times are data errors, and some (year 1 at +01:00) do not even convert to UTC.
-MIN_CREATED_AT = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_CREATED_AT = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_CREATED_AT = datetime(2100, 1, 1, tzinfo=UTC)
 # C0 and C1 control characters and DEL. PostgreSQL's text cannot hold NUL at all; the
 # others in an identifier are never legitimate and break logs, headers and metrics.
@@ -62,7 +62,7 @@ def _no_nul(value: str) -> str:
 
 
 def storable_time(value: datetime) -> datetime:
-    """``value`` if its UTC instant lies in [1970, 2100); raises ``ValueError`` otherwise."""
+    """``value`` if its UTC instant lies in [1900, 2100); raises ``ValueError`` otherwise."""
     try:
         utc = value.astimezone(UTC)
     except OverflowError:
@@ -70,7 +70,7 @@ def storable_time(value: datetime) -> datetime:
     if utc is None or not MIN_CREATED_AT <= utc < MAX_CREATED_AT:
         raise ValueError(
             f"{value.isoformat()} is outside the supported range: "
-            "1970-01-01T00:00:00Z to 2099-12-31T23:59:59Z"
+            "1900-01-01T00:00:00Z to 2099-12-31T23:59:59Z"
         )
     return value
 
@@ -170,21 +170,3 @@ class ScoredMention(Mention):
     sentiment: Sentiment
     spot_check: bool = False
     scored_at: AwareDatetime
-
-    @classmethod
-    def from_mention(
-        cls,
-        mention: Mention,
-        *,
-        brands: list[str],
-        sentiment: Sentiment,
-        spot_check: bool,
-        scored_at: datetime,
-    ) -> ScoredMention:
-        return cls.model_construct(
-            **dict(mention),
-            brands=brands,
-            sentiment=sentiment,
-            spot_check=spot_check,
-            scored_at=scored_at,
-        )

@@ -21,6 +21,11 @@ class IngestSettings(CommonSettings):
         default=7 * 24, ge=0, le=90 * 24, description="History the demo generates at start."
     )
     demo_seed: int = 7
+    journal: bool = Field(
+        default=True,
+        description="Embedded mode: journal accepted mentions in <data dir>/bus until they "
+        "are stored, so a killed process loses none it answered 202 for.",
+    )
     # ~150 bytes a key: 200k recent keys cost ~30 MB; the store dedupes whatever gets past.
     dedupe_capacity: int = Field(default=200_000, ge=1)
     # source connectors (issue 9): what to listen to, and the platforms' credentials, which

@@ -80,10 +80,10 @@ INVALID_MENTIONS = [
     mention_doc(text=12),
     {k: v for k, v in mention_doc().items() if k != "created_at"},
     # What the store cannot hold (issue 14): times that do not convert to UTC within
-    # 1970–2099, NUL and control characters in identifiers, NUL in free text.
+    # 1900–2099, NUL and control characters in identifiers, NUL in free text.
     mention_doc(created_at="0001-01-01T00:30:00+01:00"),
     mention_doc(created_at="9999-12-31T23:30:00-01:00"),
-    mention_doc(created_at="1969-12-31T23:59:59Z"),
+    mention_doc(created_at="1899-12-31T23:59:59Z"),
     mention_doc(id="p\u0000"),
     mention_doc(author={"id": "a\u0000b", "handle": "h"}),
     mention_doc(author={"id": "a", "handle": "h\u0000"}),
