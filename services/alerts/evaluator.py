@@ -13,18 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import orjson
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine
 
 from services.alerts.detection import DAY_S, GUARD_S, AlertKind, Verdict, WindowSeries, judge_window
 from services.alerts.settings import AlertSettings
-from services.alerts.terms import rising_terms
+from services.core import terms
 from services.core.clock import Clock
 from services.core.metrics import Metrics
 from services.core.storage.alerts import (
@@ -33,10 +32,11 @@ from services.core.storage.alerts import (
     AlertRuleStore,
     alert_exists,
     alert_within,
+    mention_texts,
+    negative_mentions_by_reach,
 )
 from services.core.storage.alerts import store_alert as _store_alert
-from services.core.storage.analytics import brand_buckets
-from services.core.storage.tables import brand_minute_rollups, mention_brands, mentions
+from services.core.storage.analytics import brand_buckets, first_minute
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class AlertEvaluator:
                     full = load_series(
                         conn, rule.brand, current, p.window_s, p.baseline_days, extra_windows=1
                     )
-                    series[key] = (full, data_since(conn, rule.brand))
+                    series[key] = (full, first_minute(conn, rule.brand))
             full, since = series[key]
             n = len(full.starts)
             for end in (n - 1, n):  # the previous window, then the one in progress
@@ -117,7 +117,7 @@ class AlertEvaluator:
                 return None
             if series is None:
                 series = load_series(conn, rule.brand, start, p.window_s, p.baseline_days)
-                since = data_since(conn, rule.brand)
+                since = first_minute(conn, rule.brand)
         verdict = judge_window(p, series, since)
         if not verdict.fired:
             return WindowResult(rule.id, window_start, verdict, None)
@@ -128,11 +128,11 @@ class AlertEvaluator:
             top = top_negative_mentions(
                 conn, rule.brand, start, start + p.window_s, self._settings.alert_top_mentions
             )
-            terms = self._rising_terms(conn, rule.brand, start, start + p.window_s)
+            top_terms = self._rising_terms(conn, rule.brand, start, start + p.window_s)
 
         def build(alert_id: int, created_at: datetime) -> dict[str, Any]:
             return alert_document(
-                alert_id, rule, window_start, verdict, top, terms, created_at=created_at
+                alert_id, rule, window_start, verdict, top, top_terms, created_at=created_at
             )
 
         alert = _store_alert(
@@ -172,13 +172,7 @@ class AlertEvaluator:
         # its own reference).
         ref_end = start - GUARD_S
         reference = mention_texts(conn, brand, ref_end - REFERENCE_S, ref_end, MAX_REFERENCE_TEXTS)
-        terms = rising_terms(
-            window, reference, exclude=[brand], limit=self._settings.alert_top_terms
-        )
-        return [
-            {"term": t.term, "count": t.count, "baseline_count": t.baseline_count, "ratio": t.ratio}
-            for t in terms
-        ]
+        return alert_terms(window, reference, brand, self._settings.alert_top_terms)
 
     def close(self) -> None:
         """Release the engine's connections (tests running several evaluators)."""
@@ -220,35 +214,14 @@ def load_series(
     )
 
 
-def data_since(conn: Connection, brand: str) -> int | None:
-    """The brand's first stored minute (epoch seconds), ``None`` if it has no data."""
-    r = brand_minute_rollups.c
-    value = conn.execute(select(func.min(r.minute)).where(r.brand == brand)).scalar_one()
-    return None if value is None else int(value)
-
-
 def top_negative_mentions(
     conn: Connection, brand: str, start: int, end: int, limit: int
 ) -> list[dict[str, Any]]:
     """The window's negative mentions of ``brand`` with the widest author reach."""
     if limit == 0:
         return []
-    mb, m = mention_brands.c, mentions.c
-    stmt = (
-        select(m.doc, m.author_followers)
-        .join(mention_brands, mb.mention_pk == m.pk)
-        .where(
-            mb.brand == brand,
-            mb.label == "negative",
-            mb.created_at >= datetime.fromtimestamp(start, UTC),
-            mb.created_at < datetime.fromtimestamp(end, UTC),
-        )
-        .order_by(m.author_followers.desc(), m.pk)
-        .limit(limit)
-    )
     out = []
-    for doc, followers in conn.execute(stmt):
-        d = orjson.loads(doc)
+    for d, followers in negative_mentions_by_reach(conn, brand, start, end, limit):
         author = d.get("author", {})
         out.append(
             {
@@ -258,32 +231,23 @@ def top_negative_mentions(
                 "text": str(d.get("text", ""))[:MAX_TEXT_CHARS],
                 "created_at": d.get("created_at"),
                 "author_handle": author.get("handle"),
-                "author_followers": int(followers),
+                "author_followers": followers,
                 "score": d.get("sentiment", {}).get("score"),
             }
         )
     return out
 
 
-def mention_texts(
-    conn: Connection, brand: str, start: int, end: int, limit: int, *, negative_only: bool = False
-) -> list[str]:
-    """Texts of ``brand``'s mentions in ``[start, end)``, newest first, at most ``limit``."""
-    mb, m = mention_brands.c, mentions.c
-    stmt = (
-        select(m.doc)
-        .join(mention_brands, mb.mention_pk == m.pk)
-        .where(
-            mb.brand == brand,
-            mb.created_at >= datetime.fromtimestamp(start, UTC),
-            mb.created_at < datetime.fromtimestamp(end, UTC),
-        )
-        .order_by(mb.created_at.desc())
-        .limit(limit)
-    )
-    if negative_only:
-        stmt = stmt.where(mb.label == "negative")
-    return [str(orjson.loads(doc).get("text", "")) for (doc,) in conn.execute(stmt)]
+def alert_terms(
+    window: Sequence[str], reference: Sequence[str], brand: str, limit: int
+) -> list[dict[str, Any]]:
+    """The alert's ``top_terms``: terms of the window's texts that rose against the
+    reference's, the brand's own words left out. Pure."""
+    rose = terms.rising_terms(window, reference, terms.brand_words([brand]), limit)
+    return [
+        {"term": t.term, "count": t.count, "baseline_count": t.previous_count, "ratio": t.ratio}
+        for t in rose
+    ]
 
 
 def alert_document(

@@ -12,61 +12,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.core.clock import Clock
-from services.core.storage.tables import brand_minute_rollups, brands
+
+# Re-exported: the benchmark (tests/bench/bench_brand_gauges.py) measures the read here.
+from services.core.storage.analytics import BrandWindow as BrandWindow
+from services.core.storage.analytics import read_brand_windows as read_brand_windows
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = timedelta(minutes=15)
 DEFAULT_CACHE_S = 15.0
-
-
-@dataclass(frozen=True, slots=True)
-class BrandWindow:
-    brand: str
-    mentions: int
-    positive: int
-    negative: int
-
-    @property
-    def net_sentiment(self) -> float | None:
-        """(positive - negative) / (positive + negative); None without either."""
-        polar = self.positive + self.negative
-        return None if polar == 0 else (self.positive - self.negative) / polar
-
-
-def read_brand_windows(engine: Engine, since_minute: int) -> list[BrandWindow]:
-    """Every tracked brand with its mentions from ``since_minute`` (epoch seconds) on;
-    brands without any count zero."""
-    r = brand_minute_rollups.c
-    query = (
-        select(
-            brands.c.name,
-            func.coalesce(func.sum(r.mentions), 0),
-            func.coalesce(func.sum(r.positive), 0),
-            func.coalesce(func.sum(r.negative), 0),
-        )
-        .select_from(
-            brands.outerjoin(
-                brand_minute_rollups,
-                and_(r.brand == brands.c.name, r.minute >= since_minute),
-            )
-        )
-        .group_by(brands.c.name)
-        .order_by(brands.c.name)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [BrandWindow(str(n), int(m), int(p), int(neg)) for n, m, p, neg in rows]
 
 
 def brand_families(

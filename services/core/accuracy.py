@@ -9,6 +9,9 @@ weighted means (Hájek), and intervals use Kish's effective sample size
 Intervals are 95 % Wilson score intervals. Cohen's kappa is not a proportion; its
 interval is the Wilson interval of the observed agreement ``p_o`` mapped through
 ``κ = (p_o − p_e) / (1 − p_e)`` with the chance agreement ``p_e`` held fixed.
+
+The spot checks' statistics (``labelled_accuracy``, ``review_stats``) take the labelled
+items as the store reads them (``services.core.storage.review.labelled_items``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 Z95 = 1.959963984540054
+SENTIMENTS: tuple[str, ...] = ("positive", "neutral", "negative")
+IRRELEVANT = "irrelevant"  # the analyst's label for a wrong brand match
+LABELS: tuple[str, ...] = (*SENTIMENTS, IRRELEVANT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +123,62 @@ def _kappa(pairs: Sequence[Pair], classes: Sequence[str], po: Estimate | None) -
 
     lo, hi = po.ci95
     return Estimate(kappa(po.value), (kappa(lo), kappa(hi)), po.n)
+
+
+# --- spot checks ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledItem:
+    """An item with its human labels in the order given (the first is the one that counts)."""
+
+    brand: str
+    source: str
+    method: str
+    auto_label: str
+    weight: float
+    labels: tuple[str, ...]
+
+
+def sentiment_pairs(items: Sequence[LabelledItem]) -> list[Pair]:
+    """Automated vs human for items whose counting label is a sentiment (an irrelevant
+    brand match says nothing about the sentiment scorer)."""
+    return [Pair(i.auto_label, i.labels[0], i.weight) for i in items if i.labels[0] != IRRELEVANT]
+
+
+def labelled_accuracy(items: Sequence[LabelledItem]) -> Estimate | None:
+    """The weighted share of ``items`` whose automated label the analyst confirmed, with
+    its Wilson interval; ``None`` when none has a sentiment label."""
+    return proportion((p.a == p.b, p.weight) for p in sentiment_pairs(items))
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewStats:
+    overall: Agreement
+    by_method: dict[str, Agreement]
+    by_source: dict[str, Agreement]
+    by_brand: dict[str, Agreement]
+    human_agreement: Agreement  # first vs second analyst on double-labelled items
+    brand_match_precision: Estimate | None  # share of labels that are not "irrelevant"
+    labelled_items: int
+
+
+def review_stats(items: Sequence[LabelledItem]) -> ReviewStats:
+    """All the statistics of ``GET /api/v1/review/stats`` from the labelled items."""
+
+    def grouped(key: str) -> dict[str, Agreement]:
+        groups: dict[str, list[LabelledItem]] = {}
+        for i in items:
+            groups.setdefault(getattr(i, key), []).append(i)
+        return {k: agreement(sentiment_pairs(v), SENTIMENTS) for k, v in sorted(groups.items())}
+
+    doubles = [Pair(i.labels[0], i.labels[1], i.weight) for i in items if len(i.labels) >= 2]
+    return ReviewStats(
+        overall=agreement(sentiment_pairs(items), SENTIMENTS),
+        by_method=grouped("method"),
+        by_source=grouped("source"),
+        by_brand=grouped("brand"),
+        human_agreement=agreement(doubles, LABELS),
+        brand_match_precision=proportion((i.labels[0] != IRRELEVANT, i.weight) for i in items),
+        labelled_items=len(items),
+    )

@@ -24,14 +24,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from services.core.accuracy import Estimate, proportion
+from services.core.accuracy import IRRELEVANT, Estimate, proportion
 from services.core.brands import BrandDefinition, BrandMatcher
 from services.core.clock import SystemClock
 from services.core.storage.brands import BrandStore
-from services.core.storage.review import IRRELEVANT
-from services.core.storage.tables import mentions, review_items, review_labels
+from services.core.storage.review import labelled_documents
 from services.scorer.lexicon import VaderScorer, label_for
 from services.scorer.process import prepare_text
 from services.scorer.protocol import Scorer
@@ -135,22 +134,13 @@ def labelled_rows(
 ) -> list[CalibrationRow]:
     """Every mention an analyst gave a sentiment label (the first label of an item), with
     both verdicts worked out again on the text as the scorer saw it."""
-    ri, rl = review_items, review_labels
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(ri.c.id, ri.c.weight, rl.c.label, mentions.c.doc)
-            .join(rl, rl.c.item_id == ri.c.id)
-            .join(mentions, mentions.c.pk == ri.c.mention_pk)
-            .order_by(ri.c.id, rl.c.id)
-        ).all()
-    first: dict[int, tuple[float, str, str]] = {}
-    for item_id, weight, label, doc in rows:
-        first.setdefault(item_id, (weight, label, doc))
+        labelled = labelled_documents(conn)
     brands = BrandStore(engine, SystemClock()).list()
     matcher = BrandMatcher.compile([BrandDefinition(b.name, b.query) for b in brands])
     vader = VaderScorer()
     texts, meta = [], []
-    for weight, label, doc in first.values():
+    for weight, label, doc in labelled:
         if label == IRRELEVANT:
             continue
         text = json.loads(doc)["text"]

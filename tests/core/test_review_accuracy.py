@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from services.core.accuracy import Pair, agreement, effective_n, proportion, wilson
-from services.core.storage.review import LabelledItem, review_stats
+from services.core.accuracy import (
+    LabelledItem,
+    Pair,
+    agreement,
+    effective_n,
+    proportion,
+    review_stats,
+    wilson,
+)
 
 # z for a 95 % interval, z² = 3.8414588
 CLASSES = ("positive", "neutral", "negative")

@@ -16,8 +16,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from services.core import terms
 from services.core.authors import AuthorRole, influence, influence_ceiling
-from services.core.reports import figures, queries, terms
+from services.core.reports import figures, queries
 from services.core.reports.model import (
     Accuracy,
     Alert,
@@ -204,18 +205,28 @@ def _voices(conn: Connection, req: ReportRequest) -> tuple[list[Voice], list[Voi
 
 
 def _terms(conn: Connection, req: ReportRequest) -> Terms:
-    exclude = terms.brand_words(req.names)
-    now_texts = terms.sample_texts(
-        queries.text_sample(conn, req.brand, req.start, req.end, TERM_SLICES, TERMS_PER_SLICE)
-    )
     p_start, p_end = req.previous
-    before_texts = terms.sample_texts(
-        queries.text_sample(conn, req.brand, p_start, p_end, TERM_SLICES, TERMS_PER_SLICE)
+    return period_terms(
+        terms.document_texts(
+            queries.text_sample(conn, req.brand, req.start, req.end, TERM_SLICES, TERMS_PER_SLICE)
+        ),
+        terms.document_texts(
+            queries.text_sample(conn, req.brand, p_start, p_end, TERM_SLICES, TERMS_PER_SLICE)
+        ),
+        req.names,
     )
-    words, tags = terms.count_terms(now_texts, exclude)
-    p_words, p_tags = terms.count_terms(before_texts, exclude)
 
-    def out(changes: list[terms.TermChange]) -> list[Term]:
+
+def period_terms(
+    texts: Sequence[str], previous_texts: Sequence[str], names: Sequence[str]
+) -> Terms:
+    """The report's terms section from the two periods' sampled texts; the words of
+    ``names`` (the brand and its competitors) are never terms. Pure."""
+    exclude = terms.brand_words(names)
+    words, tags = terms.count_terms(texts, exclude)
+    p_words, p_tags = terms.count_terms(previous_texts, exclude)
+
+    def out(changes: list[terms.RisingTerm]) -> list[Term]:
         return [
             Term(
                 term=c.term,
@@ -227,7 +238,7 @@ def _terms(conn: Connection, req: ReportRequest) -> Terms:
             for c in changes
         ]
 
-    n, pn = len(now_texts), len(before_texts)
+    n, pn = len(texts), len(previous_texts)
     return Terms(
         rising_terms=out(terms.rising(words, n, p_words, pn, TOP_TERMS)),
         rising_themes=out(terms.rising(tags, n, p_tags, pn, TOP_TERMS)),

@@ -1,8 +1,10 @@
-"""Alert rules and alerts in the database.
+"""Alert rules and alerts in the database, and the mentions an alert quotes.
 
 ``list_alerts`` is the read other features use (executive reports list "alerts and
 spikes in the period"); ``store_alert`` is the evaluator's single write: the alert and
-its webhook outbox rows in one transaction, at most once per (rule, window).
+its webhook outbox rows in one transaction, at most once per (rule, window);
+``negative_mentions_by_reach`` and ``mention_texts`` read a window's mentions for the
+alert's top mentions and rising terms.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, delete, insert, or_, select, update
 
 from services.core.alerting import AlertKind, RuleParams
 from services.core.clock import Clock
 from services.core.storage.db import SQLITE_BEGIN
 from services.core.storage.errors import NotFoundError
-from services.core.storage.tables import alert_rules, alerts, brands
+from services.core.storage.tables import alert_rules, alerts, brands, mention_brands, mentions
 from services.core.storage.webhooks import enqueue_deliveries
 from services.core.storage.writer import insert_for
 
@@ -318,10 +320,6 @@ def get_alert(conn: Connection, alert_id: int) -> AlertRecord:
     return _to_alert(row)
 
 
-def count_alerts(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(alerts)).scalar_one())
-
-
 def _to_alert(r: Row[Any]) -> AlertRecord:
     return AlertRecord(
         id=r.id,
@@ -353,3 +351,49 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as e:
         raise InvalidAlertCursorError("cursor: not a cursor returned by this API") from e
     return when, alert_id
+
+
+# --- what an alert quotes ---------------------------------------------------------------
+
+
+def negative_mentions_by_reach(
+    conn: Connection, brand: str, start: int, end: int, limit: int
+) -> list[tuple[dict[str, Any], int]]:
+    """``(stored document, author followers)`` of ``brand``'s negative mentions created in
+    ``[start, end)`` (epoch seconds), widest author reach first, at most ``limit``."""
+    mb, m = mention_brands.c, mentions.c
+    stmt = (
+        select(m.doc, m.author_followers)
+        .join(mention_brands, mb.mention_pk == m.pk)
+        .where(mb.label == "negative", *_in_window(brand, start, end))
+        .order_by(m.author_followers.desc(), m.pk)
+        .limit(limit)
+    )
+    return [(orjson.loads(doc), int(followers)) for doc, followers in conn.execute(stmt)]
+
+
+def mention_texts(
+    conn: Connection, brand: str, start: int, end: int, limit: int, *, negative_only: bool = False
+) -> list[str]:
+    """Texts of ``brand``'s mentions created in ``[start, end)`` (epoch seconds), newest
+    first, at most ``limit``."""
+    mb, m = mention_brands.c, mentions.c
+    stmt = (
+        select(m.doc)
+        .join(mention_brands, mb.mention_pk == m.pk)
+        .where(*_in_window(brand, start, end))
+        .order_by(mb.created_at.desc())
+        .limit(limit)
+    )
+    if negative_only:
+        stmt = stmt.where(mb.label == "negative")
+    return [str(orjson.loads(doc).get("text", "")) for (doc,) in conn.execute(stmt)]
+
+
+def _in_window(brand: str, start: int, end: int) -> tuple[Any, ...]:
+    mb = mention_brands.c
+    return (
+        mb.brand == brand,
+        mb.created_at >= datetime.fromtimestamp(start, UTC),
+        mb.created_at < datetime.fromtimestamp(end, UTC),
+    )

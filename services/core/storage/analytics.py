@@ -1,4 +1,5 @@
-"""Aggregates for the API, answered from the per-minute rollups (never raw mentions).
+"""Aggregates answered from the per-minute rollups (never raw mentions): the API's
+analytics, the alert evaluator's series and the brand gauges.
 
 Ranges are half-open ``[start, end)`` in epoch seconds aligned to the minute; buckets
 are aligned to multiples of the interval since the epoch (so daily buckets start at
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from services.core.storage.tables import brand_minute_rollups as r
+from services.core.storage.tables import brands as brand_table
 
 
 @dataclass(slots=True)
@@ -100,3 +102,45 @@ def brand_buckets(
         out.buckets[brand][index[int(b)]] = c
         out.totals[brand].add(c)
     return out
+
+
+def first_minute(conn: Connection, brand: str) -> int | None:
+    """The brand's first minute with rollups (epoch seconds), ``None`` if it has none."""
+    value = conn.execute(select(func.min(r.c.minute)).where(r.c.brand == brand)).scalar_one()
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class BrandWindow:
+    brand: str
+    mentions: int
+    positive: int
+    negative: int
+
+    @property
+    def net_sentiment(self) -> float | None:
+        """(positive - negative) / (positive + negative); None without either."""
+        polar = self.positive + self.negative
+        return None if polar == 0 else (self.positive - self.negative) / polar
+
+
+def read_brand_windows(engine: Engine, since_minute: int) -> list[BrandWindow]:
+    """Every tracked brand with its mentions from ``since_minute`` (epoch seconds) on, by
+    name; brands without any count zero."""
+    b = brand_table.c
+    query = (
+        select(
+            b.name,
+            func.coalesce(func.sum(r.c.mentions), 0),
+            func.coalesce(func.sum(r.c.positive), 0),
+            func.coalesce(func.sum(r.c.negative), 0),
+        )
+        .select_from(
+            brand_table.outerjoin(r, and_(r.c.brand == b.name, r.c.minute >= since_minute))
+        )
+        .group_by(b.name)
+        .order_by(b.name)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [BrandWindow(str(n), int(m), int(p), int(neg)) for n, m, p, neg in rows]

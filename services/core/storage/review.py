@@ -1,5 +1,5 @@
 """The analysts' spot-check queue: claim with a lease, label, skip, undo; and the labels
-read back as measured accuracy.
+read back (``labelled_items``; the statistics on them are in ``services.core.accuracy``).
 
 The scorer's writer queues sampled mentions (one item per mention and matched brand) in
 the transaction that stores them. Analysts then:
@@ -36,7 +36,10 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, or_, select, update
 
-from services.core.accuracy import Agreement, Estimate, Pair, agreement, proportion
+from services.core.accuracy import IRRELEVANT, LABELS, Estimate, LabelledItem, labelled_accuracy
+
+# Re-exported for the review API, which reads the items here and reports these statistics.
+from services.core.accuracy import review_stats as review_stats
 from services.core.clock import Clock
 from services.core.models import ScoredMention
 from services.core.storage.db import SQLITE_BEGIN
@@ -61,9 +64,6 @@ from services.core.storage.tables import (
 from services.core.storage.writer import ScoredRecord
 
 ReviewLabel = Literal["positive", "neutral", "negative", "irrelevant"]
-SENTIMENTS: tuple[str, ...] = ("positive", "neutral", "negative")
-LABELS: tuple[str, ...] = (*SENTIMENTS, "irrelevant")
-IRRELEVANT = "irrelevant"
 # How many candidates one claim tries before it gives up on a busy queue.
 _CLAIM_CANDIDATES = 25
 
@@ -481,19 +481,7 @@ def _untouched_by(analyst: Analyst) -> tuple[Any, ...]:
     )
 
 
-# --- measured accuracy ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LabelledItem:
-    """An item with its human labels in the order given (the first is the one that counts)."""
-
-    brand: str
-    source: str
-    method: str
-    auto_label: str
-    weight: float
-    labels: tuple[str, ...]
+# --- the labels read back ---------------------------------------------------------------
 
 
 def labelled_items(
@@ -535,12 +523,6 @@ def labelled_items(
     ]
 
 
-def sentiment_pairs(items: Sequence[LabelledItem]) -> list[Pair]:
-    """Automated vs human for items whose counting label is a sentiment (an irrelevant
-    brand match says nothing about the sentiment scorer)."""
-    return [Pair(i.auto_label, i.labels[0], i.weight) for i in items if i.labels[0] != IRRELEVANT]
-
-
 def measured_accuracy(
     conn: Connection,
     *,
@@ -557,37 +539,19 @@ def measured_accuracy(
     labelled items — or ``None`` when no item in scope has a sentiment label yet. For the
     executive report and the analytics endpoints; ``conn`` is any open connection.
     """
-    pairs = sentiment_pairs(labelled_items(conn, brands=brands, since=since, until=until))
-    return proportion((p.a == p.b, p.weight) for p in pairs)
+    return labelled_accuracy(labelled_items(conn, brands=brands, since=since, until=until))
 
 
-@dataclass(frozen=True, slots=True)
-class ReviewStats:
-    overall: Agreement
-    by_method: dict[str, Agreement]
-    by_source: dict[str, Agreement]
-    by_brand: dict[str, Agreement]
-    human_agreement: Agreement  # first vs second analyst on double-labelled items
-    brand_match_precision: Estimate | None  # share of labels that are not "irrelevant"
-    labelled_items: int
-
-
-def review_stats(items: Sequence[LabelledItem]) -> ReviewStats:
-    """All the statistics of ``GET /api/v1/review/stats`` from the labelled items. Pure."""
-
-    def grouped(key: str) -> dict[str, Agreement]:
-        groups: dict[str, list[LabelledItem]] = {}
-        for i in items:
-            groups.setdefault(getattr(i, key), []).append(i)
-        return {k: agreement(sentiment_pairs(v), SENTIMENTS) for k, v in sorted(groups.items())}
-
-    doubles = [Pair(i.labels[0], i.labels[1], i.weight) for i in items if len(i.labels) >= 2]
-    return ReviewStats(
-        overall=agreement(sentiment_pairs(items), SENTIMENTS),
-        by_method=grouped("method"),
-        by_source=grouped("source"),
-        by_brand=grouped("brand"),
-        human_agreement=agreement(doubles, LABELS),
-        brand_match_precision=proportion((i.labels[0] != IRRELEVANT, i.weight) for i in items),
-        labelled_items=len(items),
+def labelled_documents(conn: Connection) -> list[tuple[float, str, str]]:
+    """``(weight, first label, stored mention document)`` of every item with a human
+    label, in item order."""
+    stmt = (
+        select(ri.c.id, ri.c.weight, rl.c.label, mentions.c.doc)
+        .join(rl, rl.c.item_id == ri.c.id)
+        .join(mentions, mentions.c.pk == ri.c.mention_pk)
+        .order_by(ri.c.id, rl.c.id)
     )
+    first: dict[int, tuple[float, str, str]] = {}
+    for item_id, weight, label, doc in conn.execute(stmt):
+        first.setdefault(item_id, (weight, label, doc))
+    return list(first.values())
