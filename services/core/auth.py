@@ -8,7 +8,6 @@ nothing to brute-force, and a slow KDF would only slow every request down.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from enum import StrEnum
 
@@ -50,10 +49,6 @@ def new_key() -> tuple[str, str, str]:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def same_hash(a: str, b: str) -> bool:
-    return hmac.compare_digest(a, b)
 
 
 def new_session_token() -> tuple[str, str]:

@@ -21,8 +21,9 @@ The contract (pure, deterministic, no I/O; microseconds per text)::
                                    |margin| small means "near the routing threshold"
                                    (what uncertainty sampling looks for)
 
-Two trust models. ``RoutingModel`` (``DEFAULT_MODEL``): the logistic model over the 19
-signals. ``TextRoutingModel`` (the default from settings, ``route_model="text"``): a
+Two trust models. ``RoutingModel`` (``shipped_signals_model()``, weights in
+``models/sentimon-router/signals.json``): the logistic model over the 19 signals.
+``TextRoutingModel`` (the default from settings, ``route_model="text"``): a
 softmax regression over a hashed bag of words/bigrams plus the same signals, trained on
 47.5k SemEval tweets (TweetEval val held out; weights in ``models/sentimon-router/``),
 whose trust is the probability it gives the lexicon's own label — it has learnt which
@@ -41,11 +42,12 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import math
 import re
 import zlib
 from collections.abc import Mapping
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -176,36 +178,46 @@ class RoutingModel:
         z = self.bias + sum(w * x for w, x in zip(self.weights, features.vector(), strict=True))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
+    @classmethod
+    def load(cls, path: Path) -> RoutingModel:
+        """The weights that ``python -m services.scorer.training.routing_fit`` writes: a
+        JSON object with a ``bias`` and ``weights``, one per name of ``FEATURE_NAMES``.
 
-# Fitted on TweetEval val by ``python -m tests.bench.bench_sentiment --fit-router``
-# (class-balanced logistic regression of "the lexicon's label is right"). Read as: a
-# strong compound earns trust, more so when positive; a weak positive one loses it; text
-# the lexicon covers well, or with no sentiment word at all (VADER says neutral), is
-# trusted more; negation, questions and links less. (Emoji never occur in val.)
-_FITTED_WEIGHTS: dict[str, float] = {
-    "abs_compound": 1.8186,
-    "lexicon_positive": -1.3996,
-    "lexicon_negative": 0.1146,
-    "positive_strength": 1.3187,
-    "negative_strength": 0.5349,
-    "positive_words": 0.0661,
-    "negative_words": -0.1512,
-    "mixed": -0.0704,
-    "negation": -0.1646,
-    "contrast": 0.0515,
-    "sarcasm": -0.0545,
-    "no_sentiment_words": 0.4863,
-    "coverage": 0.9906,
-    "emoji": 0.0,
-    "question": -0.1382,
-    "exclamation": 0.1594,
-    "long_text": 0.0301,
-    "hashtag": 0.1183,
-    "link": -0.4563,
-}
-DEFAULT_MODEL = RoutingModel(
-    bias=-0.2262, weights=tuple(_FITTED_WEIGHTS[name] for name in FEATURE_NAMES)
-)
+        Raises ``ValueError`` naming the file if it is unreadable, or if its features are
+        not exactly ``FEATURE_NAMES``.
+        """
+        try:
+            card = json.loads(path.read_text(encoding="utf-8"))
+            bias, weights = card["bias"], card["weights"]
+            if set(weights) != set(FEATURE_NAMES):
+                unexpected = sorted(set(weights) ^ set(FEATURE_NAMES))
+                raise ValueError(f"features {unexpected} missing or not in FEATURE_NAMES")
+            values = (bias, *(weights[name] for name in FEATURE_NAMES))
+            if not all(isinstance(v, float | int) and not isinstance(v, bool) for v in values):
+                raise ValueError("bias and weights must be numbers")
+        except (OSError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"router signals {path}: unreadable ({e})") from e
+        return cls(bias=float(bias), weights=tuple(float(w) for w in values[1:]))
+
+
+# The signals model's weights are fitted on TweetEval val by ``python -m
+# services.scorer.training.routing_fit`` (class-balanced logistic regression of "the
+# lexicon's label is right") and shipped beside the text router's. Read as: a strong
+# compound earns trust, more so when positive; a weak positive one loses it; text the
+# lexicon covers well, or with no sentiment word at all (VADER says neutral), is trusted
+# more; negation, questions and links less. (Emoji never occur in val.)
+ROUTER_MODEL_NAME = "sentimon-router"
+SIGNALS_FILE = "signals.json"
+
+
+def default_router_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "models" / ROUTER_MODEL_NAME
+
+
+@functools.cache
+def shipped_signals_model() -> RoutingModel:
+    """The signals model's weights shipped under ``models/`` (loaded once)."""
+    return RoutingModel.load(default_router_dir() / SIGNALS_FILE)
 
 
 # --- the text router: hashed words and bigrams + the signals above, linear ---------
@@ -214,7 +226,6 @@ DEFAULT_MODEL = RoutingModel(
 # ``python -m services.scorer.training.router_train``. Its trust in the lexicon is the
 # probability it gives VADER's label: it has read which words VADER misjudges on tweets.
 HASH_DIM = 1 << 18
-ROUTER_MODEL_NAME = "sentimon-router"
 _HASH_TOKEN = re.compile(r"[\w']+|[^\w\s]{1,3}")
 _URL = re.compile(r"https?://\S+")
 _USER = re.compile(r"@\w+")
@@ -230,7 +241,7 @@ def hashed_terms(text: str) -> list[int]:
 
 
 def default_router_path() -> Path:
-    return Path(__file__).resolve().parents[2] / "models" / ROUTER_MODEL_NAME / "router.npz"
+    return default_router_dir() / "router.npz"
 
 
 @dataclass(frozen=True, eq=False)
@@ -283,7 +294,7 @@ def shipped_text_model() -> TextRoutingModel:
 class RoutingThresholds:
     min_trust: float = 0.5
     always_route_band: float = 0.0
-    model: RoutingModel = DEFAULT_MODEL
+    model: RoutingModel = field(default_factory=shipped_signals_model)
     # When set, ``route_text`` asks it for the trust instead of ``model`` (``decide``,
     # which sees no text, always uses ``model``).
     text_model: TextRoutingModel | None = None

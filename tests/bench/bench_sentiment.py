@@ -2,8 +2,9 @@
 the lexicon path against VADER's ground truth, and throughput — all in one run.
 
 Run: ``make bench`` (or ``.venv/bin/python -m tests.bench.bench_sentiment``). Options:
-``--fit-router`` refits the signals router's trust model on TweetEval val and prints it
-(the text router is trained by ``services.scorer.training.router_train``);
+``--fit-router`` refits the signals router's trust model on TweetEval val, prints it and
+says whether it is the one shipped (both routers are trained by
+``services.scorer.training``: ``routing_fit`` and ``router_train``);
 ``--quick`` skips the embedded-pipeline run.
 
 Accuracy is TweetEval's official macro-averaged recall (and macro-F1, accuracy) on the
@@ -36,9 +37,9 @@ from services.ingest.sources.file import FileSource
 from services.scorer.lexicon import VaderScorer, label_for
 from services.scorer.process import prepare_text
 from services.scorer.routing import (
-    DEFAULT_MODEL,
     FEATURE_NAMES,
     routing_features,
+    shipped_signals_model,
     shipped_text_model,
 )
 from services.scorer.settings import ROUTE_MIN_TRUST, ScorerSettings
@@ -86,8 +87,9 @@ def trusts(texts: Sequence[str], compounds: Sequence[float]) -> np.ndarray:
 
 def signal_trusts(texts: Sequence[str], compounds: Sequence[float]) -> np.ndarray:
     """The 19-signal logistic router's trust (the previous default), per text."""
+    model = shipped_signals_model()
     return np.array(
-        [DEFAULT_MODEL.trust(routing_features(t, c)) for t, c in zip(texts, compounds, strict=True)]
+        [model.trust(routing_features(t, c)) for t, c in zip(texts, compounds, strict=True)]
     )
 
 
@@ -107,7 +109,7 @@ def share_curve(gold: Sequence[int], lex: np.ndarray, tf: np.ndarray, trust: np.
 
 def routing_cost(texts: Sequence[str], compounds: Sequence[float]) -> None:
     """µs per mention: VADER alone, + the signals router, + the text router."""
-    vader, model = VaderScorer(), shipped_text_model()
+    vader, model, signals = VaderScorer(), shipped_text_model(), shipped_signals_model()
     sample = list(texts[:3_000])
     t0 = time.perf_counter()
     for t in sample:
@@ -115,7 +117,7 @@ def routing_cost(texts: Sequence[str], compounds: Sequence[float]) -> None:
     t_vader = time.perf_counter() - t0
     t0 = time.perf_counter()
     for t, c in zip(sample, compounds, strict=False):
-        DEFAULT_MODEL.trust(routing_features(t, c))
+        signals.trust(routing_features(t, c))
     t_signals = time.perf_counter() - t0
     t0 = time.perf_counter()
     for t, c in zip(sample, compounds, strict=False):
@@ -161,6 +163,13 @@ def accuracy_section(model: OnnxTransformer, fit_router: bool) -> None:
         print(f"  bias={m.bias}")
         for name, w in zip(FEATURE_NAMES, m.weights, strict=True):
             print(f'  "{name}": {w},')
+        if m == shipped_signals_model():
+            print("  (the weights shipped in models/sentimon-router/signals.json)")
+        else:
+            print(
+                "  (differs from models/sentimon-router/signals.json: rewrite it with "
+                "python -m services.scorer.training.routing_fit)"
+            )
     val_lex, test_lex = lexicon_labels(val_c), lexicon_labels(test_c)
     t0 = time.perf_counter()
     val_tf = transformer_labels(model, val.texts)

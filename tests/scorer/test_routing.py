@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,18 +10,20 @@ import pytest
 
 from services.scorer.lexicon import VaderScorer, lexicon_sentiment
 from services.scorer.routing import (
-    DEFAULT_MODEL,
     FEATURE_NAMES,
     HASH_DIM,
+    SIGNALS_FILE,
     FeatureRouter,
     RoutingModel,
     RoutingThresholds,
     TextRoutingModel,
     decide,
+    default_router_dir,
     hashed_terms,
     route_text,
     routing_features,
     routing_thresholds,
+    shipped_signals_model,
     shipped_text_model,
 )
 from services.scorer.settings import ScorerSettings
@@ -28,6 +31,7 @@ from services.scorer.training.router_train import design_matrix, fit
 
 VADER = VaderScorer()
 HALF = RoutingThresholds(min_trust=0.5)
+DEFAULT_MODEL = shipped_signals_model()
 
 
 def decision(text: str, thresholds: RoutingThresholds = HALF) -> tuple[str, float]:
@@ -123,6 +127,25 @@ def test_thresholds_come_from_settings_and_are_validated() -> None:
     with pytest.raises(ValueError, match="weights"):
         RoutingModel(bias=0.0, weights=(1.0,))
     assert len(DEFAULT_MODEL.weights) == len(FEATURE_NAMES)
+
+
+def test_the_signals_model_is_loaded_once_from_models() -> None:
+    assert DEFAULT_MODEL is shipped_signals_model() is RoutingThresholds().model
+    card = json.loads((default_router_dir() / SIGNALS_FILE).read_text(encoding="utf-8"))
+    assert DEFAULT_MODEL.bias == card["bias"]
+    assert DEFAULT_MODEL.weights == tuple(card["weights"][name] for name in FEATURE_NAMES)
+
+
+def test_a_corrupt_signals_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / SIGNALS_FILE
+    for text in ["not json", '{"bias": 0.1}', '{"bias": 0.1, "weights": {"abs_compound": 1}}']:
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=r"signals\.json"):
+            RoutingModel.load(bad)
+    weights = dict.fromkeys(FEATURE_NAMES, 0.5) | {"link": "high"}
+    bad.write_text(json.dumps({"bias": 0.1, "weights": weights}))
+    with pytest.raises(ValueError, match="numbers"):
+        RoutingModel.load(bad)
 
 
 def test_feature_router_plugs_into_the_router_seam() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from services.scorer.routing import SIGNALS_FILE, RoutingModel
 from services.scorer.training.card import render_model_card
 from services.scorer.training.cli import model as model_cli
 from services.scorer.training.data import (
@@ -21,6 +22,9 @@ from services.scorer.training.data import (
     without,
 )
 from services.scorer.training.metrics import evaluate
+from services.scorer.training.router_train import compounds_of
+from services.scorer.training.routing_fit import fit_routing_model
+from services.scorer.training.routing_fit import main as fit_signals
 from services.scorer.training.train import _batches
 from services.scorer.transformer import default_model_dir
 
@@ -55,6 +59,25 @@ def test_bad_data_files_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "val_labels.txt").write_text("0\n")
     with pytest.raises(DataError, match="2 texts but 1 labels"):
         read_tweeteval(tmp_path, "val")
+
+
+def test_the_signals_router_is_fitted_on_val_and_written_for_routing_to_load(
+    tmp_path: Path,
+) -> None:
+    texts = ["I love it", "I hate it", "it is tuesday", "not bad at all", "great, just great"]
+    labels = [2, 0, 1, 2, 0]
+    data = tmp_path / "tweeteval"
+    data.mkdir()
+    (data / "val_text.txt").write_text("\n".join(texts * 4) + "\n")
+    (data / "val_labels.txt").write_text("\n".join(map(str, labels * 4)) + "\n")
+    fit_signals(["--val-dir", str(data), "--out", str(tmp_path / "out")])
+
+    written = tmp_path / "out" / SIGNALS_FILE
+    expected = fit_routing_model(texts * 4, compounds_of(texts * 4), labels * 4)
+    assert RoutingModel.load(written) == expected
+    card = json.loads(written.read_text(encoding="utf-8"))
+    assert card["data"]["tweets"] == 20 and len(card["data"]["val_sha256"]) == 64
+    assert card["trainer"] == "python -m services.scorer.training.routing_fit"
 
 
 def test_macro_recall_counts_each_class_equally() -> None:

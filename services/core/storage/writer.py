@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,10 +27,6 @@ from services.core.storage.report_rows import add_report_rows
 from services.core.storage.tables import UTCDateTime, mentions, review_items
 
 _LABEL_COLUMNS = ("positive", "neutral", "negative")
-# Keeps each IN (...) / VALUES list well under SQLite's bound-parameter limit.
-_CHUNK = 400
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +160,6 @@ def insert_for(conn: Connection, table: Any) -> postgresql.Insert | sqlite.Inser
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"unsupported database dialect {conn.dialect.name!r}")
-
-
-def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 _MENTION_COLUMNS = tuple(c.name for c in mentions.columns if c.name != "pk")

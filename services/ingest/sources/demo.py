@@ -5,7 +5,10 @@ product before any real source is connected.
 The core is pure: :func:`generate_mentions` turns a seeded ``random.Random`` and a time
 window into mentions, and :func:`plan_incidents` decides when a brand has a bad day.
 :class:`DemoSource` is the thin async shell: a fast backfill of recent history, then
-live mentions paced by an injected clock and ``sleep``.
+live mentions paced by an injected clock and ``sleep``. What the mentions say is data,
+read once from ``demo_data/``: the brands' personalities (``brands.yaml``), the templates
+(``texts.yaml``), the words that fill them (``words.yaml``) and the people who write them
+(``authors.yaml``).
 
 Time is cut into UTC hours and each hour is generated from its own seed, derived from
 the caller's seed and the hour. So the same seed always yields the same mentions, with
@@ -17,17 +20,35 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import itertools
 import math
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
+import string
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from services.core.clock import Clock
 from services.core.models import Author, Mention, Metrics
@@ -42,6 +63,7 @@ __all__ = [
     "Incident",
     "IncidentKind",
     "ToneMix",
+    "demo_brands",
     "generate_mentions",
     "load_demo_brands",
     "plan_incidents",
@@ -58,6 +80,8 @@ seven-day window holds at least two of them and a live demo sees one within two 
 
 _PACKAGE = "services.ingest.sources"
 _BRANDS_FILE = "demo_brands.yaml"
+# The generator's data: brand personalities, templates and word lists.
+_DATA_DIR = "demo_data"
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _HOUR_MS = 3_600_000
@@ -130,6 +154,8 @@ class ToneMix:
     neutral: float
     negative: float
 
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
 
 @dataclass(frozen=True, slots=True)
 class DemoBrand:
@@ -154,6 +180,8 @@ class DemoBrand:
     followers: int
     aliases: tuple[str, ...] = ()
 
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
     def __post_init__(self) -> None:
         if not 1.0 <= self.response_minutes <= _MAX_ANSWER_MS / 60_000 * 0.9:
             raise ValueError(f"DemoBrand {self.name!r}: response_minutes out of range")
@@ -163,79 +191,47 @@ class DemoBrand:
             raise ValueError(f"DemoBrand {self.name!r}: needs some positive or negative tone")
 
 
-DEMO_BRANDS: tuple[DemoBrand, ...] = (
-    DemoBrand(
-        name="Halcyra",
-        handle="halcyrahq",
-        hashtag="halcyra",
-        competitors=("Quorvia", "Stackharbor", "Parlofy", "Brindlehub"),
-        share=0.25,
-        tone=ToneMix(positive=0.56, neutral=0.32, negative=0.12),
-        strengths=("shared inbox", "macro editor", "onboarding", "help center", "ticket routing"),
-        pains=("reporting", "small-team pricing", "mobile app"),
-        care=0.55,
-        response_minutes=12.0,
-        incident_weight=0.7,
-        followers=48_200,
-    ),
-    DemoBrand(
-        name="Quorvia",
-        handle="quorviaapp",
-        hashtag="quorvia",
-        competitors=("Halcyra", "Stackharbor", "Parlofy"),
-        share=0.22,
-        tone=ToneMix(positive=0.14, neutral=0.32, negative=0.54),
-        strengths=("pricing", "knowledge base", "free tier"),
-        pains=("Salesforce sync", "mobile app", "SSO setup", "search", "email threading"),
-        care=0.12,
-        response_minutes=95.0,
-        incident_weight=2.6,
-        followers=31_700,
-    ),
-    DemoBrand(
-        name="Stackharbor",
-        handle="stackharbor",
-        hashtag="stackharbor",
-        competitors=("Halcyra", "Quorvia", "Parlofy"),
-        share=0.27,
-        tone=ToneMix(positive=0.28, neutral=0.46, negative=0.26),
-        strengths=("SLA tracking", "audit log", "SSO setup", "workflow automation", "API"),
-        pains=("admin console", "contract", "setup wizard", "ticket view", "per-seat pricing"),
-        care=0.3,
-        response_minutes=50.0,
-        incident_weight=1.2,
-        followers=91_400,
-        aliases=("Stack Harbor",),
-    ),
-    DemoBrand(
-        name="Parlofy",
-        handle="parlofyai",
-        hashtag="parlofy",
-        competitors=("Halcyra", "Quorvia", "Stackharbor", "Brindlehub"),
-        share=0.17,
-        tone=ToneMix(positive=0.44, neutral=0.26, negative=0.30),
-        strengths=("AI reply assistant", "auto-triage", "live chat widget", "inbox search"),
-        pains=("AI answer engine", "usage-based billing", "AI reply assistant", "data export"),
-        care=0.35,
-        response_minutes=20.0,
-        incident_weight=1.2,
-        followers=22_900,
-    ),
-    DemoBrand(
-        name="Brindlehub",
-        handle="brindlehub",
-        hashtag="brindlehub",
-        competitors=("Halcyra", "Parlofy"),
-        share=0.09,
-        tone=ToneMix(positive=0.30, neutral=0.55, negative=0.15),
-        strengths=("Shopify integration", "order lookup", "pricing"),
-        pains=("reporting", "SSO setup", "API"),
-        care=0.25,
-        response_minutes=70.0,
-        incident_weight=0.5,
-        followers=6_300,
-    ),
-)
+_PERSONALITIES_FILE = "brands.yaml"
+_BRAND = TypeAdapter(DemoBrand)
+
+
+@functools.cache
+def demo_brands() -> tuple[DemoBrand, ...]:
+    """The demo brands' personalities (``demo_data/brands.yaml``), in the order and with
+    the competitors of :func:`load_demo_brands`.
+
+    Raises ``ValueError`` naming the file if it is malformed, or if it lacks a demo brand
+    or describes one that is not.
+    """
+    traits = _read_data(_PERSONALITIES_FILE)
+    if not isinstance(traits, dict):
+        raise ValueError(f"{_PERSONALITIES_FILE}: expected a mapping of brand names")
+    brands: list[DemoBrand] = []
+    for config in load_demo_brands():
+        described = traits.get(config.name)
+        if not isinstance(described, dict):
+            raise ValueError(f"{_PERSONALITIES_FILE}: no personality for {config.name!r}")
+        data = {**described, "name": config.name, "competitors": config.competitors}
+        try:
+            brands.append(_BRAND.validate_python(data))
+        except ValidationError as exc:
+            raise ValueError(f"{_PERSONALITIES_FILE}: {exc}") from exc
+    unknown = sorted(set(traits) - {b.name for b in brands})
+    if unknown:
+        raise ValueError(f"{_PERSONALITIES_FILE}: {unknown} are not demo brands")
+    return tuple(brands)
+
+
+def _read_data(name: str) -> object:
+    """One YAML file of ``demo_data/``, parsed; ``ValueError`` naming it if it is not YAML."""
+    path = resources.files(_PACKAGE).joinpath(_DATA_DIR, name)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
+
+
+DEMO_BRANDS: tuple[DemoBrand, ...] = demo_brands()
 
 
 # ------------------------------------------------------------------------ incidents
@@ -335,754 +331,160 @@ class _Weighted(Generic[_T]):
         return self._items[min(bisect.bisect_right(self._cumulative, x), len(self._items) - 1)]
 
 
-@dataclass(frozen=True, slots=True)
-class _Kind:
+_FILE_MODEL = ConfigDict(frozen=True, extra="forbid")
+# The slots a template may use; _Slots._draw fills them.
+_SLOTS = frozenset(
+    {"b", "h", "t", "c", "f", "i", "n", "m", "q", "pct", "team", "days", "quick", "hours"}
+    | {"city", "role", "amount", "series", "company", "pa"}
+)
+# A word list: never empty, since the generator draws from it.
+_Words = Annotated[tuple[str, ...], Field(min_length=1)]
+
+
+class _Kind(BaseModel):
     """A kind of mention: its tone, who writes it and the templates it is written from.
 
     ``voice`` is ``people`` (anyone), ``media`` (journalists, analysts, newsletters),
     ``official`` (the brand's own account) or ``hiring`` (recruiters and managers).
     """
 
+    model_config = _FILE_MODEL
+
     name: str
     tone: Tone
     voice: Literal["people", "media", "official", "hiring"]
-    templates: tuple[str, ...]
+    templates: _Words
     question: bool = False
 
+    @field_validator("templates")
+    @classmethod
+    def _known_slots(cls, templates: tuple[str, ...]) -> tuple[str, ...]:
+        for template in templates:
+            for _, slot, _, _ in string.Formatter().parse(template):
+                if slot is not None and slot not in _SLOTS:
+                    raise ValueError(f"unknown slot {{{slot}}} in {template!r}")
+        return templates
 
-_POSITIVE_KINDS: tuple[tuple[_Kind, float], ...] = (
-    (
-        _Kind(
-            "praise_feature",
-            "positive",
-            "people",
-            (
-                "Honestly {b}'s {f} is the best thing that happened to our support team this year.",
-                "Been using {b} for {n} months now and the {f} still impresses me. Great work {h}",
-                "{b} {f} just saved us hours this week. Love it.",
-                "Shoutout to {h} for the new {f}. Exactly what we needed.",
-                "Our agents are genuinely happy since we moved to {b}. The {f} is so good.",
-                "Small thing, but {b}'s {f} is really well designed. Makes the day easier.",
-                "If you run a support team and haven't tried {b}'s {f}, you're missing out.",
-                "The {f} in {b} is excellent. Clean and fast. Nice job {h}!",
-                "Rolled out {b} to our {team}-person team and everyone loves the {f}.",
-                "Impressed with {b} today. The {f} just works.",
-                "{b} keeps getting better. The latest {f} update is brilliant.",
-            ),
-        ),
-        0.34,
-    ),
-    (
-        _Kind(
-            "praise_support",
-            "positive",
-            "people",
-            (
-                "Had a billing question for {h} and got a friendly, helpful answer in {quick}. "
-                "That's how it's done.",
-                "{b} support is fantastic. Real humans, real answers.",
-                "Kudos to the {b} support team for fixing our SSO issue so quickly. Great "
-                "experience.",
-                "Wow, the {b} onboarding call was super helpful. Thanks {h}!",
-                "Our {b} CSM is awesome: proactive and genuinely cares. Rare these days.",
-                "Best vendor support I've dealt with this year: {b}. Thank you!",
-            ),
-        ),
-        0.18,
-    ),
-    (
-        _Kind(
-            "praise_integration",
-            "positive",
-            "people",
-            (
-                "The {b} + {i} integration is smooth. Tickets sync both ways, no more copy "
-                "and paste.",
-                "Set up {b} with {i} in {quick}. Painless. Love it.",
-                "Finally a {i} integration that works great: {b} nailed it.",
-                "Connected {h} to {i} today and it just worked. Happy admin here.",
-            ),
-        ),
-        0.12,
-    ),
-    (
-        _Kind(
-            "praise_value",
-            "positive",
-            "people",
-            (
-                "For a {team}-person team {b} is great value. Clear pricing, no surprises.",
-                "Compared quotes this week: {b} is fair and transparent. Refreshing.",
-                "{b} pricing is honest and the free trial is generous. Recommended for startups.",
-            ),
-        ),
-        0.1,
-    ),
-    (
-        _Kind(
-            "switch_to",
-            "positive",
-            "people",
-            (
-                "We switched from {c} to {b} last quarter and our first response time "
-                "dropped by {pct}%. Very happy.",
-                "Moved our support desk from {c} to {b}. Migration was easy and the team loves it.",
-                "{b} vs {c}? We picked {b} and haven't looked back. Better {f}, better support.",
-                "After {n} years on {c}, switching to {b} feels like a huge upgrade.",
-            ),
-        ),
-        0.15,
-    ),
-    (
-        _Kind(
-            "recommend",
-            "positive",
-            "people",
-            (
-                "Anyone asking me for a helpdesk recommendation: {b}. Easy setup, great {f}.",
-                "Strongly recommend {b} if you're scaling support. {t}",
-                "Three teams in our company use {b} now. Happy customers all round.",
-            ),
-        ),
-        0.11,
-    ),
-)
 
-_NEUTRAL_KINDS: tuple[tuple[_Kind, float], ...] = (
-    (
-        _Kind(
-            "question",
-            "neutral",
-            "people",
-            (
-                "Anyone using {b} with {i}? How's the sync?",
-                "Does {b} support SAML SSO on the mid-tier plan or only Enterprise?",
-                "Question for {b} users: how do you handle {f} across multiple brands?",
-                "{h} is there a way to export {f} data to CSV?",
-                "Thinking about {b} for our {team}-person support team. Any gotchas?",
-                "How long did your {b} rollout take? Planning ours for next quarter.",
-                "Is there a {b} community forum or Slack group?",
-                "What's the {b} API rate limit these days?",
-                "Can {b} route tickets by language? Asking for a {team}-person team.",
-            ),
-            question=True,
-        ),
-        0.27,
-    ),
-    (
-        _Kind(
-            "compare_question",
-            "neutral",
-            "people",
-            (
-                "{b} or {c} for a {team}-person B2B support team? Go.",
-                "Evaluating {b} and {c} this month. What should we look at beyond {f}?",
-                "Has anyone migrated from {c} to {b}? How long did it take?",
-                "Torn between {c} and {b}. Our priority is {f}.",
-            ),
-            question=True,
-        ),
-        0.12,
-    ),
-    (
-        _Kind(
-            "news",
-            "neutral",
-            "media",
-            (
-                "{b} announces {f} for all plans, rolling out this week.",
-                "{b} raises {amount} {series} to expand in Europe.",
-                "{b} opens a new data center in Frankfurt for EU customers.",
-                "{b} names a new Chief Customer Officer.",
-                "Report: {b} and {c} lead mid-market helpdesk adoption in Q{q}.",
-                "{b} adds a {i} integration, available today.",
-                "{b} publishes its annual customer support benchmark report.",
-                "{b} to acquire a small workflow automation startup. Terms undisclosed.",
-            ),
-        ),
-        0.2,
-    ),
-    (
-        _Kind(
-            "launch",
-            "neutral",
-            "official",
-            (
-                "New in {b}: {f} now works with {i}. Details in our changelog. {t}",
-                "Version {n}.{m} of the {b} mobile app is out. Update today.",
-                "Join our webinar on Thursday: scaling {f} with {b}. Link in bio.",
-                "{b} release notes for this week are live: {f}, {i} updates and fixes.",
-            ),
-        ),
-        0.03,
-    ),
-    (
-        _Kind(
-            "brand_job",
-            "neutral",
-            "official",
-            (
-                "{b} is hiring a {role} in {city}. Apply on our careers page. #hiring",
-                "Want to build the future of customer support? {b} is hiring: {role} ({city}).",
-            ),
-        ),
-        0.02,
-    ),
-    (
-        _Kind(
-            "job",
-            "neutral",
-            "hiring",
-            (
-                "We're hiring a {role} to own our {b} setup. {city}. DM me. #hiring",
-                "Looking for a {role} with {b} experience. Remote friendly. #jobs",
-                "My team at {company} is hiring a support lead. {b} admin experience is a plus.",
-                "Join our amazing team at {company}! {role}, {city}. Our stack: {b}, {i}.",
-            ),
-        ),
-        0.08,
-    ),
-    (
-        _Kind(
-            "event",
-            "neutral",
-            "people",
-            (
-                "Heading to the {b} user conference in {city} next week. Who else is going?",
-                "Presenting our {b} workflow at the CX Summit in {city} on Tuesday.",
-                "{b} meetup in {city} tonight. {t}",
-            ),
-        ),
-        0.06,
-    ),
-    (
-        _Kind(
-            "observation",
-            "neutral",
-            "people",
-            (
-                "Day {n} of migrating our macros into {b}.",
-                "Our team uses {b} for tickets and {i} for everything else.",
-                "{b} changed the layout of the ticket view again.",
-                "Noticed {b} updated their {f} docs.",
-                "{b} has a new logo, it seems.",
-                "Reading the {b} changelog over coffee.",
-            ),
-        ),
-        0.22,
-    ),
-)
+class _WeightedKind(_Kind):
+    """A kind drawn among others: ``weight`` is its relative frequency."""
 
-_NEGATIVE_KINDS: tuple[tuple[_Kind, float], ...] = (
-    (
-        _Kind(
-            "bug",
-            "negative",
-            "people",
-            (
-                "{b}'s {f} has been broken for {days} days and nobody seems to care. Frustrating.",
-                "Why does {b} keep losing attachments on reply? Really annoying.",
-                "{h} your {f} is broken again. Please fix this.",
-                "The {b} {i} sync failed overnight and we lost a whole day of ticket "
-                "updates. Awful.",
-                "Another bug in {b}'s {f}. Our agents are angry and I don't blame them.",
-                "The {b} mobile app crashes every time I open a ticket with images. Terrible.",
-                "Spent the morning fighting {b}'s {f}. Hate this.",
-            ),
-        ),
-        0.28,
-    ),
-    (
-        _Kind(
-            "support_bad",
-            "negative",
-            "people",
-            (
-                "Opened a ticket with {h} {days} days ago. Still no answer. Ironic for a "
-                "support tool.",
-                "{b} support just closed my ticket without fixing anything. Really disappointed.",
-                "Worst vendor support experience this year: {b}. Canned replies and no solution.",
-                "Waiting on {b} support for {days} days. Our SLA is dead.",
-            ),
-        ),
-        0.2,
-    ),
-    (
-        _Kind(
-            "pricing_bad",
-            "negative",
-            "people",
-            (
-                "{b} renewal came in {pct}% higher with zero warning. Not happy.",
-                "Paying for {b} per seat hurts when half our agents are part time. Way too "
-                "expensive.",
-                "{b} wants an Enterprise plan just for SSO. Ridiculous.",
-                "The hidden costs in the {b} contract are outrageous. Read the fine print.",
-            ),
-        ),
-        0.15,
-    ),
-    (
-        _Kind(
-            "switch_away",
-            "negative",
-            "people",
-            (
-                "We're leaving {b} for {c}. Too many problems with {f}.",
-                "After {n} years we're done with {b}. Moving to {c} next month. Sad but necessary.",
-                "Switched from {b} to {c} and honestly wish we'd done it sooner. {b} was a "
-                "constant headache.",
-            ),
-        ),
-        0.14,
-    ),
-    (
-        # Negative in intent, cheerful in words: the lexicon scorer gets these wrong.
-        _Kind(
-            "sarcasm",
-            "negative",
-            "people",
-            (
-                "Love how {b} logs me out every ten minutes. Great feature. 🙃",
-                "Wow, {b} support replied in only {days} days. Truly world class.",
-                "Nothing says enterprise ready like {b} losing my draft replies. Fantastic.",
-                "Oh great, another {b} update that moved every button. Thanks so much.",
-                "So glad we pay extra for {b}'s {f}, which works maybe half the time. "
-                "Amazing value.",
-            ),
-        ),
-        0.1,
-    ),
-    (
-        _Kind(
-            "slow",
-            "negative",
-            "people",
-            (
-                "{b} is painfully slow today. Every ticket takes ages to load.",
-                "Is it just me or is {b} getting slower every week? Our agents are miserable.",
-                "{b} search is useless. Can't find tickets from last month.",
-            ),
-        ),
-        0.13,
-    ),
-)
+    weight: float = Field(gt=0.0)
 
-_KINDS_BY_TONE: dict[Tone, _Weighted[_Kind]] = {
-    "positive": _Weighted(_POSITIVE_KINDS),
-    "neutral": _Weighted(_NEUTRAL_KINDS),
-    "negative": _Weighted(_NEGATIVE_KINDS),
-}
 
-_INCIDENT_TEXTS: dict[IncidentKind, _Weighted[_Kind]] = {
-    "outage": _Weighted(
-        [
-            (
-                _Kind(
-                    "outage_complaint",
-                    "negative",
-                    "people",
-                    (
-                        "{b} is down and our whole support team is stuck. Terrible timing.",
-                        "{h} status page says all green but nobody on our team can log in. "
-                        "Ridiculous.",
-                        "Third {b} outage this month. This is unacceptable for a paid product.",
-                        "{b} down again 😡 customers are waiting and we can't even see the queue.",
-                        "Our agents have been staring at a broken {b} inbox for {hours}. Awful.",
-                        "Can't load a single ticket in {b}. Is this a joke?",
-                        "The {b} outage is killing our SLAs today. Furious.",
-                        "If {b} can't stay up, we can't support our customers. Seriously bad.",
-                    ),
-                ),
-                0.8,
-            ),
-            (
-                _Kind(
-                    "outage_question",
-                    "neutral",
-                    "people",
-                    (
-                        "Is {b} down for anyone else?",
-                        "{h} are you having issues? Tickets won't load for us.",
-                        "Anyone else getting errors in {b} right now? {t}",
-                    ),
-                    question=True,
-                ),
-                0.14,
-            ),
-            (
-                _Kind(
-                    "outage_news",
-                    "neutral",
-                    "media",
-                    (
-                        "{b} suffers a multi-hour outage; customers report lost tickets.",
-                        "Customers of helpdesk provider {b} report widespread login failures.",
-                    ),
-                ),
-                0.04,
-            ),
-            (
-                _Kind(
-                    "outage_status",
-                    "neutral",
-                    "official",
-                    (
-                        "We're investigating an issue affecting ticket loading in {b}. Updates "
-                        "on our status page.",
-                        "Update: a fix for the {b} login issue is rolling out. Thanks for your "
-                        "patience.",
-                    ),
-                ),
-                0.02,
-            ),
-        ]
-    ),
-    "price_hike": _Weighted(
-        [
-            (
-                _Kind(
-                    "price_complaint",
-                    "negative",
-                    "people",
-                    (
-                        "{b} just raised our renewal by {pct}%. Absolutely not.",
-                        "{b} is moving {f} to the Enterprise tier. Terrible move for small teams.",
-                        "The new {b} pricing is a disgrace. Time to look at {c}.",
-                        "{pct}% price increase from {b} with 30 days notice. Greedy and "
-                        "disrespectful.",
-                        "Got the {b} pricing email. Angry doesn't cover it.",
-                        "{h} this price hike is a slap in the face to loyal customers.",
-                    ),
-                ),
-                0.8,
-            ),
-            (
-                _Kind(
-                    "price_question",
-                    "neutral",
-                    "people",
-                    (
-                        "Did everyone get the new {b} pricing email? What does it mean for the "
-                        "Growth plan?",
-                        "{h} does the new pricing apply at renewal or right away?",
-                    ),
-                    question=True,
-                ),
-                0.14,
-            ),
-            (
-                _Kind(
-                    "price_news",
-                    "neutral",
-                    "media",
-                    ("{b} overhauls its pricing; some customers face increases of up to {pct}%.",),
-                ),
-                0.04,
-            ),
-            (
-                _Kind(
-                    "price_statement",
-                    "neutral",
-                    "official",
-                    (
-                        "We've published an FAQ about the new {b} plans. Existing customers keep "
-                        "current pricing until renewal.",
-                    ),
-                ),
-                0.02,
-            ),
-        ]
-    ),
-    "data_breach": _Weighted(
-        [
-            (
-                _Kind(
-                    "breach_complaint",
-                    "negative",
-                    "people",
-                    (
-                        "{b} confirms a security breach affecting customer data. Horrible.",
-                        "Just got the {b} breach notification email. Furious that we heard it "
-                        "from a reporter first.",
-                        "If you use {b}, rotate your API keys now. This breach is a disaster. "
-                        "#infosec",
-                        "How do we explain the {b} data breach to our own customers? What a mess.",
-                        "Lost all trust in {b} after this breach. We're out.",
-                    ),
-                ),
-                0.8,
-            ),
-            (
-                _Kind(
-                    "breach_question",
-                    "neutral",
-                    "people",
-                    ("Has {b} said which customer data was exposed in the incident?",),
-                    question=True,
-                ),
-                0.14,
-            ),
-            (
-                _Kind(
-                    "breach_news",
-                    "neutral",
-                    "media",
-                    ("{b} discloses a data breach; attackers stole ticket data.",),
-                ),
-                0.04,
-            ),
-            (
-                _Kind(
-                    "breach_statement",
-                    "neutral",
-                    "official",
-                    (
-                        "An update on the {b} security incident and the steps we are taking: see "
-                        "our blog.",
-                    ),
-                ),
-                0.02,
-            ),
-        ]
-    ),
-}
+class _Replies(BaseModel):
+    """The kinds of reply, by name (which answers what is decided in ``_reply_draft``)."""
 
-# Replies: "@{pa}" is the handle of the author being replied to.
-_AGREE_NEGATIVE = _Kind(
-    "agree_negative",
-    "negative",
-    "people",
-    (
-        "@{pa} Same here. {b} has been painful for us too 😩",
-        "@{pa} This. We're evaluating {c} because of exactly this problem with {b}.",
-        "@{pa} Ugh, same problem with {b} all week.",
-        "@{pa} You're not alone, {b} broke for us too. So frustrating.",
-    ),
-)
-_DEFEND = _Kind(
-    "defend",
-    "positive",
-    "people",
-    (
-        "@{pa} Interesting, {b} has been solid for us. Which plan are you on?",
-        "@{pa} For what it's worth, {b} support fixed a similar issue for us quickly.",
-    ),
-)
-_APOLOGY = _Kind(
-    "apology",
-    "neutral",
-    "official",
-    (
-        "@{pa} Sorry for the trouble! Could you DM us your account email so we can take a "
-        "look? – {b} Support",
-        "@{pa} Thanks for flagging this. Our team is on it and we'll update you shortly. – "
-        "{b} Support",
-        "@{pa} We hear you, and we'd like to make this right. Sending you a DM now. – {b} Support",
-    ),
-)
-_AGREE_POSITIVE = _Kind(
-    "agree_positive",
-    "positive",
-    "people",
-    (
-        "@{pa} +1, {b}'s {f} is the best I've used.",
-        "@{pa} Totally agree, {b} made our team much happier.",
-        "@{pa} Same experience here! Love {b}.",
-    ),
-)
-_FOLLOW_UP = _Kind(
-    "follow_up",
-    "neutral",
-    "people",
-    (
-        "@{pa} How long did the {b} rollout take you?",
-        "@{pa} Which {b} plan are you on?",
-        "@{pa} Did you use the {b} migration tool or do it by hand?",
-    ),
-    question=True,
-)
-_THANKS = _Kind(
-    "thanks",
-    "positive",
-    "official",
-    (
-        "@{pa} This made our day, thank you! 💜 – the {b} team",
-        "@{pa} Thanks so much for the kind words! We'll pass them on. – {b}",
-    ),
-)
-_ANSWER_POSITIVE = _Kind(
-    "answer_positive",
-    "positive",
-    "people",
-    (
-        "@{pa} We run {b} with {i} and it works well once set up.",
-        "@{pa} Happy with {b} so far. Budget a week for the migration.",
-        "@{pa} Go with {b}. Great {f} and the support is excellent.",
-    ),
-)
-_ANSWER_NEGATIVE = _Kind(
-    "answer_negative",
-    "negative",
-    "people",
-    (
-        "@{pa} I'd be careful with {b}. Their {f} gave us a lot of trouble.",
-        "@{pa} We had a bad experience with {b}: support was slow and unhelpful.",
-    ),
-)
-_OFFICIAL_ANSWER = _Kind(
-    "official_answer",
-    "neutral",
-    "official",
-    (
-        "@{pa} Yes! You'll find the details in the {b} help center, or DM us and we'll walk "
-        "you through it.",
-        "@{pa} Good question. Our {b} team will DM you with the specifics.",
-    ),
-)
-_COMMENT_POSITIVE = _Kind(
-    "comment_positive",
-    "positive",
-    "people",
-    (
-        "@{pa} Nice, looking forward to trying this in {b}! 🎉",
-        "@{pa} About time! Great news from {b}.",
-    ),
-)
-_COMMENT_NEGATIVE = _Kind(
-    "comment_negative",
-    "negative",
-    "people",
-    (
-        "@{pa} Would be nice if {b} fixed the basics first.",
-        "@{pa} Still waiting on {b} to fix the {f}. Disappointing.",
-    ),
-)
-_COMMENT_NEUTRAL = _Kind(
-    "comment_neutral",
-    "neutral",
-    "people",
-    (
-        "@{pa} Interesting move by {b}. Curious how pricing will change.",
-        "@{pa} Following, we're looking at {b} too.",
-        "@{pa} Noted. Will check how this affects our {b} setup.",
-    ),
-)
-# The customer's answer to the brand's support account.
-_ACK_POSITIVE = _Kind(
-    "ack_positive",
-    "positive",
-    "people",
-    (
-        "@{pa} Thanks, DM sent. Appreciate the quick response from the {b} team.",
-        "@{pa} Thank you! Fixed now, great support from {b} as usual.",
-    ),
-)
-_ACK_NEGATIVE = _Kind(
-    "ack_negative",
-    "negative",
-    "people",
-    (
-        "@{pa} Sent. Third time we've reported this to {b} though. Frustrating.",
-        "@{pa} A DM won't fix it. {b}, we need a real solution, not canned replies.",
-    ),
-)
-_ACK_THANKS = _Kind(
-    "ack_thanks",
-    "positive",
-    "people",
-    (
-        "@{pa} Thanks, that helps! Will check the {b} docs.",
-        "@{pa} Great, thank you {b} team.",
-    ),
-)
-_INCIDENT_REPLY = _Kind(
-    "incident_reply",
-    "negative",
-    "people",
-    (
-        "@{pa} Same, {b} is completely unusable for us right now. Awful.",
-        "@{pa} {b} really needs to explain what happened here. Terrible communication.",
-        "@{pa} This is the last straw with {b}. Sick of it.",
-        "@{pa} {hours} and counting. {b}, we need a real answer.",
-    ),
-)
+    model_config = _FILE_MODEL
 
-# Features are singular ("the {f} just works"), whatever the brand.
-_FEATURES = (
-    "shared inbox",
-    "macro editor",
-    "SLA tracking",
-    "ticket routing",
-    "knowledge base",
-    "live chat widget",
-    "CSAT survey tool",
-    "reporting",
-    "mobile app",
-    "workflow automation",
-    "customer portal",
-    "AI reply assistant",
-    "auto-triage",
-    "email threading",
-    "API",
-    "SSO setup",
-)
-_INTEGRATIONS = (
-    "Slack",
-    "Salesforce",
-    "HubSpot",
-    "Jira",
-    "Shopify",
-    "Zapier",
-    "Microsoft Teams",
-    "Stripe",
-    "GitHub",
-    "Okta",
-)
-_QUICKLY = ("ten minutes", "20 minutes", "half an hour", "under an hour", "an hour")
-_HOURS = ("45 minutes", "an hour", "90 minutes", "two hours", "three hours")
-_CITIES = (
-    "Berlin",
-    "Austin",
-    "Lisbon",
-    "Toronto",
-    "London",
-    "Dublin",
-    "Amsterdam",
-    "Singapore",
-    "Denver",
-    "Warsaw",
-    "Remote (EU)",
-    "Remote (US)",
-)
-_JOB_ROLES = (
-    "Senior Support Engineer",
-    "Support Operations Lead",
-    "Customer Success Manager",
-    "Solutions Architect",
-    "Product Marketing Manager",
-    "Account Executive",
-    "Technical Writer",
-    "Head of Support",
-)
-_EMOJIS: dict[Tone, tuple[str, ...]] = {
-    "positive": ("🙌", "🚀", "❤️", "👏", "😍", "🔥", "💯", "✨", "🎉", "😊"),
-    "neutral": ("👀", "🤔", "📣", "🧵"),
-    "negative": ("😡", "🤦", "😤", "🙄", "😩", "💀", "😞", "👎"),
-}
-# Templates that carry their own emoji get no second one.
-_TEXT_EMOJIS = ("🙃", "😩", "😡", "🎉", "💜")
+    agree_negative: _Kind
+    defend: _Kind
+    apology: _Kind
+    agree_positive: _Kind
+    follow_up: _Kind
+    thanks: _Kind
+    answer_positive: _Kind
+    answer_negative: _Kind
+    official_answer: _Kind
+    comment_positive: _Kind
+    comment_negative: _Kind
+    comment_neutral: _Kind
+    ack_positive: _Kind
+    ack_negative: _Kind
+    ack_thanks: _Kind
+    incident_reply: _Kind
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_by_key(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        return {k: {"name": k, **v} if isinstance(v, dict) else v for k, v in data.items()}
+
+
+class _TextsFile(BaseModel):
+    """``texts.yaml``."""
+
+    model_config = _FILE_MODEL
+
+    mentions: dict[Tone, tuple[_WeightedKind, ...]]
+    incidents: dict[IncidentKind, tuple[_WeightedKind, ...]]
+    replies: _Replies
+
+    @model_validator(mode="after")
+    def _complete(self) -> _TextsFile:
+        for tone in _TONES:
+            if not self.mentions.get(tone):
+                raise ValueError(f"mentions: no {tone} kinds")
+            if any(kind.tone != tone for kind in self.mentions[tone]):
+                raise ValueError(f"mentions: {tone}: a kind of another tone")
+        for incident_kind in _INCIDENT_KINDS:
+            if not self.incidents.get(incident_kind):
+                raise ValueError(f"incidents: no kinds for {incident_kind}")
+        return self
+
+
+class _WordsFile(BaseModel):
+    """``words.yaml``: what fills the templates' slots and decorates mentions."""
+
+    model_config = _FILE_MODEL
+
+    features: _Words
+    integrations: _Words
+    quickly: _Words
+    hours: _Words
+    cities: _Words
+    job_roles: _Words
+    amounts: _Words
+    series: _Words
+    emojis: dict[Tone, _Words]
+    text_emojis: _Words
+    topic_tags: _Words
+
+    @model_validator(mode="after")
+    def _every_tone(self) -> _WordsFile:
+        missing = [tone for tone in _TONES if not self.emojis.get(tone)]
+        if missing:
+            raise ValueError(f"emojis: none for {missing}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _Texts:
+    by_tone: Mapping[Tone, _Weighted[_Kind]]
+    by_incident: Mapping[IncidentKind, _Weighted[_Kind]]
+    replies: _Replies
+    words: _WordsFile
+
+
+_FileModel = TypeVar("_FileModel", bound=BaseModel)
+
+
+def _load(name: str, model: type[_FileModel]) -> _FileModel:
+    try:
+        return model.model_validate(_read_data(name))
+    except ValidationError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
+
+
+@functools.cache
+def _texts() -> _Texts:
+    """The templates and word lists (``demo_data/texts.yaml``, ``words.yaml``), read once.
+    Raises ``ValueError`` naming the file if one is malformed."""
+    texts = _load("texts.yaml", _TextsFile)
+
+    def weighted(kinds: Sequence[_WeightedKind]) -> _Weighted[_Kind]:
+        return _Weighted([(kind, kind.weight) for kind in kinds])
+
+    return _Texts(
+        by_tone={tone: weighted(kinds) for tone, kinds in texts.mentions.items()},
+        by_incident={kind: weighted(kinds) for kind, kinds in texts.incidents.items()},
+        replies=texts.replies,
+        words=_load("words.yaml", _WordsFile),
+    )
+
+
 _EMOJI_CHANCE: dict[Tone, float] = {"positive": 0.3, "neutral": 0.07, "negative": 0.28}
-_TOPIC_TAGS = (
-    "#customerservice",
-    "#CX",
-    "#customersupport",
-    "#helpdesk",
-    "#SaaS",
-    "#B2B",
-    "#customersuccess",
-    "#supportops",
-)
 
 
 class _Slots(dict[str, str]):
@@ -1092,6 +494,7 @@ class _Slots(dict[str, str]):
     def __init__(
         self,
         rng: random.Random,
+        words: _WordsFile,
         brand: DemoBrand,
         tone: Tone,
         company: str,
@@ -1099,6 +502,7 @@ class _Slots(dict[str, str]):
     ) -> None:
         super().__init__()
         self._rng = rng
+        self._words = words
         self._brand = brand
         self._tone = tone
         self._company = company
@@ -1110,7 +514,7 @@ class _Slots(dict[str, str]):
         return value
 
     def _draw(self, key: str) -> str:
-        rng, brand = self._rng, self._brand
+        rng, brand, words = self._rng, self._brand, self._words
         match key:
             case "b":
                 roll = rng.random()
@@ -1126,7 +530,7 @@ class _Slots(dict[str, str]):
             case "f":
                 return self._feature()
             case "i":
-                return rng.choice(_INTEGRATIONS)
+                return rng.choice(words.integrations)
             case "n" | "m":
                 return str(rng.randint(2, 9))
             case "q":
@@ -1138,17 +542,17 @@ class _Slots(dict[str, str]):
             case "days":
                 return str(rng.randint(2, 14))
             case "quick":
-                return rng.choice(_QUICKLY)
+                return rng.choice(words.quickly)
             case "hours":
-                return rng.choice(_HOURS)
+                return rng.choice(words.hours)
             case "city":
-                return rng.choice(_CITIES)
+                return rng.choice(words.cities)
             case "role":
-                return rng.choice(_JOB_ROLES)
+                return rng.choice(words.job_roles)
             case "amount":
-                return rng.choice(("$12M", "$18M", "$25M", "$40M", "$65M"))
+                return rng.choice(words.amounts)
             case "series":
-                return rng.choice(("Series A", "Series B", "Series C"))
+                return rng.choice(words.series)
             case "company":
                 return self._company
             case "pa":
@@ -1161,7 +565,7 @@ class _Slots(dict[str, str]):
             return rng.choice(brand.strengths)
         if self._tone == "negative" and brand.pains and rng.random() < 0.7:
             return rng.choice(brand.pains)
-        return rng.choice(_FEATURES)
+        return rng.choice(self._words.features)
 
 
 def _add_typo(rng: random.Random, text: str, protected: frozenset[str]) -> str:
@@ -1189,59 +593,56 @@ def _add_typo(rng: random.Random, text: str, protected: frozenset[str]) -> str:
 
 # -------------------------------------------------------------------------- authors
 
-_FIRST_NAMES = (
-    "Ada", "Aisha", "Alex", "Amara", "Ana", "Ben", "Bruno", "Carla", "Chen", "Chloe",
-    "Dan", "Dara", "Diego", "Elena", "Emeka", "Erik", "Fatima", "Felix", "Grace", "Hana",
-    "Hugo", "Ines", "Ivan", "Jae", "James", "Jo", "Jonas", "Kai", "Kavya", "Keith",
-    "Lena", "Leo", "Lina", "Luca", "Maya", "Mei", "Marta", "Mateo", "Nadia", "Nina",
-    "Noah", "Olu", "Omar", "Paula", "Priya", "Quinn", "Rafael", "Rosa", "Ruth", "Sam",
-    "Sara", "Sofia", "Tariq", "Theo", "Tom", "Uma", "Vera", "Wei", "Yara", "Zoe",
-)  # fmt: skip
-_LAST_NAMES = (
-    "Abara", "Adeyemi", "Alvarez", "Andersen", "Bakker", "Banerjee", "Brennan", "Castro",
-    "Chowdhury", "Costa", "Dubois", "Eriksen", "Farouk", "Fischer", "Garcia", "Haddad",
-    "Hartmann", "Ito", "Jansen", "Kaur", "Kim", "Kowalski", "Laine", "Lopez", "Mahler",
-    "Mendes", "Moreau", "Murphy", "Nakamura", "Novak", "Okafor", "Oliveira", "Park",
-    "Patel", "Petrov", "Quist", "Reyes", "Rossi", "Sato", "Schmidt", "Silva", "Singh",
-    "Sorensen", "Tanaka", "Torres", "Ueda", "Varga", "Walsh", "Weber", "Yilmaz", "Zhou",
-)  # fmt: skip
-_COMPANY_STEMS = (
-    "Amberline", "Copperleaf", "Lumetra", "Pinegrove", "Harborlight", "Silverfin", "Bluequill",
-    "Ironbark", "Maplewise", "Orbitly", "Cedarpoint", "Nimbusly", "Quarrystone", "Valemont",
-    "Willowtree", "Juniperly", "Kitefield", "Meridiem", "Tandemic", "Brightwave",
-)  # fmt: skip
-_COMPANY_TYPES = (
-    "Logistics", "Health", "Labs", "Analytics", "Systems", "Retail", "Energy", "Fintech",
-    "Software", "Games", "Media", "Robotics", "Travel", "Insurance", "Foods",
-)  # fmt: skip
-_ROLES: dict[str, tuple[str, ...]] = {
-    "leader": (
-        "CEO", "CTO", "COO", "CFO", "Founder", "Co-founder", "VP Sales", "VP Customer Success",
-        "Head of Marketing", "Head of Support", "Director of IT", "PR manager",
-        "Head of RevOps", "VP Operations",
-    ),
-    "practitioner": (
-        "Support engineer", "Customer support lead", "Support operations manager",
-        "CX manager", "Helpdesk admin", "IT administrator", "Solutions engineer",
-        "Customer success manager", "Product manager", "Developer", "Sales engineer",
-        "Support agent",
-    ),
-    "media": (
-        "Journalist covering enterprise software", "SaaS analyst", "Tech reporter",
-        "Newsletter writer on customer experience", "Podcast host, The Support Stack",
-    ),
-    "hiring": ("Technical recruiter", "Talent partner", "Recruiting lead"),
-    "other": (
-        "Student", "Computer science student", "Freelance CX consultant", "Consultant",
-        "Angel investor", "Intern",
-    ),
-}  # fmt: skip
-_CAMPUSES = ("Lisbon Tech", "Dublin Tech", "Warsaw Tech", "Austin Community College")
-_BIO_EXTRAS = (
-    "", "", "", "Opinions my own.", "Coffee first.", "Building calm support teams.",
-    "Dad of two.", "Mum of three.", "Speaker and mentor.", "Berlin.", "Austin, TX.",
-    "Lisbon.", "Toronto.", "She/her.", "He/him.", "They/them.", "Runner.", "☕ + 📈",
-)  # fmt: skip
+
+class _Outlet(BaseModel):
+    model_config = _FILE_MODEL
+
+    name: str
+    handle: str
+
+
+class _BigAccount(BaseModel):
+    model_config = _FILE_MODEL
+
+    name: str
+    handle: str
+    group: str
+    followers: int = Field(ge=0)
+    bio: str
+
+
+class _AuthorsFile(BaseModel):
+    """``authors.yaml``: the names, employers and bios that the author pool is drawn from."""
+
+    model_config = _FILE_MODEL
+
+    first_names: _Words
+    last_names: _Words
+    handle_suffixes: _Words
+    company_stems: _Words
+    company_types: _Words
+    roles: dict[str, _Words]
+    campuses: _Words
+    bio_extras: _Words
+    outlets: tuple[_Outlet, ...]
+    big_accounts: tuple[_BigAccount, ...]
+
+    @model_validator(mode="after")
+    def _known_groups(self) -> _AuthorsFile:
+        if any(not self.roles.get(group) for group in _GROUPS) or set(self.roles) - set(_GROUPS):
+            raise ValueError(f"roles: needs roles for exactly the groups {list(_GROUPS)}")
+        for account in self.big_accounts:
+            if account.group not in _GROUPS:
+                raise ValueError(f"big_accounts: {account.handle}: unknown group")
+        return self
+
+
+@functools.cache
+def _author_words() -> _AuthorsFile:
+    """``demo_data/authors.yaml``, read once; ``ValueError`` naming it if malformed."""
+    return _load("authors.yaml", _AuthorsFile)
+
+
 # (share of the pool, median followers, spread of the log-normal)
 _GROUPS: dict[str, tuple[float, float, float]] = {
     "practitioner": (0.46, 180.0, 1.2),
@@ -1250,20 +651,6 @@ _GROUPS: dict[str, tuple[float, float, float]] = {
     "hiring": (0.06, 1_000.0, 0.9),
     "media": (0.07, 6_500.0, 1.3),
 }
-_OUTLETS = (
-    ("SaaS Ledger", "saasledger"),
-    ("Support Ops Weekly", "supportopsweekly"),
-    ("The CX Brief", "thecxbrief"),
-    ("Helpdesk Radar", "helpdeskradar"),
-    ("B2B Wire", "b2bwire"),
-)
-# A few loud voices: the tail of the reach distribution, present whatever the seed.
-_BIG_ACCOUNTS = (
-    ("Mira Castellanos", "miracastellanos", "media", 312_000, "SaaS investor and analyst."),
-    ("Tom Reyes", "tomreyes_tech", "media", 148_900, "Enterprise software reporter."),
-    ("CX Daily", "cxdaily", "media", 126_400, "The customer experience newsletter."),
-    ("Nadia Petrov", "nadiapetrov", "leader", 104_300, "Founder. Writes about scaling support."),
-)
 # Who writes each voice's mentions, by author group.
 _VOICE_GROUPS: dict[str, _Weighted[str]] = {
     "people": _Weighted([("practitioner", 0.55), ("leader", 0.3), ("other", 0.1), ("media", 0.05)]),
@@ -1298,40 +685,45 @@ class _Authors:
     activity: most have a few hundred followers, a handful more than a hundred thousand."""
 
     def __init__(self, rng: random.Random, reserved: Iterable[str]) -> None:
+        words = _author_words()
         self._groups: dict[str, _Group] = {name: _Group() for name in _GROUPS}
-        taken = {*reserved, *(h for _, h, *_ in _BIG_ACCOUNTS), *(h for _, h in _OUTLETS)}
+        taken = {
+            *reserved,
+            *(a.handle for a in words.big_accounts),
+            *(o.handle for o in words.outlets),
+        }
         names = list(_GROUPS)
         shares = [share for share, _, _ in _GROUPS.values()]
         for i in range(_POOL_SIZE):
             group = rng.choices(names, shares)[0] if i >= len(_GROUPS) else names[i]
-            self._add(rng, group, self._person(rng, group, taken))
-        for display, handle, group, followers, bio in _BIG_ACCOUNTS:
+            self._add(rng, group, self._person(rng, words, group, taken))
+        for account in words.big_accounts:
             author = Author(
                 id=_author_id(rng),
-                handle=handle,
-                name=display,
-                followers=followers,
-                description=bio,
+                handle=account.handle,
+                name=account.name,
+                followers=account.followers,
+                description=account.bio,
                 verified=True,
             )
-            self._groups[group].add(_Person(author, display), 3.0)
-        for display, handle in _OUTLETS:
+            self._groups[account.group].add(_Person(author, account.name), 3.0)
+        for outlet in words.outlets:
             author = Author(
                 id=_author_id(rng),
-                handle=handle,
-                name=display,
+                handle=outlet.handle,
+                name=outlet.name,
                 followers=int(rng.lognormvariate(math.log(15_000), 0.8)),
                 description="News about the software that runs customer support.",
                 verified=rng.random() < 0.7,
             )
-            self._groups["media"].add(_Person(author, display), 4.0)
+            self._groups["media"].add(_Person(author, outlet.name), 4.0)
 
     def _add(self, rng: random.Random, group: str, person: _Person) -> None:
         self._groups[group].add(person, min(rng.paretovariate(1.3), 40.0))
 
     @staticmethod
-    def _person(rng: random.Random, group: str, taken: set[str]) -> _Person:
-        first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+    def _person(rng: random.Random, words: _AuthorsFile, group: str, taken: set[str]) -> _Person:
+        first, last = rng.choice(words.first_names), rng.choice(words.last_names)
         style = rng.randrange(5)
         if style == 0:
             handle = f"{first}{last}"
@@ -1342,22 +734,22 @@ class _Authors:
         elif style == 3:
             handle = f"{first}{last}{rng.randint(1, 99)}"
         else:
-            handle = f"{first}{rng.choice(('cx', 'ops', 'does', 'builds', 'helps'))}"
+            handle = f"{first}{rng.choice(words.handle_suffixes)}"
         handle = handle.lower()
         while handle in taken:
             handle = f"{handle}{rng.randint(0, 9)}"
         taken.add(handle)
         _, median, spread = _GROUPS[group]
         followers = min(int(rng.lognormvariate(math.log(median), spread)), 5_000_000)
-        company = f"{rng.choice(_COMPANY_STEMS)} {rng.choice(_COMPANY_TYPES)}"
-        role = rng.choice(_ROLES[group])
+        company = f"{rng.choice(words.company_stems)} {rng.choice(words.company_types)}"
+        role = rng.choice(words.roles[group])
         if group in ("leader", "practitioner", "hiring"):
             bio = f"{role} at {company}."
         elif group == "media":
             bio = f"{role}."
         else:
-            bio = f"{role}." if role != "Student" else f"Student at {rng.choice(_CAMPUSES)}."
-        extra = rng.choice(_BIO_EXTRAS)
+            bio = f"{role}." if role != "Student" else f"Student at {rng.choice(words.campuses)}."
+        extra = rng.choice(words.bio_extras)
         verified = rng.random() < (0.5 if group == "media" or followers > 20_000 else 0.03)
         author = Author(
             id=_author_id(rng),
@@ -1498,6 +890,7 @@ class _Timeline:
             self._incidents[index[incident.brand]].append(
                 _BrandIncident(_to_ms(incident.start), _to_ms(incident.end), incident)
             )
+        self._texts = _texts()
         self._authors = _Authors(random.Random(f"{base}:authors"), (b.handle for b in brands))
         self._accounts = [_brand_account(b) for b in brands]
         self._tones = [
@@ -1668,36 +1061,39 @@ class _Timeline:
 
     def _draft(self, rng: random.Random, ms: int, b: int) -> _Draft:
         tone = self._tones[b].pick(rng)
-        kind = _KINDS_BY_TONE[tone].pick(rng)
+        kind = self._texts.by_tone[tone].pick(rng)
         return self._write(rng, ms, b, kind, parent=None, incident=False)
 
     def _incident_draft(self, rng: random.Random, ms: int, b: int, incident: Incident) -> _Draft:
-        kind = _INCIDENT_TEXTS[incident.kind].pick(rng)
+        kind = self._texts.by_incident[incident.kind].pick(rng)
         return self._write(rng, ms, b, kind, parent=None, incident=True)
 
     def _reply_draft(self, rng: random.Random, ms: int, parent: _Post) -> _Draft:
         brand = self._brands[parent.brand]
         liked = brand.tone.positive / (brand.tone.positive + brand.tone.negative)
+        r = self._texts.replies
         kind: _Kind
         if parent.incident and rng.random() < 0.6:
-            kind = _INCIDENT_REPLY
+            kind = r.incident_reply
         elif parent.tone == "negative":
-            kind = _pick(rng, (_AGREE_NEGATIVE, 0.6), (_DEFEND, 0.25), (_COMMENT_NEUTRAL, 0.15))
+            kind = _pick(rng, (r.agree_negative, 0.6), (r.defend, 0.25), (r.comment_neutral, 0.15))
         elif parent.tone == "positive":
-            kind = _pick(rng, (_AGREE_POSITIVE, 0.5), (_FOLLOW_UP, 0.35), (_ANSWER_NEGATIVE, 0.15))
+            kind = _pick(
+                rng, (r.agree_positive, 0.5), (r.follow_up, 0.35), (r.answer_negative, 0.15)
+            )
         elif parent.kind.question:
             kind = _pick(
                 rng,
-                (_ANSWER_POSITIVE, 0.7 * liked),
-                (_ANSWER_NEGATIVE, 0.7 * (1.0 - liked)),
-                (_COMMENT_NEUTRAL, 0.3),
+                (r.answer_positive, 0.7 * liked),
+                (r.answer_negative, 0.7 * (1.0 - liked)),
+                (r.comment_neutral, 0.3),
             )
         else:
             kind = _pick(
                 rng,
-                (_COMMENT_POSITIVE, 0.5 * liked),
-                (_COMMENT_NEGATIVE, 0.5 * (1.0 - liked)),
-                (_COMMENT_NEUTRAL, 0.5),
+                (r.comment_positive, 0.5 * liked),
+                (r.comment_negative, 0.5 * (1.0 - liked)),
+                (r.comment_neutral, 0.5),
             )
         return self._write(rng, ms, parent.brand, kind, parent=parent, incident=parent.incident)
 
@@ -1708,14 +1104,15 @@ class _Timeline:
         hour the answer falls in.
         """
         brand = self._brands[root.brand]
+        r = self._texts.replies
         if root.kind.voice == "official":
             return []
         if root.tone == "negative":
-            answer, chance = _APOLOGY, brand.care * (0.2 if root.incident else 0.6)
+            answer, chance = r.apology, brand.care * (0.2 if root.incident else 0.6)
         elif root.kind.question:
-            answer, chance = _OFFICIAL_ANSWER, brand.care * 0.4
+            answer, chance = r.official_answer, brand.care * 0.4
         elif root.tone == "positive":
-            answer, chance = _THANKS, brand.care * 0.15
+            answer, chance = r.thanks, brand.care * 0.15
         else:
             return []
         if _unit(int(root.mention.id)) >= chance:
@@ -1728,11 +1125,11 @@ class _Timeline:
         draft = self._write(rng, ms, root.brand, answer, parent=root, incident=root.incident)
         reply = self._post(draft, self._follow_up_id(ms, root, 1), parent=root)
         ack: _Kind | None = None
-        if answer is _APOLOGY and rng.random() < 0.6:
+        if answer is r.apology and rng.random() < 0.6:
             liked = brand.tone.positive / (brand.tone.positive + brand.tone.negative)
-            ack = _ACK_POSITIVE if rng.random() < liked else _ACK_NEGATIVE
-        elif answer is _OFFICIAL_ANSWER and rng.random() < 0.4:
-            ack = _ACK_THANKS
+            ack = r.ack_positive if rng.random() < liked else r.ack_negative
+        elif answer is r.official_answer and rng.random() < 0.4:
+            ack = r.ack_thanks
         if ack is None:
             return [reply]
         lag = rng.lognormvariate(math.log(8 * 60_000), 0.8)
@@ -1761,7 +1158,7 @@ class _Timeline:
                 rng, kind.voice, avoid=None if parent is None else parent.mention.author
             )
         parent_handle = None if parent is None else parent.mention.author.handle
-        slots = _Slots(rng, brand, kind.tone, person.company, parent_handle)
+        slots = _Slots(rng, self._texts.words, brand, kind.tone, person.company, parent_handle)
         text = rng.choice(kind.templates).format_map(slots)
         text = self._decorate(rng, text, brand, kind, incident=incident)
         return _Draft(
@@ -1782,14 +1179,15 @@ class _Timeline:
         casual = kind.voice in ("people", "hiring")
         if casual and rng.random() < 0.07:
             text = _add_typo(rng, text, self._protected)
-        emoji = kind.voice != "media" and not any(e in text for e in _TEXT_EMOJIS)
+        words = self._texts.words
+        emoji = kind.voice != "media" and not any(e in text for e in words.text_emojis)
         if emoji and rng.random() < _EMOJI_CHANCE[kind.tone]:
-            text = f"{text} {rng.choice(_EMOJIS[kind.tone])}"
+            text = f"{text} {rng.choice(words.emojis[kind.tone])}"
         if casual and rng.random() < 0.16 and "#" + brand.hashtag not in text.lower():
             text = f"{text} #{brand.hashtag}"
         if casual and rng.random() < 0.14:
             tag = f"#{brand.hashtag}down" if incident and rng.random() < 0.5 else None
-            text = f"{text} {tag or rng.choice(_TOPIC_TAGS)}"
+            text = f"{text} {tag or rng.choice(words.topic_tags)}"
         cc = kind.tone == "negative" and "@" + brand.handle not in text
         if cc and casual and rng.random() < 0.08:
             text = f"{text} cc @{brand.handle}"
