@@ -542,7 +542,7 @@ def calibrate(max_share: float, min_labels: int, apply_: bool, data_dir: Path | 
 @data_dir_option
 def migrate_cmd(wait_s: float, data_dir: Path | None) -> None:
     """Create or upgrade the database schema."""
-    from services.distributed import wait_for_database
+    from services.runtime.database import wait_for_database
 
     settings = CommonSettings(**_overrides(data_dir))
     _setup_logging("WARNING")
@@ -573,9 +573,9 @@ def migrate_cmd(wait_s: float, data_dir: Path | None) -> None:
 @click.option("--demo/--no-demo", default=None, help="Run the demo source [env SENTIMON_DEMO].")
 def ingest(replay: Path | None, rate: float | None, demo: bool | None) -> None:
     """Distributed mode: sources and the HTTP push endpoint, producing to Kafka."""
-    from services.embedded import PortInUseError
     from services.ingest.main import run_ingest
     from services.ingest.settings import IngestProcessSettings
+    from services.runtime.process import PortInUseError
 
     if rate is not None and rate <= 0:
         raise click.BadParameter("must be positive", param_hint="--rate")
@@ -590,7 +590,7 @@ def ingest(replay: Path | None, rate: float | None, demo: bool | None) -> None:
 @main.command()
 def scorer() -> None:
     """Distributed mode: a scorer process (one member of the consumer group)."""
-    from services.embedded import PortInUseError
+    from services.runtime.process import PortInUseError
     from services.scorer.main import ScorerHalted, run_scorer
     from services.scorer.settings import ScorerProcessSettings
 
@@ -608,7 +608,7 @@ def scorer() -> None:
 def api() -> None:
     """Distributed mode: the API and pages, reading the shared database."""
     from services.api.main import run_api
-    from services.embedded import PortInUseError
+    from services.runtime.process import PortInUseError
 
     settings = ApiSettings()
     _setup_logging(settings.log_level)

@@ -13,15 +13,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import sys
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
 import uvicorn
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
@@ -41,14 +40,19 @@ from services.core.storage.db import make_engine, migrate
 from services.core.storage.keys import KeyStore
 from services.core.topics import DEFAULT_TOPICS, DLQ, RAW
 from services.ingest.dedupe import RecentKeys
+from services.ingest.http import PushEndpoint, mount_push
+from services.ingest.seed import demo_backfill, seed_brands
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.protocol import Source
 from services.ingest.sources.runner import build_supervisor, start_configured_sources
 from services.ingest.sources.store import SourceStore
 from services.ingest.sources.supervisor import SourceSupervisor
 from services.ingest.worker import IngestStats, MentionPublisher, run_source
+from services.runtime.process import PortInUseError, bind_socket, log_failure
 from services.scorer.pipeline import ScorerPipeline, build_pipeline
 from services.scorer.settings import ScorerSettings
+
+__all__ = ["Embedded", "PortInUseError", "replay_file", "run_embedded"]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +138,7 @@ class Embedded:
         await asyncio.to_thread(self.pipeline.matchers.reload, True)
         for loop in self.pipeline.loops:
             task = asyncio.create_task(loop.run(), name=f"loop:{loop.group}")
-            task.add_done_callback(_log_failure)
+            task.add_done_callback(log_failure)
             self._loop_tasks.append(task)
         if self.alerts.alerts_enabled:
             self.alert_runtime.start()
@@ -147,7 +151,7 @@ class Embedded:
             run_source(source, self.publisher, self.metrics, on_item=on_item),
             name=f"source:{source.name}",
         )
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(log_failure)
         self._source_tasks.append(task)
         return task
 
@@ -159,13 +163,30 @@ class Embedded:
             metrics=self.metrics,
             keys=self.keys,
             brands=self.brands,
-            publisher=self.publisher,
             sources=self.sources,
             alerts=self.alerts,
             wake_delivery=self.alert_runtime.wake,
         )
         state.readiness.append(self._pipeline_problem)
         return state
+
+    def create_app(self) -> FastAPI:
+        """The API's app with the ingest's push endpoint mounted: one process serves both."""
+        from services.api.app import create_app
+
+        assert self.publisher is not None, "start() first"
+        app = create_app(self.app_state())
+        mount_push(
+            app,
+            PushEndpoint(
+                publisher=self.publisher,
+                keys=self.keys,
+                metrics=self.metrics,
+                max_body_bytes=self.ingest.max_body_bytes,
+                max_items=self.ingest.max_items_per_request,
+            ),
+        )
+        return app
 
     def _pipeline_problem(self) -> str | None:
         if self.pipeline is None:
@@ -224,48 +245,10 @@ class Embedded:
         self.engine.dispose()
 
 
-def _log_failure(task: asyncio.Task[object]) -> None:
-    """Say at once when a background task dies, rather than at shutdown (or never)."""
-    if not task.cancelled() and (e := task.exception()) is not None:
-        log.error("%s stopped: %r", task.get_name(), e, exc_info=e)
-
-
-def demo_backfill(settings: IngestSettings) -> timedelta:
-    return timedelta(hours=settings.demo_backfill_hours)
-
-
-def seed_brands(store: BrandStore, entries: Sequence[BrandEntry], *, demo: bool) -> None:
-    """Apply the brands file; with the demo on and no brands yet, track the demo brands."""
-    for e in entries:
-        store.upsert(e.name, e.query, e.competitors)
-    if demo and not store.list():
-        from services.ingest.sources.demo import load_demo_brands
-
-        for b in load_demo_brands():
-            store.upsert(b.name, b.query, b.competitors)
-
-
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield  # run_embedded owns the signals
-
-
-class PortInUseError(OSError):
-    """The API's address is taken (or not ours to bind)."""
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise PortInUseError(f"cannot listen on {host}:{port}: {e.strerror}") from e
-    sock.set_inheritable(True)
-    return sock
 
 
 def ensure_admin_key(keys: KeyStore) -> str | None:
@@ -287,8 +270,6 @@ async def run_embedded(
 
     Raises ``PortInUseError`` before starting anything if the address cannot be bound.
     """
-    from services.api.app import create_app
-
     sock = bind_socket(api.host, api.port)
     async with Embedded(ingest=ingest, scorer=scorer, api=api) as emb:
         await asyncio.to_thread(seed_brands, emb.brands, brand_entries, demo=ingest.demo)
@@ -321,7 +302,7 @@ async def run_embedded(
                 flush=True,
             )
         config = uvicorn.Config(
-            create_app(emb.app_state()),
+            emb.create_app(),
             host=api.host,
             port=api.port,
             log_level=api.log_level.lower(),

@@ -14,7 +14,6 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.core.auth import Role
 from services.core.models import Mention
@@ -79,7 +78,7 @@ async def test_poison_never_stops_the_pipeline_and_every_good_mention_is_stored(
     for k, doc in enumerate([d for d, _ in EDGE_POISON] + store_poison):
         body.insert(37 + k * 97, doc)
 
-    app = create_app(emb.app_state())
+    app = emb.create_app()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as client:

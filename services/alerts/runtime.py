@@ -16,6 +16,7 @@ from services.core.clock import Clock
 from services.core.metrics import Metrics
 from services.core.storage.alerts import AlertRecord
 from services.core.storage.webhooks import WebhookStore
+from services.runtime.process import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +48,13 @@ class AlertRuntime:
             ("alerts:delivery", self.worker.run(self._stop)),
         ):
             task = asyncio.create_task(coro, name=name)
-            task.add_done_callback(_log_failure)
+            task.add_done_callback(log_failure)
             self._tasks.append(task)
 
     async def stop(self) -> None:
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (e := task.exception()) is not None:
-        log.error("%s stopped: %r", task.get_name(), e, exc_info=e)
 
 
 def attach_alerts(state: AppState, settings: AlertSettings | None = None) -> AlertRuntime:

@@ -21,7 +21,6 @@ from services.api.routes import (
     alerts,
     analytics,
     brands,
-    health,
     mentions,
     pages,
     reports,
@@ -31,6 +30,7 @@ from services.api.routes import (
 )
 from services.api.routes import sources as source_routes
 from services.api.state import AppState
+from services.runtime.probes import Probes, mount_probes
 
 # Pages load only their own scripts and styles, and may not be framed (clickjacking).
 PAGE_CSP = (
@@ -52,7 +52,8 @@ def create_app(state: AppState) -> FastAPI:
     # Business gauges (issue 8) are read from the database when /metrics is scraped.
     state.metrics.add_collector("brand_gauges", BrandWindowCollector(state.engine, state.clock))
     errors.install(app)
-    for module in (health, mentions, brands, analytics, admin, pages):
+    mount_probes(app, Probes(state.engine, state.metrics, state.readiness))
+    for module in (mentions, brands, analytics, admin, pages):
         app.include_router(module.router)
     # The analysts' spot-check queue (issue 5): its API and its page.
     app.include_router(review.router)

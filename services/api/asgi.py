@@ -19,17 +19,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
 from services.alerts.runtime import attach_alerts
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from services.api.state import AppState
-from services.core.clock import SystemClock
-from services.core.metrics import Metrics, multiprocess_dir
-from services.core.storage.brands import BrandStore
+from services.api.state import process_state
+from services.core.metrics import multiprocess_dir
 from services.core.storage.db import make_engine
-from services.core.storage.keys import KeyStore
 
 
 class MultiprocessDirMissingError(RuntimeError):
@@ -50,15 +46,7 @@ def create_app_from_env() -> FastAPI:
         )
     settings = ApiSettings()
     engine = make_engine(settings.resolved_database_url())
-    clock = SystemClock()
-    state = AppState(
-        settings=settings,
-        engine=engine,
-        clock=clock,
-        metrics=Metrics(CollectorRegistry()),
-        keys=KeyStore(engine, clock),
-        brands=BrandStore(engine, clock),
-    )
+    state = process_state(settings, engine)
     app = create_app(state)
 
     @asynccontextmanager

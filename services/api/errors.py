@@ -1,56 +1,7 @@
-"""One error shape for every API error: a message naming the field, and the fields.
-
-``{"detail": "created_at: naive datetime …", "errors": [{"field": "created_at", "message": "…"}]}``
-The input is never echoed back (it may be large, hostile, or hold a secret).
-"""
+"""The API's errors: the one shape every process answers in (``services.runtime.http``)."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from services.runtime.http import TOO_LARGE, UNPROCESSABLE, install
 
-from services.core.validation import field_path
-
-
-def _split(message: str) -> dict[str, str]:
-    field, sep, rest = message.partition(": ")
-    if sep and field and " " not in field.strip():
-        return {"field": field, "message": rest}
-    return {"field": "", "message": message}
-
-
-async def http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    detail = str(exc.detail)
-    return JSONResponse(
-        {"detail": detail, "errors": [_split(detail)]},
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )
-
-
-async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = []
-    for e in exc.errors()[:20]:
-        loc = tuple(e.get("loc", ()))
-        # FastAPI prefixes "body"/"query"/"path"; keep "query.from" style for clarity.
-        field = field_path(loc) or "body"
-        msg = str(e.get("msg", "invalid"))
-        if e.get("type") == "timezone_aware":
-            msg = "naive datetime: give an RFC 3339 time with an offset, e.g. 2026-01-31T09:30:00Z"
-        errors.append({"field": field, "message": msg})
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
-
-
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-
-
-# Status codes by number: their names changed across Starlette versions.
-UNPROCESSABLE = 422
-TOO_LARGE = 413
+__all__ = ["TOO_LARGE", "UNPROCESSABLE", "install"]

@@ -12,9 +12,9 @@ import logging
 
 from services.alerts.runtime import attach_alerts
 from services.api.settings import ApiSettings
+from services.api.state import process_state
 from services.core.storage.db import make_engine
-from services.distributed import process_state, serve_http, stop_on_signals
-from services.embedded import bind_socket
+from services.runtime.process import bind_socket, serve_http, stop_on_signals
 
 log = logging.getLogger(__name__)
 

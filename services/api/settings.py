@@ -10,8 +10,6 @@ from services.core.settings import CommonSettings
 class ApiSettings(CommonSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    max_items_per_request: int = Field(default=10_000, ge=1)
     session_ttl_hours: float = Field(default=12.0, gt=0)
     cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (set it behind HTTPS)."

@@ -14,7 +14,6 @@ from services.core.metrics import Metrics
 from services.core.storage.brands import BrandStore
 from services.core.storage.keys import KeyStore
 from services.ingest.sources.supervisor import SourceSupervisor
-from services.ingest.worker import MentionPublisher
 
 
 @dataclass(slots=True)
@@ -25,8 +24,6 @@ class AppState:
     metrics: Metrics
     keys: KeyStore
     brands: BrandStore
-    # None when this API process does not ingest (then POST /mentions answers 503).
-    publisher: MentionPublisher | None = None
     # Extra readiness checks (the embedded pipeline registers "consumers not halted").
     readiness: list[Callable[[], str | None]] = field(default_factory=list)
     # The running source connectors (issue 9); None when this process runs none.
@@ -35,3 +32,21 @@ class AppState:
     # process's delivery worker to send now (after a manual redelivery), if it runs one.
     alerts: AlertSettings = field(default_factory=AlertSettings)
     wake_delivery: Callable[[], None] | None = None
+
+
+def process_state(settings: ApiSettings, engine: Engine) -> AppState:
+    """The state of an API process of its own (``sentimon api``, ``uvicorn --factory``):
+    its keys and brands in ``engine``, its own metrics registry."""
+    from prometheus_client import CollectorRegistry
+
+    from services.core.clock import SystemClock
+
+    clock = SystemClock()
+    return AppState(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        metrics=Metrics(CollectorRegistry()),
+        keys=KeyStore(engine, clock),
+        brands=BrandStore(engine, clock),
+    )

@@ -1,13 +1,12 @@
 """``sentimon ingest``: sources and the HTTP push endpoint, producing to Kafka.
 
-The same ``MentionPublisher`` and sources as embedded mode, over a Kafka producer
-(idempotent, ``acks=all``: a push is answered only once its mentions are durable on
-the broker). HTTP: ``POST /api/v1/mentions`` (the API's push route, same auth and
-limits), ``/healthz``, ``/readyz``, ``/metrics``.
+The same accept path and sources as embedded mode, over a Kafka producer (idempotent,
+``acks=all``: a push is answered only once its mentions are durable on the broker).
+HTTP: ``POST /api/v1/mentions`` (``services/ingest/http.py``), ``/healthz``,
+``/readyz``, ``/metrics``.
 
 Sources: the demo, a file replay, and the platform connectors configured in
-``SENTIMON_SOURCES_FILE`` or stored through the API's ``/api/v1/sources`` (read at start:
-restart the ingest process after changing them).
+``SENTIMON_SOURCES_FILE`` or stored through the API's ``/api/v1/sources``.
 
 SIGTERM: stop accepting requests and let those in progress finish, stop the sources,
 flush the producer, leave.
@@ -19,55 +18,35 @@ import asyncio
 import logging
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, status
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
-from services.api.routes import mentions
-from services.api.settings import ApiSettings
-from services.api.state import AppState
+from services.core.clock import SystemClock
+from services.core.metrics import Metrics
+from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine
-from services.distributed import (
-    close_bus,
-    connect_bus,
-    probe_app,
-    process_state,
-    serve_http,
-    stop_on_signals,
-)
-from services.embedded import _log_failure, bind_socket, demo_backfill, seed_brands
+from services.core.storage.keys import KeyStore
+from services.ingest.accept import MentionPublisher
 from services.ingest.dedupe import RecentKeys
+from services.ingest.http import PushEndpoint, mount_push
+from services.ingest.seed import demo_backfill, seed_brands
 from services.ingest.settings import IngestProcessSettings
 from services.ingest.sources.protocol import Source
 from services.ingest.sources.runner import build_supervisor, start_configured_sources
 from services.ingest.sources.store import SourceStore
-from services.ingest.worker import IngestStats, MentionPublisher, run_source
+from services.ingest.worker import IngestStats, run_source
+from services.runtime.bus import close_bus, connect_bus
+from services.runtime.probes import Probes, probe_app
+from services.runtime.process import bind_socket, log_failure, serve_http, stop_on_signals
 
 log = logging.getLogger(__name__)
 
 
-def create_ingest_app(state: AppState) -> FastAPI:
-    """Only what an ingest process serves: the push route, health and metrics."""
-    app = probe_app(state, "Sentimon ingest")
-    push = APIRouter(prefix="/api/v1/mentions", tags=["mentions"])
-    push.add_api_route(
-        "",
-        mentions.push_mentions,
-        methods=["POST"],
-        status_code=status.HTTP_202_ACCEPTED,
-        response_model=mentions.IngestResponse,
-    )
-    app.include_router(push)
+def create_ingest_app(probes: Probes, endpoint: PushEndpoint) -> FastAPI:
+    """Only what an ingest process serves: the push endpoint, health and metrics."""
+    app = probe_app(probes, "Sentimon ingest")
+    mount_push(app, endpoint)
     return app
-
-
-def api_settings_for(settings: IngestProcessSettings) -> ApiSettings:
-    """The push route's limits (``SENTIMON_MAX_BODY_BYTES``, …) at the ingest's address."""
-    return ApiSettings(
-        host=settings.ingest_host,
-        port=settings.ingest_port,
-        data_dir=settings.data_dir,
-        database_url=settings.database_url,
-        log_level=settings.log_level,
-    )
 
 
 async def run_ingest(
@@ -82,12 +61,12 @@ async def run_ingest(
     """
     sock = bind_socket(settings.ingest_host, settings.ingest_port)
     engine = make_engine(settings.resolved_database_url())
-    state = process_state(api_settings_for(settings), engine)
-    clock, metrics = state.clock, state.metrics
+    clock, metrics = SystemClock(), Metrics(CollectorRegistry())
+    brands = BrandStore(engine, clock)
+    probes = Probes(engine, metrics)
     bus = await connect_bus(settings, metrics, "sentimon-ingest")
     producer = await bus.producer()
     publisher = MentionPublisher(producer, RecentKeys(settings.dedupe_capacity), metrics)
-    state.publisher = publisher
     # Platform connectors (RSS, Mastodon, …): those of SENTIMON_SOURCES_FILE and those
     # stored through /api/v1/sources, as of this start; checkpoints resume them.
     supervisor = build_supervisor(
@@ -96,15 +75,14 @@ async def run_ingest(
         engine=engine,
         clock=clock,
         metrics=metrics,
-        brands=state.brands,
+        brands=brands,
     )
-    state.sources = supervisor
     await start_configured_sources(supervisor, SourceStore(engine, clock), settings.sources_file)
     sources: list[Source] = []
     if settings.demo:
         from services.ingest.sources.demo import DemoSource
 
-        await asyncio.to_thread(seed_brands, state.brands, (), demo=True)
+        await asyncio.to_thread(seed_brands, brands, (), demo=True)
         sources.append(
             DemoSource(
                 clock,
@@ -120,17 +98,24 @@ async def run_ingest(
     tasks: list[asyncio.Task[IngestStats]] = []
     for source in sources:
         task = asyncio.create_task(run_source(source, publisher, metrics), name=source.name)
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(log_failure)
         task.add_done_callback(_report_done)
         tasks.append(task)
-    state.readiness.append(lambda: _failed_source(tasks))
+    probes.readiness.append(lambda: _failed_source(tasks))
+    endpoint = PushEndpoint(
+        publisher=publisher,
+        keys=KeyStore(engine, clock),
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        max_items=settings.max_items_per_request,
+    )
     stop = asyncio.Event()
     base = f"http://{settings.ingest_host}:{settings.ingest_port}"
     print(f"Sentimon ingest at {base}/api/v1/mentions", flush=True)
     with stop_on_signals(stop):
         try:
             await serve_http(
-                create_ingest_app(state),
+                create_ingest_app(probes, endpoint),
                 sock,
                 log_level=settings.log_level,
                 stop=stop,

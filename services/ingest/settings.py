@@ -21,6 +21,9 @@ class IngestSettings(CommonSettings):
         default=7 * 24, ge=0, le=90 * 24, description="History the demo generates at start."
     )
     demo_seed: int = 7
+    # The push endpoint's limits (POST /api/v1/mentions).
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_items_per_request: int = Field(default=10_000, ge=1)
     journal: bool = Field(
         default=True,
         description="Embedded mode: journal accepted mentions in <data dir>/bus until they "

@@ -19,20 +19,15 @@ import contextlib
 import logging
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
-from services.api.settings import ApiSettings
-from services.api.state import AppState
 from services.core.bus.protocol import Producer
+from services.core.clock import SystemClock
+from services.core.metrics import Metrics
 from services.core.storage.db import make_engine
-from services.distributed import (
-    close_bus,
-    connect_bus,
-    probe_app,
-    process_state,
-    serve_http,
-    stop_on_signals,
-)
-from services.embedded import _log_failure, bind_socket
+from services.runtime.bus import close_bus, connect_bus
+from services.runtime.probes import Probes, probe_app
+from services.runtime.process import bind_socket, log_failure, serve_http, stop_on_signals
 from services.scorer.pipeline import ScorerPipeline, build_pipeline
 from services.scorer.settings import ScorerProcessSettings
 
@@ -50,11 +45,11 @@ def pipeline_problem(pipeline: ScorerPipeline) -> str | None:
     return None
 
 
-def create_probe_app(state: AppState, pipeline: ScorerPipeline) -> FastAPI:
+def create_probe_app(probes: Probes, pipeline: ScorerPipeline) -> FastAPI:
     """``/healthz``, ``/metrics`` and ``/readyz``: not ready while the database is
     unreachable or behind, once a consumer halted, or while one makes no progress."""
-    state.readiness.append(pipeline.progress_problem)
-    return probe_app(state, "Sentimon scorer")
+    probes.readiness.append(pipeline.progress_problem)
+    return probe_app(probes, "Sentimon scorer")
 
 
 async def run_scorer(settings: ScorerProcessSettings) -> None:
@@ -65,19 +60,16 @@ async def run_scorer(settings: ScorerProcessSettings) -> None:
     """
     sock = bind_socket(settings.scorer_host, settings.scorer_port)
     engine = make_engine(settings.resolved_database_url())
-    state = process_state(
-        ApiSettings(data_dir=settings.data_dir, database_url=settings.database_url), engine
-    )
-    metrics = state.metrics
+    metrics = Metrics(CollectorRegistry())
     bus = await connect_bus(settings, metrics, "sentimon-scorer")
     producer: Producer = await bus.producer()
     pipeline = build_pipeline(
-        settings, bus=bus, producer=producer, engine=engine, clock=state.clock, metrics=metrics
+        settings, bus=bus, producer=producer, engine=engine, clock=SystemClock(), metrics=metrics
     )
     await asyncio.to_thread(pipeline.matchers.reload, True)
     loops = [asyncio.create_task(loop.run(), name=f"loop:{loop.group}") for loop in pipeline.loops]
     for task in loops:
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(log_failure)
     stop = asyncio.Event()
     print(
         f"Sentimon scorer consuming from {settings.kafka_bootstrap} "
@@ -86,7 +78,7 @@ async def run_scorer(settings: ScorerProcessSettings) -> None:
     )
     http = asyncio.create_task(
         serve_http(
-            create_probe_app(state, pipeline),
+            create_probe_app(Probes(engine, metrics), pipeline),
             sock,
             log_level="WARNING",
             stop=stop,

@@ -15,13 +15,13 @@ from services.alerts.detection import AlertKind, RuleParams
 from services.alerts.runtime import attach_alerts
 from services.alerts.settings import AlertSettings
 from services.api.settings import ApiSettings
+from services.api.state import process_state
 from services.core.clock import FrozenClock
 from services.core.metrics import Metrics
 from services.core.storage.alerts import AlertRuleStore, list_alerts
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.webhooks import WebhookStore, enqueue_deliveries
 from services.core.storage.writer import MentionWriter
-from services.distributed import process_state
 from services.embedded import Embedded
 from services.ingest.settings import IngestSettings
 from services.scorer.settings import ScorerSettings

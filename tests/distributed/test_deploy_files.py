@@ -32,6 +32,7 @@ from services.core.settings import CommonSettings
 from services.core.storage.brands import BrandStore
 from services.core.storage.keys import KeyStore
 from services.ingest.settings import IngestProcessSettings
+from services.runtime.probes import Probes
 from services.scorer.settings import ScorerProcessSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,13 +70,18 @@ def serves(command: str, path: str) -> bool:
 
         app = create_app(state)
     elif command == "ingest":
+        from services.ingest.http import PushEndpoint
         from services.ingest.main import create_ingest_app
 
-        app = create_ingest_app(state)
+        endpoint = PushEndpoint(cast(Any, None), state.keys, state.metrics, 1 << 20, 100)
+        app = create_ingest_app(Probes(engine, state.metrics), endpoint)
     else:
         from services.scorer.main import create_probe_app
 
-        app = create_probe_app(state, cast(Any, SimpleNamespace(loops=())))
+        app = create_probe_app(
+            Probes(engine, state.metrics),
+            cast(Any, SimpleNamespace(loops=(), progress_problem=lambda: None)),
+        )
     with TestClient(app) as client:
         return client.get(path).status_code != 404
 

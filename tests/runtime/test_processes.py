@@ -1,4 +1,5 @@
-"""The distributed processes' shell: the prestart wait, the topics, the PostgreSQL script."""
+"""The processes' shell (``services/runtime``): the prestart wait, the topics, the
+PostgreSQL script, the ingest's 503 while the database is away."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from services.core.topics import DLQ, RAW, SCORED
-from services.distributed import distributed_topics, wait_for_database
+from services.runtime.bus import distributed_topics
+from services.runtime.database import wait_for_database
 from tests.fixtures.live_server import wait_until
 from tests.fixtures.postgres import PG_SH, PostgresServer, free_port
 
@@ -141,16 +143,30 @@ def test_pg_script_is_idempotent() -> None:
 
 def test_ingest_answers_503_while_the_database_is_away() -> None:
     """Keys cannot be checked: the push is refused with a retryable status, not a 500."""
+    from unittest.mock import Mock
+
+    from prometheus_client import CollectorRegistry
     from starlette.testclient import TestClient
 
-    from services.api.settings import ApiSettings
-    from services.distributed import process_state
+    from services.core.clock import SystemClock
+    from services.core.metrics import Metrics
+    from services.core.storage.keys import KeyStore
+    from services.ingest.http import PushEndpoint
     from services.ingest.main import create_ingest_app
+    from services.runtime.probes import Probes
 
     engine = create_engine(
         f"postgresql+psycopg://u:p@127.0.0.1:{free_port()}/x", connect_args={"connect_timeout": 2}
     )
-    app = create_ingest_app(process_state(ApiSettings(), engine))
+    metrics = Metrics(CollectorRegistry())
+    endpoint = PushEndpoint(
+        publisher=Mock(),  # never reached: the key cannot be checked
+        keys=KeyStore(engine, SystemClock()),
+        metrics=metrics,
+        max_body_bytes=1 << 20,
+        max_items=100,
+    )
+    app = create_ingest_app(Probes(engine, metrics), endpoint)
     with TestClient(app) as client:
         r = client.post("/api/v1/mentions", json=[], headers={"Authorization": "Bearer smk_x_y"})
     engine.dispose()
