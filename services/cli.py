@@ -389,7 +389,7 @@ def alert_rules_add(brand: str, data_dir: Path | None, **fields: Any) -> None:
     """Alert when BRAND's mentions spike (see docs/alerts.md for the statistics)."""
     from pydantic import ValidationError
 
-    from services.alerts.rules import RuleSpec
+    from services.core.alerting import RuleSpec
     from services.core.storage.alerts import AlertRuleStore
     from services.core.validation import describe
 
@@ -607,13 +607,16 @@ def scorer() -> None:
 @main.command()
 def api() -> None:
     """Distributed mode: the API and pages, reading the shared database."""
+    from services.alerts.runtime import attach_alerts
     from services.api.main import run_api
     from services.runtime.process import PortInUseError
 
     settings = ApiSettings()
     _setup_logging(settings.log_level)
     try:
-        asyncio.run(run_api(settings))
+        # Spike alerts: each API process evaluates and delivers; the unique key per rule
+        # and window and the outbox's claim leases keep that to one alert, one send.
+        asyncio.run(run_api(settings, companions=[attach_alerts]))
     except PortInUseError as e:
         raise click.ClickException(f"{e} (set SENTIMON_PORT)") from e
 

@@ -28,7 +28,6 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from services.alerts.settings import AlertSettings
-from services.alerts.urls import Resolver, WebhookUrlError, check_webhook_url, resolve_host
 from services.core.clock import Clock, SystemClock
 from services.core.metrics import Metrics
 from services.core.storage.webhooks import (
@@ -39,6 +38,7 @@ from services.core.storage.webhooks import (
     ClaimedDelivery,
     WebhookStore,
 )
+from services.core.urls import Resolver, WebhookUrlError, check_webhook_url, resolve_host
 
 log = logging.getLogger(__name__)
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy import Engine
 
 from services.alerts.delivery import DeliveryWorker
 from services.alerts.evaluator import AlertEvaluator
 from services.alerts.settings import AlertSettings
-from services.api.state import AppState
 from services.core.clock import Clock
 from services.core.metrics import Metrics
+from services.core.settings import WebhookSettings
 from services.core.storage.alerts import AlertRecord
 from services.core.storage.webhooks import WebhookStore
 from services.runtime.process import log_failure
@@ -57,7 +59,19 @@ class AlertRuntime:
         self._tasks.clear()
 
 
-def attach_alerts(state: AppState, settings: AlertSettings | None = None) -> AlertRuntime:
+class Host(Protocol):
+    """What a process hosting the alerts service offers it (an API process's state): the
+    store, clock and metrics, and two slots its routes read back — the settings and the
+    delivery worker's wake-up."""
+
+    engine: Engine
+    clock: Clock
+    metrics: Metrics
+    alerts: WebhookSettings
+    wake_delivery: Callable[[], None] | None
+
+
+def attach_alerts(state: Host, settings: AlertSettings | None = None) -> AlertRuntime:
     """Run the alerts service beside an API process's routes: the runtime is built on the
     state's engine, clock and metrics, the routes get its settings and its wake-up, and it
     is started when ``alerts_enabled``. The caller awaits ``stop()`` at shutdown."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.core.settings import CommonSettings
+from services.core.settings import WebhookSettings
 
 
-class AlertSettings(CommonSettings):
+class AlertSettings(WebhookSettings):
     alerts_enabled: bool = Field(
         default=True, description="Run the evaluator and the delivery worker in this process."
     )
@@ -26,17 +26,7 @@ class AlertSettings(CommonSettings):
     webhook_retry_max_delay_s: float = Field(
         default=6 * 3600.0, gt=0, description="No retry waits longer than this."
     )
-    webhook_retry_max_age_s: float = Field(
-        default=24 * 3600.0, gt=0, description="A delivery still failing this long is given up."
-    )
     webhook_batch: int = Field(default=20, ge=1, le=1000, description="Sends claimed per pass.")
-    webhook_allow_loopback: bool = Field(
-        default=False, description="Allow webhook URLs resolving to loopback (127.0.0.0/8, ::1)."
-    )
-    webhook_allow_private: bool = Field(
-        default=False,
-        description="Allow webhook URLs resolving to private, link-local or other internal ranges.",
-    )
     alert_top_mentions: int = Field(
         default=5, ge=0, le=50, description="Negative mentions per alert."
     )

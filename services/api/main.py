@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from services.alerts.runtime import attach_alerts
 from services.api.settings import ApiSettings
-from services.api.state import process_state
+from services.api.state import AppState, process_state
 from services.core.storage.db import make_engine
 from services.runtime.process import bind_socket, serve_http, stop_on_signals
 
 log = logging.getLogger(__name__)
 
 
-async def run_api(settings: ApiSettings, *, shutdown_timeout_s: float = 30.0) -> None:
-    """Serve until SIGTERM/SIGINT, then let requests in progress finish.
+class Companion(Protocol):
+    """Something that runs beside the API's routes in its process (the alerts service)."""
+
+    async def stop(self) -> None: ...
+
+
+async def run_api(
+    settings: ApiSettings,
+    *,
+    companions: Sequence[Callable[[AppState], Companion]] = (),
+    shutdown_timeout_s: float = 30.0,
+) -> None:
+    """Serve until SIGTERM/SIGINT, then let requests in progress finish; each of
+    ``companions`` is started on the process's state first and stopped at the end (the
+    launcher composes them: ``sentimon api`` runs the alerts service beside the routes).
 
     Raises ``PortInUseError`` before anything starts if the address cannot be bound.
     """
@@ -32,9 +46,7 @@ async def run_api(settings: ApiSettings, *, shutdown_timeout_s: float = 30.0) ->
     base = f"http://{settings.host}:{settings.port}"
     print(f"Sentimon API at {base}  (API docs: {base}/docs)", flush=True)
     state = process_state(settings, engine)
-    # Spike alerts (issue 6): each API process evaluates and delivers; the unique key per
-    # rule and window and the outbox's claim leases keep that to one alert, one send.
-    alerts = attach_alerts(state)
+    running = [start(state) for start in companions]
     try:
         with stop_on_signals(stop):
             await serve_http(
@@ -45,6 +57,7 @@ async def run_api(settings: ApiSettings, *, shutdown_timeout_s: float = 30.0) ->
                 timeout_s=shutdown_timeout_s,
             )
     finally:
-        await alerts.stop()
+        for companion in running:
+            await companion.stop()
         engine.dispose()
         log.info("api stopped")

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from services.alerts.settings import AlertSettings
 from services.api.settings import ApiSettings
 from services.core.clock import Clock
 from services.core.metrics import Metrics
+from services.core.settings import WebhookSettings
 from services.core.storage.brands import BrandStore
 from services.core.storage.keys import KeyStore
 from services.ingest.sources.supervisor import SourceSupervisor
@@ -28,9 +28,9 @@ class AppState:
     readiness: list[Callable[[], str | None]] = field(default_factory=list)
     # The running source connectors (issue 9); None when this process runs none.
     sources: SourceSupervisor | None = None
-    # Alerts (issue 6): the webhook URL policy and retry budget; ``wake_delivery`` asks this
-    # process's delivery worker to send now (after a manual redelivery), if it runs one.
-    alerts: AlertSettings = field(default_factory=AlertSettings)
+    # Webhooks: the URL policy and retry budget; ``wake_delivery`` asks this process's
+    # delivery worker to send now (after a manual redelivery), if it runs one.
+    alerts: WebhookSettings = field(default_factory=WebhookSettings)
     wake_delivery: Callable[[], None] | None = None
 
 

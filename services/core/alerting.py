@@ -1,4 +1,7 @@
-"""What an alert rule is, shared by the services that store, evaluate and serve rules.
+"""What an alert rule is, shared by the services that store, evaluate and serve rules:
+its kinds and parameters, the one pydantic model the API and the CLI validate rules with
+(so both refuse the same definitions with the same messages, naming the field), and
+the webhook event types.
 
 The statistics that judge a window live in the alerts service
 (``services/alerts/detection.py``); the store and the API need only the rule's shape.
@@ -8,6 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 
 class AlertKind(StrEnum):
@@ -27,3 +41,92 @@ class RuleParams:
     min_count: int = 10
     warmup_days: float = 3.0
     cooldown_s: int = 3600
+
+
+BrandName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[^/,]+$"),
+]
+
+
+class RuleSpec(BaseModel):
+    """An alert rule as users write it (minutes and days, not seconds)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    brand: BrandName
+    kind: AlertKind = Field(
+        description="negative_spike: count of negative mentions; negative_share: share of "
+        "negative among all mentions; volume_spike: count of all mentions"
+    )
+    window_minutes: int = Field(
+        default=15, ge=5, le=1440, description="Window tested; must divide a day (5, 10, 15, …)."
+    )
+    baseline_days: int = Field(
+        default=7, ge=1, le=28, description="Days before the window the expectation is read from."
+    )
+    sensitivity: float = Field(
+        default=1e-5,
+        gt=0,
+        le=0.01,
+        description="A window alerts when its p-value is below this: raise it to hear sooner "
+        "and more often, lower it for fewer alerts.",
+    )
+    min_count: int = Field(
+        default=10,
+        ge=1,
+        le=1_000_000,
+        description="Fewest mentions counted (negatives for the negative kinds) to alert.",
+    )
+    warmup_days: float = Field(
+        default=3.0, ge=0, le=28, description="No alerts until the baseline holds this much data."
+    )
+    cooldown_minutes: int = Field(
+        default=60, ge=0, le=10_080, description="No repeat of this rule within this time."
+    )
+    enabled: bool = True
+
+    @field_validator("window_minutes")
+    @classmethod
+    def _divides_a_day(cls, v: int) -> int:
+        if 1440 % v:
+            raise PydanticCustomError(
+                "window_minutes", "must divide a day (1440 minutes) evenly, e.g. 5, 10, 15, 30, 60"
+            )
+        return v
+
+    @field_validator("warmup_days")
+    @classmethod
+    def _within_baseline(cls, v: float, info: ValidationInfo) -> float:
+        baseline = info.data.get("baseline_days")
+        if baseline is not None and v > baseline:
+            raise PydanticCustomError("warmup_days", "must not exceed baseline_days")
+        return v
+
+    def params(self) -> RuleParams:
+        return RuleParams(
+            kind=self.kind,
+            window_s=self.window_minutes * 60,
+            baseline_days=self.baseline_days,
+            sensitivity=self.sensitivity,
+            min_count=self.min_count,
+            warmup_days=self.warmup_days,
+            cooldown_s=self.cooldown_minutes * 60,
+        )
+
+    @classmethod
+    def of(cls, brand: str, params: RuleParams, enabled: bool) -> RuleSpec:
+        return cls(
+            brand=brand,
+            kind=params.kind,
+            window_minutes=params.window_s // 60,
+            baseline_days=params.baseline_days,
+            sensitivity=params.sensitivity,
+            min_count=params.min_count,
+            warmup_days=params.warmup_days,
+            cooldown_minutes=params.cooldown_s // 60,
+            enabled=enabled,
+        )
+
+
+EVENT_TYPES = tuple(f"alert.{k.value}" for k in AlertKind)

@@ -43,3 +43,19 @@ class KafkaSettings(CommonSettings):
         description="Partitions of mentions.raw and mentions.scored when this process "
         "creates them; at most this many scorer processes share the work.",
     )
+
+
+class WebhookSettings(CommonSettings):
+    """The outgoing-URL policy and retry budget of webhooks: the alerts service sends
+    them, the API checks the URLs users give and redelivers on request."""
+
+    webhook_allow_loopback: bool = Field(
+        default=False, description="Allow webhook URLs resolving to loopback (127.0.0.0/8, ::1)."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs resolving to private, link-local or other internal ranges.",
+    )
+    webhook_retry_max_age_s: float = Field(
+        default=24 * 3600.0, gt=0, description="A delivery still failing this long is given up."
+    )

@@ -65,7 +65,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "services.api.asgi:create_app_from_env",
+                "services.asgi:create_app_from_env",
                 "--factory",
                 "--workers",
                 str(WORKERS),
@@ -135,7 +135,7 @@ def test_metrics_add_up_across_worker_processes(
 def test_the_factory_refuses_a_missing_multiprocess_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.api.asgi import MultiprocessDirMissingError, create_app_from_env
+    from services.asgi import MultiprocessDirMissingError, create_app_from_env
 
     monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path / "nope"))
     with pytest.raises(MultiprocessDirMissingError, match="nope"):

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 
-from services.alerts.rules import RuleSpec
 from services.api.deps import Manager, Reader, State
 from services.api.errors import TOO_LARGE, UNPROCESSABLE
+from services.core.alerting import RuleSpec
 from services.core.storage.alerts import AlertRule, AlertRuleStore
 from services.core.storage.errors import NotFoundError
 

@@ -12,13 +12,13 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from services.alerts.rules import EVENT_TYPES
-from services.alerts.urls import MAX_URL_CHARS, WebhookUrlError, check_webhook_url
 from services.api.deps import Manager, State
 from services.api.errors import UNPROCESSABLE
 from services.api.routes.alert_rules import small_body
+from services.core.alerting import EVENT_TYPES
 from services.core.storage.errors import NotFoundError
 from services.core.storage.webhooks import Delivery, Endpoint, WebhookStore
+from services.core.urls import MAX_URL_CHARS, WebhookUrlError, check_webhook_url
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 

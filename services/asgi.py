@@ -6,7 +6,7 @@ adds up the workers' counts::
 
     export PROMETHEUS_MULTIPROC_DIR=/run/sentimon-metrics
     rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-    uvicorn services.api.asgi:create_app_from_env --factory --workers 4 --host 0.0.0.0 --port 8000
+    uvicorn services.asgi:create_app_from_env --factory --workers 4 --host 0.0.0.0 --port 8000
 
 Each worker builds its own app from the ``SENTIMON_*`` settings (like ``sentimon api``:
 it reads the database; migrations are the prestart step's). Without
