@@ -26,6 +26,7 @@ from services.api.routes.analytics import resolve_range
 from services.api.routes.pages import PageKey, templates
 from services.api.state import AppState
 from services.core.auth import Permission, allows
+from services.core.models import storable_time
 from services.core.reports import (
     AccuracySource,
     AlertsSource,
@@ -72,6 +73,14 @@ def make_report(
         raise HTTPException(UNPROCESSABLE, "compare: must be 'previous' or 'none'")
     if not 0 <= min_reach <= MAX_REACH:
         raise HTTPException(UNPROCESSABLE, f"min_reach: must be between 0 and {MAX_REACH}")
+    # Mentions are stored for 1900-2099 only, and a bound near year 9999 would overflow
+    # once widened to whole hours: say which field, rather than fail.
+    for field, when in (("from", start), ("to", end)):
+        if when is not None:
+            try:
+                storable_time(when)
+            except ValueError as e:
+                raise HTTPException(UNPROCESSABLE, f"{field}: {e}") from e
     now = state.clock.now()
     first, last = resolve_range(start, end, _RANGE_CHECK_INTERVAL, now)
     # The report reads hourly rollups: its period is widened to whole hours (UTC).
@@ -132,6 +141,8 @@ def _when(field: str, text: str | None, *, end: bool) -> datetime | None:
             d = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
             return d + timedelta(days=1) if end else d
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except OverflowError:
+        raise HTTPException(UNPROCESSABLE, f"{field}: the date is out of range") from None
     except ValueError:
         t = None
     if t is None or t.tzinfo is None:

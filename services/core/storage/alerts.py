@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, Row, and_, delete, insert, or_, selec
 
 from services.core.alerting import AlertKind, RuleParams
 from services.core.clock import Clock
-from services.core.storage.db import SQLITE_BEGIN
+from services.core.storage.db import SQLITE_BEGIN, writing
 from services.core.storage.errors import NotFoundError
 from services.core.storage.tables import alert_rules, alerts, brands, mention_brands, mentions
 from services.core.storage.webhooks import enqueue_deliveries
@@ -73,7 +73,7 @@ class AlertRuleStore:
     def create(self, brand: str, params: RuleParams, *, enabled: bool = True) -> AlertRule:
         """Store a rule; ``NotFoundError`` if ``brand`` is not tracked."""
         now = self._clock.now()
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             _require_brand(conn, brand)
             rule_id = conn.execute(
                 insert(alert_rules).values(
@@ -85,7 +85,7 @@ class AlertRuleStore:
 
     def update(self, rule_id: int, brand: str, params: RuleParams, *, enabled: bool) -> AlertRule:
         now = self._clock.now()
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             _require_brand(conn, brand)
             done = conn.execute(
                 update(alert_rules)
@@ -114,7 +114,7 @@ class AlertRuleStore:
 
     def delete(self, rule_id: int) -> None:
         """Delete a rule; the alerts it raised are kept."""
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             if conn.execute(delete(alert_rules).where(alert_rules.c.id == rule_id)).rowcount == 0:
                 raise NotFoundError(f"alert rule {rule_id} does not exist")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,15 @@ from services.core.storage.errors import MigrationRequiredError
 
 SQLITE_BEGIN = "sqlite_begin"
 """Execution option: ``conn.execution_options(sqlite_begin="IMMEDIATE")`` for a writer."""
+
+
+@contextlib.contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it begins IMMEDIATE, taking the write
+    lock before its first read, so a read-then-write never fails with "database is
+    locked" when another writer got there first (it waits, up to the busy timeout)."""
+    with engine.connect().execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}) as conn, conn.begin():
+        yield conn
 
 
 def sqlite_url(data_dir: Path) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
 
 from services.core.clock import Clock
+from services.core.storage.db import writing
 from services.core.storage.errors import NotFoundError
 from services.core.storage.tables import delivery_attempts, webhook_deliveries, webhook_endpoints
 
@@ -101,7 +102,7 @@ class WebhookStore:
     def create(self, url: str, event_types: Sequence[str], secret: str | None = None) -> Endpoint:
         now = self._clock.now()
         secret = secret or new_secret()
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             key = conn.execute(
                 insert(webhook_endpoints).values(
                     url=url,
@@ -147,7 +148,7 @@ class WebhookStore:
             values["enabled"] = enabled
             if enabled:
                 values["disabled_reason"] = None
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             done = conn.execute(
                 update(webhook_endpoints)
                 .where(webhook_endpoints.c.id == endpoint_id)
@@ -159,7 +160,7 @@ class WebhookStore:
 
     def delete(self, endpoint_id: int) -> None:
         """Delete an endpoint with its deliveries and their attempts."""
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             conn.execute(
                 delete(delivery_attempts).where(
                     delivery_attempts.c.delivery_id.in_(
@@ -208,7 +209,7 @@ class WebhookStore:
         """Send a delivery again now, with the same ``webhook-id`` and a fresh retry budget."""
         now = self._clock.now()
         d = webhook_deliveries.c
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             done = conn.execute(
                 update(webhook_deliveries)
                 .where(d.id == delivery_id, d.endpoint_id == endpoint_id)
@@ -234,7 +235,7 @@ class WebhookStore:
             .limit(limit)
         )
         claimed: list[int] = []
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             for delivery_id, seen in list(conn.execute(stmt)):
                 got = conn.execute(
                     update(webhook_deliveries)
@@ -284,7 +285,7 @@ class WebhookStore:
     ) -> None:
         """Record an attempt and what it decided, in one transaction: the delivery's new
         status and next attempt, and (``(endpoint_id, reason)``) disabling its endpoint."""
-        with self._engine.begin() as conn:
+        with writing(self._engine) as conn:
             conn.execute(
                 insert(delivery_attempts).values(
                     delivery_id=delivery_id,
