@@ -30,6 +30,7 @@ from services.api.routes import (
 )
 from services.api.routes import sources as source_routes
 from services.api.state import AppState
+from services.runtime.limits import BodyLimits, GuardedBodies
 from services.runtime.probes import Probes, mount_probes
 
 # Pages load only their own scripts and styles, and may not be framed (clickjacking).
@@ -52,6 +53,11 @@ def create_app(state: AppState) -> FastAPI:
     # Business gauges (issue 8) are read from the database when /metrics is scraped.
     state.metrics.add_collector("brand_gauges", BrandWindowCollector(state.engine, state.clock))
     errors.install(app)
+    # The key is checked before any body is read, and bodies are capped as they stream.
+    app.state.body_limits = BodyLimits(
+        default=state.settings.max_request_bytes, open_paths=("/login", "/logout")
+    )
+    app.add_middleware(GuardedBodies, keys=state.keys, limits=app.state.body_limits)
     mount_probes(app, Probes(state.engine, state.metrics, state.readiness))
     for module in (mentions, brands, analytics, admin, pages):
         app.include_router(module.router)

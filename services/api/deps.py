@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from services.api.state import AppState
 from services.core.auth import Permission
 from services.core.storage.keys import ApiKey
-from services.runtime.auth import key_from_header, permitted, unknown_key
+from services.runtime.auth import SESSION_COOKIE, key_from_header, permitted, unknown_key
 
-SESSION_COOKIE = "sentimon_session"
+__all__ = ["SESSION_COOKIE", "Ingester", "Manager", "Reader", "State", "authenticate", "require"]
 
 
 def get_state(request: Request) -> AppState:

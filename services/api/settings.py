@@ -10,6 +10,9 @@ from services.core.settings import CommonSettings
 class ApiSettings(CommonSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    max_request_bytes: int = Field(
+        default=1 << 20, ge=1024, description="The largest body a route but the push takes."
+    )
     session_ttl_hours: float = Field(default=12.0, gt=0)
     cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (set it behind HTTPS)."

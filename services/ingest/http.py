@@ -22,6 +22,7 @@ from services.ingest.normalise import mention_from_obj
 from services.ingest.sources.protocol import InvalidRecord, SourceItem
 from services.runtime.auth import key_from_header, permitted
 from services.runtime.http import TOO_LARGE, UNPROCESSABLE
+from services.runtime.limits import BodyLimits, GuardedBodies
 
 NDJSON = "application/x-ndjson"
 
@@ -155,6 +156,13 @@ async def push_mentions(
 
 
 def mount_push(app: FastAPI, endpoint: PushEndpoint) -> None:
-    """Serve the push endpoint on ``app`` (the ingest's own, or the embedded API's)."""
+    """Serve the push endpoint on ``app`` (the ingest's own, or the embedded API's), its
+    key checked before its body is read and the body capped as it streams."""
     app.state.push_endpoint = endpoint
+    limits: BodyLimits | None = getattr(app.state, "body_limits", None)
+    if limits is None:
+        app.state.body_limits = BodyLimits(default=endpoint.max_body_bytes)
+        app.add_middleware(GuardedBodies, keys=endpoint.keys, limits=app.state.body_limits)
+    else:
+        limits.by_prefix[router.prefix] = endpoint.max_body_bytes
     app.include_router(router)

@@ -9,6 +9,8 @@ from services.core.auth import Permission, allows
 from services.core.storage.keys import ApiKey, KeyStore
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# The pages' session: an HttpOnly cookie holding a session token, never the key.
+SESSION_COOKIE = "sentimon_session"
 
 
 def bearer_token(header: str) -> str:
