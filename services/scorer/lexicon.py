@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from typing import Literal
 
@@ -53,14 +54,87 @@ def lexicon_sentiment(compound: float) -> Sentiment:
     )
 
 
+# VADER's cost grows with (words carrying sentiment) x (all words): several of its rules
+# rebuild the lower-cased word list for each sentiment word, and each emoji becomes the
+# words of its description. A text is therefore scored in windows of at most this many
+# words (emoji counted as their descriptions), so a mention's cost grows linearly with
+# its length. Every text under it — nearly every tweet — gets VADER's own score exactly.
+WINDOW_WORDS = 64
+# Emoji beyond these are not scored: a run of one emoji counts at most ten times, and a
+# text at most this many in all (a wall of emoji is spam, not more sentiment).
+MAX_EMOJI_RUN = 10
+MAX_EMOJI = 40
+# VADER's normalisation constant: compound = sum / sqrt(sum^2 + ALPHA).
+ALPHA = 15.0
+
+
+def lexicon_windows(text: str, emoji_words: Mapping[str, int]) -> list[str]:
+    """Split ``text`` into pieces of at most ``WINDOW_WORDS`` words for VADER, and drop the
+    emoji past ``MAX_EMOJI_RUN`` in a run or ``MAX_EMOJI`` in all. ``emoji_words``: the
+    words of each emoji's description. Pure; ``[text]`` when the text needs no split."""
+    out: list[str] = []
+    piece: list[str] = []
+    weight = emoji_seen = run = 0
+    previous = ""
+    needs_work = False
+    for token in text.split():
+        kept: list[str] = []
+        token_weight = 0
+        for ch in token:
+            words = emoji_words.get(ch)
+            if words is None:
+                kept.append(ch)
+                previous = ""
+                continue
+            run = run + 1 if ch == previous else 1
+            previous = ch
+            if run > MAX_EMOJI_RUN or emoji_seen >= MAX_EMOJI:
+                needs_work = True
+                continue
+            emoji_seen += 1
+            if token_weight + words > WINDOW_WORDS:  # a token that is a wall of emoji
+                piece.append("".join(kept))
+                out.append(" ".join(piece))
+                piece, kept, weight, token_weight = [], [], 0, 0
+                needs_work = True
+            kept.append(ch)
+            token_weight += words
+        token_weight = max(token_weight, 1)
+        if piece and weight + token_weight > WINDOW_WORDS:
+            out.append(" ".join(piece))
+            piece, weight = [], 0
+            needs_work = True
+        if kept:
+            piece.append("".join(kept))
+            weight += token_weight
+    if piece:
+        out.append(" ".join(piece))
+    return [text] if not needs_work else [w for w in out if w.strip()] or [""]
+
+
+def _valence_sum(compound: float) -> float:
+    """The valence sum VADER normalised into ``compound`` (inverse of its normalisation)."""
+    c = max(-0.9999, min(0.9999, compound))
+    return c * math.sqrt(ALPHA / (1.0 - c * c))
+
+
 class VaderScorer:
+    """VADER's compound score of a text, its worst case bounded (``lexicon_windows``): a
+    text split in windows is scored as the sum of its windows' valences, normalised as
+    VADER normalises one text's."""
+
     method: Literal["lexicon"] = "lexicon"
 
     def __init__(self) -> None:
         self._analyzer = SentimentIntensityAnalyzer()
+        self._emoji_words = {e: len(d.split()) for e, d in self._analyzer.emojis.items()}
 
     def compound(self, text: str) -> float:
-        return float(self._analyzer.polarity_scores(text)["compound"])
+        windows = lexicon_windows(text, self._emoji_words)
+        if len(windows) == 1:
+            return float(self._analyzer.polarity_scores(windows[0])["compound"])
+        total = sum(_valence_sum(self._analyzer.polarity_scores(w)["compound"]) for w in windows)
+        return round(total / math.sqrt(total * total + ALPHA), 4)
 
     def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
         return [lexicon_sentiment(self.compound(t)) for t in texts]
