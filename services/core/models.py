@@ -12,7 +12,15 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 SOURCES: tuple[str, ...] = (
     "x",
@@ -86,9 +94,25 @@ Url = Annotated[
     StringConstraints(max_length=2048, pattern=r"^https?://\S+$"),
     AfterValidator(_no_control_characters),
 ]
-StorableTime = Annotated[AwareDatetime, AfterValidator(storable_time)]
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?")
+
+
+def _rfc3339_text(value: object) -> object:
+    """Only RFC 3339 text (or a datetime, from our own code): lax parsing read
+    ``1733313600`` and ``"1733313600"`` as Unix times."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
+        raise ValueError("give an RFC 3339 time with an offset, e.g. 2026-01-31T09:30:00Z")
+    return value
+
+
+StorableTime = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(storable_time)
+]
 LangTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
-Count = Annotated[int, Field(ge=0, le=10**12)]
+# Strict: a count is a JSON integer, never true or "1000" (lax parsing took both).
+Count = Annotated[int, Field(ge=0, le=10**12, strict=True)]
 
 
 class _Contract(BaseModel):
@@ -105,7 +129,7 @@ class Author(_Contract):
     description: (
         Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_nul)] | None
     ) = None
-    verified: bool = False
+    verified: Annotated[bool, Field(strict=True)] = False
 
 
 class Metrics(_Contract):

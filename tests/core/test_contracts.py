@@ -92,6 +92,13 @@ INVALID_MENTIONS = [
     mention_doc(conversation_id="c\nd"),
     mention_doc(text="Acme\u0000"),
     mention_doc(url="https://x.example/\u0000"),
+    # Strict at the edge: numbers are numbers, times are RFC 3339 text.
+    mention_doc(created_at="1733313600"),
+    mention_doc(created_at=1733313600),
+    mention_doc(author={"id": "a", "handle": "h", "followers": True}),
+    mention_doc(author={"id": "a", "handle": "h", "followers": "1000"}),
+    mention_doc(author={"id": "a", "handle": "h", "verified": "yes"}),
+    mention_doc(metrics={"likes": 1.5}),
 ]
 
 

@@ -43,6 +43,11 @@ _Predicate = Callable[[AbstractSet[int]], bool]
 
 
 FORBIDDEN_NAME_CHARS = frozenset("/,")
+# C0, DEL, C1, and the bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069) plus the implicit marks (U+200E, U+200F, U+061C).
+UNPRINTABLE_NAME_CHARS = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,12 @@ class BrandDefinition:
         if len(name) > MAX_BRAND_NAME_CHARS:
             raise BrandDefinitionError(
                 f"brand name {name[:32]!r}... is longer than {MAX_BRAND_NAME_CHARS} characters"
+            )
+        # Shown on pages and in /metrics labels: no control characters, and no
+        # bidirectional controls that would make a name read as something else.
+        if (m := UNPRINTABLE_NAME_CHARS.search(name)) is not None:
+            raise BrandDefinitionError(
+                f"brand name must not contain the control character U+{ord(m.group()):04X}"
             )
         # A name is a path segment (/brands/{name}) and an item of comma lists (?brands=A,B).
         if bad := set(name) & FORBIDDEN_NAME_CHARS:

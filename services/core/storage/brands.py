@@ -11,9 +11,19 @@ from sqlalchemy import Engine, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.core.brands import BrandDefinition, parse_query
+from services.core.brands.errors import BrandDefinitionError
 from services.core.clock import Clock
+from services.core.storage.db import writing
 from services.core.storage.errors import ConflictError, NotFoundError
 from services.core.storage.tables import brands
+
+# Each brand is a column of every share-of-voice answer and a series of every gauge: 300
+# made share of voice a 6 MB, 5.5 s answer. Competitive sets are a handful of brands.
+MAX_BRANDS = 100
+
+
+class TooManyBrandsError(BrandDefinitionError):
+    """The instance tracks ``MAX_BRANDS`` brands already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +60,14 @@ class BrandStore:
         name = _checked(name, query)
         now = self._clock.now()
         try:
-            with self._engine.begin() as conn:
+            with writing(self._engine) as conn:
+                if (
+                    conn.execute(select(func.count()).select_from(brands)).scalar_one()
+                    >= MAX_BRANDS
+                ):
+                    raise TooManyBrandsError(
+                        f"at most {MAX_BRANDS} brands can be tracked; remove one first"
+                    )
                 conn.execute(
                     insert(brands).values(
                         name=name,
