@@ -38,6 +38,7 @@ from services.core.metrics import Metrics
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.keys import KeyStore
+from services.core.storage.sources import SourceStore
 from services.core.topics import DEFAULT_TOPICS, DLQ, RAW
 from services.ingest.dedupe import RecentKeys
 from services.ingest.http import PushEndpoint, mount_push
@@ -45,7 +46,6 @@ from services.ingest.seed import demo_backfill, seed_brands
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.protocol import Source
 from services.ingest.sources.runner import build_supervisor, start_configured_sources
-from services.ingest.sources.store import SourceStore
 from services.ingest.sources.supervisor import SourceSupervisor
 from services.ingest.worker import IngestStats, MentionPublisher, run_source
 from services.runtime.process import PortInUseError, bind_socket, log_failure
@@ -127,6 +127,9 @@ class Embedded:
             metrics=self.metrics,
             brands=self.brands,
         )
+        # Sources added, changed or removed in the store (through the API) reach the
+        # running connectors within sources_refresh_s.
+        self.sources.start_watching()
         self.pipeline = build_pipeline(
             self.scorer,
             bus=self.bus,
@@ -163,7 +166,6 @@ class Embedded:
             metrics=self.metrics,
             keys=self.keys,
             brands=self.brands,
-            sources=self.sources,
             alerts=self.alerts,
             wake_delivery=self.alert_runtime.wake,
         )

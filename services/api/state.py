@@ -13,7 +13,6 @@ from services.core.metrics import Metrics
 from services.core.settings import WebhookSettings
 from services.core.storage.brands import BrandStore
 from services.core.storage.keys import KeyStore
-from services.ingest.sources.supervisor import SourceSupervisor
 
 
 @dataclass(slots=True)
@@ -26,8 +25,6 @@ class AppState:
     brands: BrandStore
     # Extra readiness checks (the embedded pipeline registers "consumers not halted").
     readiness: list[Callable[[], str | None]] = field(default_factory=list)
-    # The running source connectors (issue 9); None when this process runs none.
-    sources: SourceSupervisor | None = None
     # Webhooks: the URL policy and retry budget; ``wake_delivery`` asks this process's
     # delivery worker to send now (after a manual redelivery), if it runs one.
     alerts: WebhookSettings = field(default_factory=WebhookSettings)

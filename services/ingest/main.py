@@ -6,7 +6,9 @@ HTTP: ``POST /api/v1/mentions`` (``services/ingest/http.py``), ``/healthz``,
 ``/readyz``, ``/metrics``.
 
 Sources: the demo, a file replay, and the platform connectors configured in
-``SENTIMON_SOURCES_FILE`` or stored through the API's ``/api/v1/sources``.
+``SENTIMON_SOURCES_FILE`` or stored through the API's ``/api/v1/sources``; the store is
+watched, so a source added, changed or removed through the API is picked up within
+``SENTIMON_SOURCES_REFRESH_S`` without a restart.
 
 SIGTERM: stop accepting requests and let those in progress finish, stop the sources,
 flush the producer, leave.
@@ -26,6 +28,7 @@ from services.core.metrics import Metrics
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine
 from services.core.storage.keys import KeyStore
+from services.core.storage.sources import SourceStore
 from services.ingest.accept import MentionPublisher
 from services.ingest.dedupe import RecentKeys
 from services.ingest.http import PushEndpoint, mount_push
@@ -33,7 +36,6 @@ from services.ingest.seed import demo_backfill, seed_brands
 from services.ingest.settings import IngestProcessSettings
 from services.ingest.sources.protocol import Source
 from services.ingest.sources.runner import build_supervisor, start_configured_sources
-from services.ingest.sources.store import SourceStore
 from services.ingest.worker import IngestStats, run_source
 from services.runtime.bus import close_bus, connect_bus
 from services.runtime.probes import Probes, probe_app

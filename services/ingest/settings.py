@@ -36,6 +36,13 @@ class IngestSettings(CommonSettings):
     sources_file: Path | None = Field(
         default=None, description="YAML file of sources (feeds, Mastodon, Bluesky, Reddit, X)."
     )
+    sources_refresh_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="How often a running ingest checks the store for sources added, "
+        "changed or removed (through the API).",
+    )
     x_bearer_token: SecretStr | None = None
     reddit_client_id: str | None = None
     reddit_client_secret: SecretStr | None = None

@@ -1,15 +1,23 @@
 """The distributed ``sentimon ingest`` runs the platform connectors: a feed named in
 ``SENTIMON_SOURCES_FILE`` is read, its mentions go through Kafka and the scorer into
-PostgreSQL, and the connector's checkpoint is stored."""
+PostgreSQL, and the connector's checkpoint is stored; a feed added through a running
+``sentimon api`` is picked up by the running ingest within its refresh interval."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from services.core.auth import Role
+from services.core.clock import SystemClock
+from services.core.sources import SourceStatus
+from services.core.storage.keys import KeyStore
+from services.core.storage.sources import SourceStore
 from services.core.storage.tables import mentions, source_checkpoints
 from tests.fixtures.distributed import DistributedStack, close_stack, open_stack
 from tests.fixtures.kafka import KafkaBroker
@@ -70,3 +78,62 @@ def test_the_ingest_process_reads_the_sources_file_feeds(
     assert feed_server.hits("GET", "/alerts.atom")
     assert ingest.terminate() == 0, ingest.log_tail()
     assert scorer.terminate() == 0, scorer.log_tail()
+
+
+REFRESH_S = 1.0
+# Picked up "within the refresh interval", plus what a loaded machine adds: a check's
+# query, the connector's start, its first request.
+PICKUP_BOUND_S = REFRESH_S + 15.0
+
+
+def test_a_source_added_through_the_api_reaches_the_running_ingest(
+    stack_with_acme: DistributedStack, feed_server: FakePlatform
+) -> None:
+    stack = stack_with_acme
+    ingest = stack.service("ingest", "ingest", SENTIMON_SOURCES_REFRESH_S=str(REFRESH_S))
+    api = stack.service("api", "api")
+    ingest.start()
+    api.start()
+    ingest.wait_ready()
+    api.wait_ready()
+    admin = KeyStore(stack.engine, SystemClock()).create(Role.ADMIN, "test admin")[0]
+    store = SourceStore(stack.engine, SystemClock())
+    url = f"http://127.0.0.1:{api.port}/api/v1/sources"
+    headers = {"Authorization": f"Bearer {admin}"}
+    body = {
+        "name": "alerts",
+        "kind": "rss",
+        "feeds": [{"url": f"{feed_server.base_url}/alerts.atom"}],
+    }
+
+    added = time.monotonic()
+    r = httpx.post(url, json=body, headers=headers, timeout=30)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"]["state"] == "pending"  # no ingest has written one yet
+    wait_until(
+        lambda: feed_server.hits("GET", "/alerts.atom"),
+        timeout_s=PICKUP_BOUND_S,
+        what="the running ingest reads the feed added through the API",
+    )
+    assert time.monotonic() - added < PICKUP_BOUND_S
+
+    def healthy() -> SourceStatus | None:
+        s = store.load_status("alerts")
+        return s if s is not None and s.mentions_accepted == FEED_ITEMS else None
+
+    status = wait_until(healthy, timeout_s=30, what="the source's stored status healthy")
+    assert status.state == "running" and status.last_error is None
+    assert status.consecutive_failures == 0 and status.last_success_at is not None
+    shown = httpx.get(f"{url}/alerts/status", headers=headers, timeout=30).json()
+    assert shown["state"] == "running" and shown["mentions_accepted"] == FEED_ITEMS
+
+    # Disabled through the API: the ingest stops it, and says so in the store.
+    r = httpx.put(f"{url}/alerts", json={**body, "enabled": False}, headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    wait_until(
+        lambda: (s := store.load_status("alerts")) is not None and s.state == "disabled",
+        timeout_s=PICKUP_BOUND_S,
+        what="the ingest stopped the disabled source",
+    )
+    assert ingest.terminate() == 0, ingest.log_tail()
+    assert api.terminate() == 0, api.log_tail()

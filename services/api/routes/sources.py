@@ -2,13 +2,20 @@
 
 A source's configuration names what to read (feeds, instance and hashtags, subreddits…);
 credentials are never part of it (they come from the settings, see ``docs/sources.md``).
-Creating, changing or deleting a source starts, restarts or stops its connector at once
-when this process runs the connectors.
+
+These routes only read and write the store. Every running ingest (embedded or
+``sentimon ingest``) checks the store every ``SENTIMON_SOURCES_REFRESH_S`` (5 s) and starts
+a created source, restarts a changed one from its checkpoint, and stops a deleted one.
+A source's status is what its ingest last wrote (counters up to about a second behind);
+a source no ingest has written a status for yet is ``pending`` if it is enabled and
+``disabled`` if not. The configuration wins over an older status: a disabled source
+always shows ``disabled``, an enabled one whose last status is ``disabled`` ``pending``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,10 +24,9 @@ from pydantic import BaseModel
 
 from services.api.deps import Manager, State
 from services.api.errors import UNPROCESSABLE
+from services.core.sources import MAX_SOURCES, SourceConfig, SourceStatus
 from services.core.storage.errors import ConflictError, NotFoundError
-from services.ingest.sources.config import MAX_SOURCES, SourceConfig
-from services.ingest.sources.store import SourceStore
-from services.ingest.sources.supervisor import SourceStatus
+from services.core.storage.sources import SourceStore
 
 router = APIRouter(prefix="/api/v1/sources", tags=["sources"])
 
@@ -57,17 +63,22 @@ def _store(state: State) -> SourceStore:
 
 
 def _status(state: State, config: SourceConfig) -> SourceStatusPublic:
-    running = state.sources.status(config.name) if state.sources is not None else None
+    store = _store(state)
+    running = store.load_status(config.name)
     if running is None:
         running = SourceStatus(
-            config.name, config.kind, "disabled" if not config.enabled else "not_running"
+            config.name, config.kind, "pending" if config.enabled else "disabled"
         )
-    stored = _store(state).load_checkpoint(config.name)
+    elif not config.enabled:
+        running = replace(running, state="disabled")
+    elif running.state == "disabled":
+        running = replace(running, state="pending")
+    stored = store.load_checkpoint(config.name)
     last = running.last_success_at or (stored.updated_at if stored else None)
     since = (state.clock.now() - last).total_seconds() if last else None
     return SourceStatusPublic(
         name=running.name,
-        kind=running.kind,
+        kind=config.kind,
         state=running.state,
         last_success_at=last,
         seconds_since_success=since,
@@ -102,7 +113,7 @@ def list_sources(state: State, _key: Manager) -> list[SourcePublic]:
     return [_public(state, c) for c in _store(state).list()]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a source and start it")
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a source (the ingest starts it)")
 async def create_source(state: State, _key: Manager, body: ConfigBody) -> SourcePublic:
     store = _store(state)
     if await asyncio.to_thread(store.count) >= MAX_SOURCES:
@@ -111,9 +122,7 @@ async def create_source(state: State, _key: Manager, body: ConfigBody) -> Source
         await asyncio.to_thread(store.create, body)
     except ConflictError as e:
         raise HTTPException(status.HTTP_409_CONFLICT, f"name: {e}") from e
-    if state.sources is not None:
-        await state.sources.start(body)
-    return _public(state, body)
+    return await asyncio.to_thread(_public, state, body)
 
 
 @router.get("/{name}")
@@ -136,18 +145,15 @@ async def replace_source(
         await asyncio.to_thread(_store(state).replace, body)
     except NotFoundError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
-    if state.sources is not None:
-        await state.sources.start(body)
-    return _public(state, body)
+    return await asyncio.to_thread(_public, state, body)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_source(state: State, _key: Manager, name: NamePath) -> Response:
-    """Stop a source and forget its checkpoint. Mentions it delivered are kept."""
+    """Remove a source with its checkpoint and status (the ingest stops it within its
+    refresh interval). Mentions it delivered are kept."""
     try:
         await asyncio.to_thread(_store(state).delete, name)
     except NotFoundError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
-    if state.sources is not None:
-        await state.sources.stop(name, forget=True)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -327,6 +327,27 @@ source_checkpoints = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# How each source is doing, as the ingest running it last wrote it (at most about once a
+# second per source; a state change or an error at once), for the API to show. Never
+# credentials, nor anything else from the ingest's environment.
+source_status = Table(
+    "source_status",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("last_success_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("lag_seconds", Float),
+    Column("mentions_accepted", BigInteger, nullable=False),
+    Column("mentions_duplicate", BigInteger, nullable=False),
+    Column("records_invalid", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 
 # --- Alerts: spike rules, alerts, webhook endpoints and their outbox ----------------------
 # One alert per (rule, window): evaluators in several processes insert-or-ignore on that

@@ -21,8 +21,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from services.core.models import Author, Mention
+from services.core.sources import BlueskyConfig
 from services.ingest.sources.base import Batch, Checkpoint, Connector, Runtime
-from services.ingest.sources.config import BlueskyConfig
 from services.ingest.sources.errors import AuthError, PlatformError, RateLimited
 from services.ingest.sources.protocol import InvalidRecord, SourceItem
 from services.ingest.sources.text import bounded_id, lang_tag, mention_text, obj, parse_time

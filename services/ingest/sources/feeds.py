@@ -22,8 +22,8 @@ import feedparser  # type: ignore[import-untyped]
 import httpx
 
 from services.core.models import Author, Mention
+from services.core.sources import Feed, RssConfig
 from services.ingest.sources.base import Batch, Checkpoint, Connector, Runtime
-from services.ingest.sources.config import Feed, RssConfig
 from services.ingest.sources.errors import GarbageError
 from services.ingest.sources.http import check_status, make_client, network_error
 from services.ingest.sources.protocol import InvalidRecord, SourceItem

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from services.core.models import Author, Mention, Metrics
+from services.core.sources import MastodonConfig
 from services.ingest.sources.base import (
     Batch,
     Checkpoint,
@@ -28,7 +29,6 @@ from services.ingest.sources.base import (
     Runtime,
     merge_batches,
 )
-from services.ingest.sources.config import MastodonConfig
 from services.ingest.sources.errors import GarbageError, PlatformError
 from services.ingest.sources.http import check_status, lines, make_client, network_error
 from services.ingest.sources.protocol import InvalidRecord, SourceItem

@@ -19,8 +19,8 @@ import httpx
 import orjson
 
 from services.core.models import Author, Mention, Metrics
+from services.core.sources import RedditConfig
 from services.ingest.sources.base import Batch, Checkpoint, Connector, Runtime
-from services.ingest.sources.config import RedditConfig
 from services.ingest.sources.errors import AuthError, GarbageError
 from services.ingest.sources.http import check_status, make_client, network_error
 from services.ingest.sources.protocol import InvalidRecord, SourceItem

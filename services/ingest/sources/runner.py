@@ -1,10 +1,10 @@
 """Wiring the connectors into a process: credentials from the ingest settings, the
-brands from the store, configurations from ``sources.yaml`` and the database."""
+brands from the store, configurations from ``sources.yaml`` and the database (watched:
+sources changed through the API reach a running ingest within ``sources_refresh_s``)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -12,15 +12,14 @@ from sqlalchemy import Engine
 from services.core.brands import BrandDefinition
 from services.core.clock import Clock
 from services.core.metrics import Metrics
+from services.core.sources import SourceConfig
 from services.core.storage.brands import BrandStore
+from services.core.storage.sources import SourceStore
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.base import Credentials, Runtime, StoredBrands
-from services.ingest.sources.config import SourceConfig, load_sources_file
-from services.ingest.sources.store import SourceStore
+from services.ingest.sources.config import load_sources_file
 from services.ingest.sources.supervisor import SourceSupervisor
 from services.ingest.worker import MentionPublisher
-
-log = logging.getLogger(__name__)
 
 
 def credentials_from(settings: IngestSettings) -> Credentials:
@@ -50,21 +49,26 @@ def build_supervisor(
         credentials=credentials_from(settings),
         brands=StoredBrands(load, brands.version, clock),
     )
-    return SourceSupervisor(publisher, SourceStore(engine, clock), metrics, runtime)
+    return SourceSupervisor(
+        publisher,
+        SourceStore(engine, clock),
+        metrics,
+        runtime,
+        refresh_s=settings.sources_refresh_s,
+    )
 
 
 async def start_configured_sources(
     supervisor: SourceSupervisor, store: SourceStore, sources_file: Path | None
 ) -> list[SourceConfig]:
-    """Add or update the sources of ``sources_file`` in the store, then start every
-    stored source (those added through the API too). Raises ``SourceConfigError`` for a
+    """Add or update the sources of ``sources_file`` in the store, start every stored
+    source (those added through the API too), then keep them in step with the store
+    until ``supervisor.close()`` (``start_watching``). Raises ``SourceConfigError`` for a
     bad file, before anything starts."""
     if sources_file is not None:
         configs = await asyncio.to_thread(load_sources_file, sources_file)
         for config in configs:
             await asyncio.to_thread(store.upsert, config)
-    stored = await asyncio.to_thread(store.list)
-    await supervisor.start_all(stored)
-    if stored:
-        log.info("sources: %s", ", ".join(f"{c.name} ({c.kind})" for c in stored))
-    return stored
+    await supervisor.reconcile()
+    supervisor.start_watching()
+    return await asyncio.to_thread(store.list)

@@ -23,8 +23,8 @@ import orjson
 from services.core.brands import BrandDefinition, parse_query
 from services.core.brands.query import And, Not, Or, QueryNode, Term
 from services.core.models import Author, Mention, Metrics
+from services.core.sources import XConfig
 from services.ingest.sources.base import Batch, Checkpoint, Connector, Runtime
-from services.ingest.sources.config import XConfig
 from services.ingest.sources.errors import AuthError, GarbageError, PlatformError, RateLimited
 from services.ingest.sources.http import check_status, lines, make_client, network_error
 from services.ingest.sources.protocol import InvalidRecord, SourceItem

@@ -14,11 +14,11 @@ from pydantic import SecretStr
 
 from services.core.models import Author, Mention
 from services.core.storage.db import make_engine, migrate, sqlite_url
+from services.core.storage.sources import SourceStore
 from services.ingest.sources.base import Batch, Checkpoint, Connector, Credentials, Runtime
 from services.ingest.sources.config import RedditConfig, XConfig
 from services.ingest.sources.errors import PlatformError, RateLimited
 from services.ingest.sources.reddit import RedditConnector
-from services.ingest.sources.store import SourceStore
 from services.ingest.sources.supervisor import SourceSupervisor
 from services.ingest.sources.x import XConnector
 from tests.ingest.sources.fakes import (
