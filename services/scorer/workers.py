@@ -15,23 +15,21 @@ import itertools
 import multiprocessing
 import multiprocessing.context
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
 
 from services.core.brands import BrandDefinition, BrandMatcher
 from services.scorer.lexicon import VaderScorer
-from services.scorer.process import ChunkItem, ChunkResult, ScoringConfig, score_chunk
+from services.scorer.steps.lexicon import (
+    BrandSet,
+    ChunkItem,
+    ChunkResult,
+    ScoringConfig,
+    score_chunk,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class BrandSet:
-    """The tracked brands; ``version`` counts the reloads of the cache that made it (for
-    logs). Workers key their compiled matcher on ``definitions`` themselves, since
-    versions of different caches in one process can coincide."""
-
-    version: int
-    definitions: tuple[tuple[str, str], ...] = field(default=())
+__all__ = ["BrandSet", "ScoringRunner", "WorkerDiedError", "run_chunk"]
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from services.scorer.process import ChunkItem, ScoringConfig
+from services.scorer.steps.lexicon import ChunkItem, ScoringConfig
 from services.scorer.workers import BrandSet, ScoringRunner, WorkerDiedError, run_chunk
 from tests.fixtures.mentions import mention_doc
 

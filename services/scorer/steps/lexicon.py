@@ -1,0 +1,294 @@
+"""Match & lexicon: a batch's mentions, in chunks, scored by VADER in worker processes.
+
+``score_chunk`` does everything the lexicon path needs for a chunk of mentions — match
+brands, mask them, cap the length, score with VADER, sample spot checks, build the stored
+document — so that the shell can run it whole in a worker process (``ScoringRunner``), on
+another core, and hand it only plain values. The shell keeps the workers up to two chunks
+ahead of the steps after it, and hands those steps each chunk in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
+
+import orjson
+
+from services.core.brands import BrandDefinition, BrandError, BrandMatcher
+from services.core.bus.protocol import Message
+from services.core.clock import Clock
+from services.core.metrics import Metrics
+from services.core.models import Mention, Sentiment
+from services.core.storage.brands import BrandStore
+from services.scorer.lexicon import lexicon_sentiment
+from services.scorer.mask import cap_text, mask_spans
+from services.scorer.sampling import SamplingPolicy, spot_check
+from services.scorer.steps.abstract import Forward, NextStep
+
+if TYPE_CHECKING:  # the workers run ``score_chunk``: a runtime import would be circular
+    from services.scorer.workers import ScoringRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringConfig:
+    max_chars: int = 2_000
+    spot_check_rate: float = 0.02
+    keep_unmatched: bool = False
+    # The stratified spot-check sampler; None: a plain sample at ``spot_check_rate``.
+    sampling: SamplingPolicy | None = None
+
+    @property
+    def sampling_policy(self) -> SamplingPolicy:
+        if self.sampling is not None:
+            return self.sampling
+        return SamplingPolicy(rate=self.spot_check_rate, lifts=(), uncertain_rate=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class BrandSet:
+    """The tracked brands; ``version`` counts the reloads of the cache that made it (for
+    logs). Workers key their compiled matcher on ``definitions`` themselves, since
+    versions of different caches in one process can coincide."""
+
+    version: int
+    definitions: tuple[tuple[str, str], ...] = field(default=())
+
+
+def prepare_text(text: str, spans: Sequence[tuple[int, int]], max_chars: int) -> tuple[str, bool]:
+    """Mask brand terms, then cap the length. Returns the text and whether it was cut."""
+    masked = mask_spans(text, spans)
+    capped = cap_text(masked, max_chars)
+    return capped, len(capped) < len(masked)
+
+
+class ChunkItem(NamedTuple):
+    """What scoring needs of one mention. Tuples: they cross to worker processes, and
+    pickle several times faster than dataclasses."""
+
+    source: str
+    id: str
+    text: str
+    raw: bytes  # the mention.v1 JSON as it arrived
+
+
+class LexiconResult(NamedTuple):
+    """One matched mention scored by the lexicon, as plain values."""
+
+    position: int  # in the chunk
+    brands: tuple[str, ...]
+    text: str  # masked and capped, as scored; empty unless asked for (second opinions)
+    compound: float
+    spot_check: bool
+    doc: bytes  # scored_mention.v1 JSON with the lexicon's verdict
+    seconds: float  # time the lexicon took on it
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    results: list[LexiconResult] = field(default_factory=list)
+    unmatched: int = 0
+    truncated: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A slice of a batch: its mentions, and what of them crosses to a worker."""
+
+    mentions: Sequence[Mention]
+    items: Sequence[ChunkItem]
+    now: datetime  # when the batch was scored: each document's ``scored_at``
+
+    @classmethod
+    def of(cls, pairs: Sequence[tuple[Mention, bytes]], now: datetime) -> Chunk:
+        """A chunk of mentions, each with its ``mention.v1`` JSON as it arrived."""
+        items = [ChunkItem(m.source, m.id, m.text, raw) for m, raw in pairs]
+        return cls([m for m, _ in pairs], items, now)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredChunk:
+    """Results of a chunk, and the verdicts that replace the lexicon's (``better``, by
+    position in ``results``; ``None`` or empty: the lexicon's stands)."""
+
+    chunk: Chunk
+    results: Sequence[LexiconResult]
+    better: Sequence[Sentiment | None] = ()
+
+
+def chunks(pairs: Sequence[tuple[Mention, bytes]], size: int, now: datetime) -> list[Chunk]:
+    """A batch cut in chunks of ``size`` mentions, in order."""
+    return [Chunk.of(pairs[start : start + size], now) for start in range(0, len(pairs), size)]
+
+
+def score_chunk(
+    items: Sequence[ChunkItem],
+    *,
+    matcher: BrandMatcher,
+    compound: Callable[[str], float],
+    config: ScoringConfig,
+    now: datetime,
+    keep_texts: bool = False,
+    timer: Callable[[], float] = time.perf_counter,
+) -> ChunkResult:
+    """Match, mask, cap, score, sample and build each document. Mentions matching no
+    brand are dropped unless ``keep_unmatched``."""
+    out = ChunkResult()
+    for i, item in enumerate(items):
+        match = matcher.match(item.text)
+        if not match.brands and not config.keep_unmatched:
+            out.unmatched += 1
+            continue
+        text, cut = prepare_text(item.text, match.mask_spans, config.max_chars)
+        out.truncated += cut
+        t0 = timer()
+        c = compound(text)
+        seconds = timer() - t0
+        verdict = lexicon_sentiment(c)
+        kept = text if keep_texts else ""
+        spot = spot_check(item.source, item.id, verdict, config.sampling_policy, kept) is not None
+        brands = tuple(match.brands)
+        doc = scored_document(item.raw, brands, verdict, spot, now)
+        out.results.append(LexiconResult(i, brands, kept, c, spot, doc, seconds))
+    return out
+
+
+def scored_document(
+    raw: bytes, brands: Sequence[str], sentiment: Sentiment, spot_check: bool, scored_at: datetime
+) -> bytes:
+    """The ``scored_mention.v1`` JSON: the raw mention's JSON with the scoring fields added.
+
+    Splicing keeps the mention exactly as it arrived and avoids re-serialising it; it
+    is safe because a valid ``mention.v1`` object has none of the added keys.
+    """
+    body = raw.rstrip()
+    if not body.endswith(b"}"):
+        raise ValueError("raw mention is not a JSON object")
+    extra = orjson.dumps(
+        {
+            "brands": list(brands),
+            "sentiment": {
+                "label": sentiment.label,
+                "score": sentiment.score,
+                "confidence": sentiment.confidence,
+                "method": sentiment.method,
+                "lexicon_compound": sentiment.lexicon_compound,
+                "model_version": sentiment.model_version,
+                # Only marked when set, so ordinary documents stay as they were.
+                **({"fallback": True} if sentiment.fallback else {}),
+            },
+            "spot_check": spot_check,
+            "scored_at": scored_at.isoformat(),
+        }
+    )
+    head = body[:-1].rstrip()
+    sep = b"" if head.endswith(b"{") else b","
+    return head + sep + extra[1:]
+
+
+class BrandMatcherCache:
+    """The tracked brands, reloaded when the store says they changed.
+
+    ``brands`` is what the scoring workers compile their matchers from; ``matcher`` is
+    the same set compiled here (which also proves every definition compiles).
+    """
+
+    def __init__(self, store: BrandStore, refresh_s: float) -> None:
+        self._store = store
+        self._refresh_s = refresh_s
+        self._version: object = None
+        self._checked_at = float("-inf")
+        self.matcher = BrandMatcher.compile([])
+        self.brands = BrandSet(version=0)
+
+    async def current(self) -> BrandSet:
+        now = time.monotonic()
+        if now - self._checked_at >= self._refresh_s:
+            self._checked_at = now
+            await asyncio.to_thread(self.reload)
+        return self.brands
+
+    def reload(self, force: bool = False) -> None:
+        version = self._store.version()
+        if force or version != self._version:
+            usable: list[BrandDefinition] = []
+            for b in self._store.list():
+                # A brand stored under older, looser rules must not stop all scoring.
+                try:
+                    definition = b.definition
+                    BrandMatcher.compile([definition])
+                except BrandError as e:
+                    log.error("brand %r is not tracked until fixed: %s", b.name, e)
+                    continue
+                usable.append(definition)
+            self.matcher = BrandMatcher.compile(usable)
+            self.brands = BrandSet(
+                version=self.brands.version + 1,
+                definitions=tuple((d.name, d.query) for d in usable),
+            )
+            self._version = version
+            log.info("brand matcher rebuilt for %d brands", len(usable))
+
+
+class ScoreLexicon(Forward[ScoredChunk]):
+    def __init__(
+        self,
+        runner: ScoringRunner,
+        matchers: BrandMatcherCache,
+        config: ScoringConfig,
+        *,
+        chunk_size: int,
+        keep_texts: bool,
+        clock: Clock,
+        metrics: Metrics,
+        next_step: NextStep[ScoredChunk],
+    ) -> None:
+        super().__init__(next_step)
+        self._runner = runner
+        self._matchers = matchers
+        self._config = config
+        self._chunk_size = chunk_size
+        self._keep_texts = keep_texts  # for the transformer's second opinions
+        self._clock = clock
+        self._metrics = metrics
+
+    async def submit(self, batch: Sequence[tuple[Message, Mention]]) -> None:
+        brands = await self._matchers.current()
+        pending = chunks([(m, msg.value) for msg, m in batch], self._chunk_size, self._clock.now())
+
+        def score(chunk: Chunk) -> asyncio.Future[ChunkResult]:
+            return asyncio.ensure_future(
+                self._runner.score(
+                    chunk.items, brands, self._config, chunk.now, keep_texts=self._keep_texts
+                )
+            )
+
+        # The workers score up to two chunks ahead while the steps after this one work
+        # on the chunk before (and write it, in a thread).
+        scoring = deque(score(chunk) for chunk in pending[:2])
+        try:
+            for k, chunk in enumerate(pending):
+                result = await scoring.popleft()
+                if k + 2 < len(pending):
+                    scoring.append(score(pending[k + 2]))
+                self._observe(result)
+                await self.next_step.submit(ScoredChunk(chunk, result.results))
+        except BaseException:
+            for f in scoring:
+                f.cancel()
+            raise
+
+    def _observe(self, result: ChunkResult) -> None:
+        m = self._metrics
+        m.mentions_unmatched.inc(result.unmatched)
+        m.texts_truncated.inc(result.truncated)
+        latency = m.scoring_latency.labels("lexicon")
+        for r in result.results:
+            latency.observe(r.seconds)

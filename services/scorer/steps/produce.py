@@ -1,0 +1,48 @@
+"""Produce: what was stored goes to ``mentions.scored`` for the consumers downstream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+
+from services.core.bus.protocol import Producer
+from services.core.metrics import Metrics
+from services.core.models import ScoringMethod, SentimentLabel
+from services.core.storage.writer import Refused, ScoredRecord
+from services.core.topics import SCORED, mention_key
+
+
+def tally(
+    records: Sequence[ScoredRecord],
+) -> tuple[Counter[tuple[ScoringMethod, SentimentLabel]], Counter[ScoringMethod]]:
+    """Records per (method, label), and spot checks sampled per method."""
+    scored = Counter((r.sentiment.method, r.sentiment.label) for r in records)
+    spot = Counter(r.sentiment.method for r in records if r.spot_check)
+    return scored, spot
+
+
+class ProduceScored:
+    def __init__(self, producer: Producer, metrics: Metrics) -> None:
+        self._producer = producer
+        self._metrics = metrics
+
+    async def submit(self, records: Sequence[ScoredRecord]) -> None:
+        send = self._producer.send
+        # Sent together: on Kafka each send waits for the broker's acknowledgement, and one
+        # at a time would cap a scorer at one round trip per mention.
+        await asyncio.gather(*(send(SCORED, r.doc, key=mention_key(*r.key)) for r in records))
+        m = self._metrics
+        m.messages_produced.labels(SCORED).inc(len(records))
+        scored, spot = tally(records)
+        for (method, label), n in scored.items():
+            m.mentions_scored.labels(method, label).inc(n)
+        for method, n in spot.items():
+            m.spot_checks_sampled.labels(method).inc(n)
+
+    async def join(self) -> list[Refused]:
+        await self._producer.flush()
+        return []
+
+    def terminate(self) -> None:
+        pass
