@@ -38,16 +38,13 @@ from services.core.metrics import Metrics
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.keys import KeyStore
-from services.core.storage.sources import SourceStore
 from services.core.topics import DEFAULT_TOPICS, DLQ, RAW
-from services.ingest.dedupe import RecentKeys
-from services.ingest.http import PushEndpoint, mount_push
-from services.ingest.seed import demo_backfill, seed_brands
+from services.ingest.flow import Ingest, build_ingest, demo_source
+from services.ingest.http import mount_push
+from services.ingest.seed import seed_brands
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.protocol import Source
-from services.ingest.sources.runner import build_supervisor, start_configured_sources
-from services.ingest.sources.supervisor import SourceSupervisor
-from services.ingest.worker import IngestStats, MentionPublisher, run_source
+from services.ingest.worker import IngestStats, MentionPublisher
 from services.runtime.process import PortInUseError, bind_socket, log_failure
 from services.scorer.pipeline import ScorerPipeline, build_pipeline
 from services.scorer.settings import ScorerSettings
@@ -80,11 +77,9 @@ class Embedded:
         self.keys = KeyStore(self.engine, self.clock)
         self.brands = BrandStore(self.engine, self.clock)
         self._loop_tasks: list[asyncio.Task[None]] = []
-        self._source_tasks: list[asyncio.Task[IngestStats]] = []
         self._producer: Producer | None = None
         self.pipeline: ScorerPipeline | None = None
-        self.publisher: MentionPublisher | None = None
-        self.sources: SourceSupervisor | None = None  # platform connectors (issue 9)
+        self.flow: Ingest | None = None  # the ingest service (services/ingest/flow.py)
         # Spike alerts and their webhooks (issue 6): evaluator and delivery worker.
         self.alert_runtime = AlertRuntime(self.engine, self.alerts, self.clock, self.metrics)
 
@@ -116,20 +111,18 @@ class Embedded:
         else:
             await self.bus.create_topics(DEFAULT_TOPICS)
         self._producer = await self.bus.producer()
-        self.publisher = MentionPublisher(
-            self._producer, RecentKeys(self.ingest.dedupe_capacity), self.metrics
-        )
-        self.sources = build_supervisor(
+        self.flow = build_ingest(
             self.ingest,
-            publisher=self.publisher,
+            producer=self._producer,
             engine=self.engine,
             clock=self.clock,
             metrics=self.metrics,
             brands=self.brands,
+            keys=self.keys,
         )
         # Sources added, changed or removed in the store (through the API) reach the
         # running connectors within sources_refresh_s.
-        self.sources.start_watching()
+        self.flow.connectors.start_watching()
         self.pipeline = build_pipeline(
             self.scorer,
             bus=self.bus,
@@ -146,17 +139,16 @@ class Embedded:
         if self.alerts.alerts_enabled:
             self.alert_runtime.start()
 
+    @property
+    def publisher(self) -> MentionPublisher:
+        assert self.flow is not None, "start() first"
+        return self.flow.publisher
+
     def add_source(
         self, source: Source, on_item: Callable[[IngestStats], None] | None = None
     ) -> asyncio.Task[IngestStats]:
-        assert self.publisher is not None, "start() first"
-        task = asyncio.create_task(
-            run_source(source, self.publisher, self.metrics, on_item=on_item),
-            name=f"source:{source.name}",
-        )
-        task.add_done_callback(log_failure)
-        self._source_tasks.append(task)
-        return task
+        assert self.flow is not None, "start() first"
+        return self.flow.add_source(source, on_item)
 
     def app_state(self) -> AppState:
         state = AppState(
@@ -176,18 +168,9 @@ class Embedded:
         """The API's app with the ingest's push endpoint mounted: one process serves both."""
         from services.api.app import create_app
 
-        assert self.publisher is not None, "start() first"
+        assert self.flow is not None, "start() first"
         app = create_app(self.app_state())
-        mount_push(
-            app,
-            PushEndpoint(
-                publisher=self.publisher,
-                keys=self.keys,
-                metrics=self.metrics,
-                max_body_bytes=self.ingest.max_body_bytes,
-                max_items=self.ingest.max_items_per_request,
-            ),
-        )
+        mount_push(app, self.flow.push)
         return app
 
     def _pipeline_problem(self) -> str | None:
@@ -195,10 +178,7 @@ class Embedded:
             return "pipeline: not started"
         if (problem := self.pipeline.progress_problem()) is not None:
             return f"pipeline: {problem}"
-        for task in self._source_tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                return f"ingest: {task.get_name()} failed: {task.exception()!r}"[:300]
-        return None
+        return None if self.flow is None else self.flow.problem()
 
     async def refresh_brands(self) -> None:
         """Make the scorer use the brands in the store now (instead of at its next check)."""
@@ -208,8 +188,8 @@ class Embedded:
     async def drain(self, timeout_s: float = 60.0) -> None:
         """Wait until every source has ended and everything produced is stored."""
         assert self.pipeline is not None
-        if self._source_tasks:
-            await asyncio.gather(*self._source_tasks)
+        if self.flow is not None and self.flow.tasks:
+            await asyncio.gather(*self.flow.tasks)
         for loop in self.pipeline.loops:
             await loop.wait_caught_up(
                 [tp for tp in ALL_PARTITIONS if tp.topic in loop.topics], timeout_s
@@ -217,11 +197,8 @@ class Embedded:
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         await self.alert_runtime.stop()
-        if self.sources is not None:
-            await self.sources.close()
-        for t in self._source_tasks:
-            t.cancel()
-        await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        if self.flow is not None:
+            await self.flow.close()
         if self.pipeline is not None:
             try:
                 for loop in self.pipeline.loops:
@@ -276,22 +253,11 @@ async def run_embedded(
     async with Embedded(ingest=ingest, scorer=scorer, api=api) as emb:
         await asyncio.to_thread(seed_brands, emb.brands, brand_entries, demo=ingest.demo)
         await emb.refresh_brands()
-        assert emb.sources is not None
-        await start_configured_sources(
-            emb.sources, SourceStore(emb.engine, emb.clock), ingest.sources_file
-        )
+        assert emb.flow is not None
+        await emb.flow.start()
         admin_key = await asyncio.to_thread(ensure_admin_key, emb.keys)
         if ingest.demo:
-            from services.ingest.sources.demo import DemoSource
-
-            emb.add_source(
-                DemoSource(
-                    emb.clock,
-                    seed=ingest.demo_seed,
-                    backfill=demo_backfill(ingest),
-                    rate_per_s=ingest.demo_rate_per_s,
-                )
-            )
+            emb.add_source(demo_source(ingest, emb.clock))
         base = f"http://{api.host}:{api.port}"
         print(f"\nSentimon is running at {base}  (API docs: {base}/docs)", flush=True)
         if admin_key is not None:

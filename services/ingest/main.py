@@ -28,18 +28,13 @@ from services.core.metrics import Metrics
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine
 from services.core.storage.keys import KeyStore
-from services.core.storage.sources import SourceStore
-from services.ingest.accept import MentionPublisher
-from services.ingest.dedupe import RecentKeys
+from services.ingest.flow import build_ingest, demo_source, file_source
 from services.ingest.http import PushEndpoint, mount_push
-from services.ingest.seed import demo_backfill, seed_brands
+from services.ingest.seed import seed_brands
 from services.ingest.settings import IngestProcessSettings
-from services.ingest.sources.protocol import Source
-from services.ingest.sources.runner import build_supervisor, start_configured_sources
-from services.ingest.worker import IngestStats, run_source
 from services.runtime.bus import close_bus, connect_bus
 from services.runtime.probes import Probes, probe_app
-from services.runtime.process import bind_socket, log_failure, serve_http, stop_on_signals
+from services.runtime.process import bind_socket, serve_http, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -65,91 +60,40 @@ async def run_ingest(
     engine = make_engine(settings.resolved_database_url())
     clock, metrics = SystemClock(), Metrics(CollectorRegistry())
     brands = BrandStore(engine, clock)
-    probes = Probes(engine, metrics)
     bus = await connect_bus(settings, metrics, "sentimon-ingest")
     producer = await bus.producer()
-    publisher = MentionPublisher(producer, RecentKeys(settings.dedupe_capacity), metrics)
-    # Platform connectors (RSS, Mastodon, …): those of SENTIMON_SOURCES_FILE and those
-    # stored through /api/v1/sources, as of this start; checkpoints resume them.
-    supervisor = build_supervisor(
+    ingest = build_ingest(
         settings,
-        publisher=publisher,
+        producer=producer,
         engine=engine,
         clock=clock,
         metrics=metrics,
         brands=brands,
-    )
-    await start_configured_sources(supervisor, SourceStore(engine, clock), settings.sources_file)
-    sources: list[Source] = []
-    if settings.demo:
-        from services.ingest.sources.demo import DemoSource
-
-        await asyncio.to_thread(seed_brands, brands, (), demo=True)
-        sources.append(
-            DemoSource(
-                clock,
-                seed=settings.demo_seed,
-                backfill=demo_backfill(settings),
-                rate_per_s=settings.demo_rate_per_s,
-            )
-        )
-    if replay is not None:
-        from services.ingest.sources.file import FileSource
-
-        sources.append(FileSource(replay, rate_per_s=replay_rate))
-    tasks: list[asyncio.Task[IngestStats]] = []
-    for source in sources:
-        task = asyncio.create_task(run_source(source, publisher, metrics), name=source.name)
-        task.add_done_callback(log_failure)
-        task.add_done_callback(_report_done)
-        tasks.append(task)
-    probes.readiness.append(lambda: _failed_source(tasks))
-    endpoint = PushEndpoint(
-        publisher=publisher,
         keys=KeyStore(engine, clock),
-        metrics=metrics,
-        max_body_bytes=settings.max_body_bytes,
-        max_items=settings.max_items_per_request,
     )
+    await ingest.start()
+    if settings.demo:
+        await asyncio.to_thread(seed_brands, brands, (), demo=True)
+        ingest.add_source(demo_source(settings, clock))
+    if replay is not None:
+        ingest.add_source(file_source(replay, replay_rate))
+    probes = Probes(engine, metrics, [ingest.problem])
     stop = asyncio.Event()
     base = f"http://{settings.ingest_host}:{settings.ingest_port}"
     print(f"Sentimon ingest at {base}/api/v1/mentions", flush=True)
     with stop_on_signals(stop):
         try:
             await serve_http(
-                create_ingest_app(probes, endpoint),
+                create_ingest_app(probes, ingest.push),
                 sock,
                 log_level=settings.log_level,
                 stop=stop,
                 timeout_s=settings.shutdown_timeout_s,
             )
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await supervisor.close()
+            await ingest.close()
             try:
                 await close_bus(bus, producer)
             finally:
                 engine.dispose()
             log.info("ingest stopped")
-
-
-def _report_done(task: asyncio.Task[IngestStats]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        s = task.result()
-        log.info(
-            "source %s ended: %d read, %d accepted, %d invalid, %d duplicate",
-            task.get_name(),
-            s.received,
-            s.accepted,
-            s.invalid,
-            s.duplicates,
-        )
-
-
-def _failed_source(tasks: list[asyncio.Task[IngestStats]]) -> str | None:
-    for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            return f"ingest: source {task.get_name()} failed: {task.exception()!r}"[:300]
-    return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import anyio
 import orjson
+from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.core.storage.keys import ApiKey, KeyStore
@@ -89,7 +90,13 @@ class GuardedBodies:
             auth = headers.get("authorization")
             session = _cookie(headers.get("cookie", ""), SESSION_COOKIE)
             # A key lookup is a database read: off the event loop, as the routes do it.
-            problem = await anyio.to_thread.run_sync(_key_problem, self._keys, auth, session)
+            try:
+                problem = await anyio.to_thread.run_sync(_key_problem, self._keys, auth, session)
+            except OperationalError:
+                # The keys cannot be checked: a retryable answer, as the routes give.
+                status, body = _refuse(503, "database", "unavailable, try again shortly")
+                await _answer(send, status, body, (b"retry-after", b"5"))
+                return
             if problem is not None:
                 status, body = _refuse(401, "authorization", problem)
                 await _answer(send, status, body, (b"www-authenticate", b"Bearer"))
