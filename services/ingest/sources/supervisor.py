@@ -25,12 +25,11 @@ from services.core.metrics import Metrics
 from services.core.sources import SourceConfig, SourceStatus
 from services.core.storage.errors import is_transient
 from services.core.storage.sources import SourceStore, StoredSource
+from services.ingest.accept import MentionPublisher, accept
 from services.ingest.sources.base import Batch, Connector, Runtime
 from services.ingest.sources.errors import RateLimited, SourceError
-from services.ingest.sources.protocol import InvalidRecord
 from services.ingest.sources.reconcile import plan_changes
 from services.ingest.sources.status import StatusWriter
-from services.ingest.worker import MentionPublisher
 from services.runtime.process import log_failure
 
 log = logging.getLogger(__name__)
@@ -256,19 +255,11 @@ class SourceSupervisor:
 
     async def _accept(self, connector: Connector, batch: Batch) -> None:
         metrics = self._metrics
-        accepted = duplicate = invalid = 0
-        for item in batch.items:
-            if isinstance(item, InvalidRecord):
-                invalid += 1
-                metrics.mentions_received.labels(connector.kind).inc()
-                metrics.mentions_rejected.labels(connector.kind, "invalid").inc()
-                log.warning("source %s: %s rejected: %s", connector.name, item.position, item.error)
-                continue
-            metrics.mentions_received.labels(item.source).inc()
-            if await self._publisher.publish(item, item.source):
-                accepted += 1
-            else:
-                duplicate += 1
+        # The one accept path (services/ingest/accept.py); the batch is produced together.
+        outcome = await accept(
+            batch.items, channel=connector.kind, publisher=self._publisher, metrics=metrics
+        )
+        accepted, duplicate, invalid = outcome.accepted, outcome.duplicates, len(outcome.invalid)
         # Only now: every mention this checkpoint covers is on the bus.
         if batch.checkpoint is not None:
             await asyncio.to_thread(self._store.save_checkpoint, connector.name, batch.checkpoint)
