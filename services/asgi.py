@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.alerts.runtime import attach_alerts
+from services.alerts.settings import AlertSettings
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.api.state import process_state
@@ -45,6 +46,7 @@ def create_app_from_env() -> FastAPI:
             "before the workers start)"
         )
     settings = ApiSettings()
+    alert_settings = AlertSettings()
     engine = make_engine(settings.resolved_database_url())
     state = process_state(settings, engine)
     app = create_app(state)
@@ -53,7 +55,7 @@ def create_app_from_env() -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Every worker evaluates alert rules and delivers webhooks: the unique key per
         # rule and window and the outbox leases make that safe (one alert, one send).
-        alerts = attach_alerts(state)
+        alerts = attach_alerts(state, alert_settings)
         try:
             yield
         finally:

@@ -608,6 +608,7 @@ def scorer() -> None:
 def api() -> None:
     """Distributed mode: the API and pages, reading the shared database."""
     from services.alerts.runtime import attach_alerts
+    from services.alerts.settings import AlertSettings
     from services.api.main import run_api
     from services.runtime.process import PortInUseError
 
@@ -616,7 +617,8 @@ def api() -> None:
     try:
         # Spike alerts: each API process evaluates and delivers; the unique key per rule
         # and window and the outbox's claim leases keep that to one alert, one send.
-        asyncio.run(run_api(settings, companions=[attach_alerts]))
+        alerts = AlertSettings()
+        asyncio.run(run_api(settings, companions=[lambda state: attach_alerts(state, alerts)]))
     except PortInUseError as e:
         raise click.ClickException(f"{e} (set SENTIMON_PORT)") from e
 

@@ -132,7 +132,7 @@ class Author(_Contract):
     verified: Annotated[bool, Field(strict=True)] = False
 
 
-class Metrics(_Contract):
+class Engagement(_Contract):
     """Engagement counters as the platform reported them when the mention was read."""
 
     likes: Count = 0
@@ -154,7 +154,7 @@ class Mention(_Contract):
     author: Author
     in_reply_to_id: Identifier | None = None
     conversation_id: Identifier | None = None
-    metrics: Metrics | None = None
+    metrics: Engagement | None = None
 
     @property
     def key(self) -> tuple[str, str]:

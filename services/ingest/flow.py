@@ -31,8 +31,8 @@ from services.ingest.http import PushEndpoint
 from services.ingest.seed import demo_backfill
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.protocol import Source
-from services.ingest.sources.runner import build_supervisor, start_configured_sources
 from services.ingest.sources.supervisor import SourceSupervisor
+from services.ingest.sources.wiring import build_supervisor, start_configured_sources
 from services.ingest.worker import IngestStats, run_source
 from services.runtime.process import log_failure
 

@@ -31,7 +31,7 @@ from services.core.storage.brands import BrandStore
 from services.core.storage.deadletters import store_dead_letters
 from services.core.storage.writer import MentionWriter
 from services.core.stream.dlq import DeadLetterQueue
-from services.core.stream.runner import ConsumerLoop, LoopConfig
+from services.core.stream.loop import ConsumerLoop, LoopConfig
 from services.core.topics import DLQ, DLQ_GROUP, RAW, SCORER_GROUP
 from services.scorer.calibration import apply_calibration
 from services.scorer.protocol import Router, Scorer
@@ -46,7 +46,7 @@ from services.scorer.steps.transformer import BatchTransformer
 from services.scorer.steps.write import WriteBatch
 from services.scorer.transformer import transformer_from_settings
 from services.scorer.transformer_batching import TransformerBatcher
-from services.scorer.workers import ScoringRunner
+from services.scorer.workers import LexiconWorkers
 
 
 class DeadLetterSinkStep:
@@ -68,7 +68,7 @@ class ScorerPipeline:
     score: ConsumerLoop[Mention]
     dead_letters: ConsumerLoop[Message]
     matchers: BrandMatcherCache
-    runner: ScoringRunner
+    runner: LexiconWorkers
     batcher: TransformerBatcher | None = None
 
     @property
@@ -117,7 +117,7 @@ def build_pipeline(
     config = _scoring_config(settings, router)
     batcher = None if transformer is None else _transformer_batcher(transformer, settings, metrics)
     matchers = BrandMatcherCache(BrandStore(engine, clock), settings.brand_refresh_s)
-    runner = ScoringRunner(settings.lexicon_processes)
+    runner = LexiconWorkers(settings.lexicon_processes)
 
     # decode → match & lexicon (worker processes, up to two chunks ahead) → route →
     # transformer batch → write batch (in a thread, chunks in order) → produce. Each step

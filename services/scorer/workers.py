@@ -29,7 +29,7 @@ from services.scorer.steps.lexicon import (
     score_chunk,
 )
 
-__all__ = ["BrandSet", "ScoringRunner", "WorkerDiedError", "run_chunk"]
+__all__ = ["BrandSet", "LexiconWorkers", "WorkerDiedError", "run_chunk"]
 
 
 @dataclass(slots=True)
@@ -117,7 +117,7 @@ class _Worker:
         self.pending: dict[int, asyncio.Future[ChunkResult]] = {}
 
 
-class ScoringRunner:
+class LexiconWorkers:
     """Scores chunks in ``processes`` worker processes, or inline with 0.
 
     No helper threads: chunks are written to each worker's pipe from the event loop and

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from services.scorer.steps.lexicon import ChunkItem, ScoringConfig
-from services.scorer.workers import BrandSet, ScoringRunner, WorkerDiedError, run_chunk
+from services.scorer.workers import BrandSet, LexiconWorkers, WorkerDiedError, run_chunk
 from tests.fixtures.mentions import mention_doc
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -26,7 +26,7 @@ def chunk() -> list[ChunkItem]:
 
 
 async def test_a_worker_process_scores_like_the_inline_path() -> None:
-    runner = ScoringRunner(processes=1)
+    runner = LexiconWorkers(processes=1)
     try:
         remote = await runner.score(chunk(), BRANDS, ScoringConfig(), NOW, keep_texts=True)
     finally:
@@ -40,7 +40,7 @@ async def test_a_worker_process_scores_like_the_inline_path() -> None:
 
 
 async def test_a_new_brand_set_is_compiled_by_the_worker() -> None:
-    runner = ScoringRunner(processes=1)
+    runner = LexiconWorkers(processes=1)
     try:
         before = await runner.score(chunk(), BRANDS, ScoringConfig(), NOW)
         fewer = BrandSet(2, (("Globex", "globex"),))
@@ -52,7 +52,7 @@ async def test_a_new_brand_set_is_compiled_by_the_worker() -> None:
 
 
 async def test_a_dead_worker_fails_its_chunk_and_is_replaced() -> None:
-    runner = ScoringRunner(processes=1)
+    runner = LexiconWorkers(processes=1)
     try:
         await runner.score(chunk(), BRANDS, ScoringConfig(), NOW)  # starts the worker
         (worker,) = runner._workers
@@ -67,7 +67,7 @@ async def test_a_dead_worker_fails_its_chunk_and_is_replaced() -> None:
 
 
 async def test_a_failure_inside_the_worker_is_raised_here() -> None:
-    runner = ScoringRunner(processes=1)
+    runner = LexiconWorkers(processes=1)
     bad = BrandSet(3, (("Bad, name", "bad"),))  # refused by BrandDefinition in the worker
     try:
         with pytest.raises(RuntimeError, match="scoring worker failed: BrandDefinitionError"):

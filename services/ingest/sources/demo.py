@@ -51,7 +51,7 @@ from pydantic import (
 )
 
 from services.core.clock import Clock
-from services.core.models import Author, Mention, Metrics
+from services.core.models import Author, Engagement, Mention
 from services.ingest.sources.protocol import SourceItem
 
 __all__ = [
@@ -847,7 +847,7 @@ class _Draft:
     kind: _Kind
     text: str
     person: _Person
-    metrics: Metrics
+    metrics: Engagement
     incident: bool
 
 
@@ -1231,7 +1231,7 @@ class _Timeline:
 
 def _metrics(
     rng: random.Random, followers: int, kind: _Kind, *, incident: bool, reply: bool
-) -> Metrics:
+) -> Engagement:
     rate = rng.lognormvariate(math.log(0.006), 0.9)
     if incident and kind.tone == "negative":
         rate *= 2.5  # outrage travels
@@ -1242,7 +1242,7 @@ def _metrics(
     likes = int(followers * min(rate, 0.5) + rng.random() * 3.0)
     reposts = int(likes * rng.uniform(0.03, 0.25) + (1 if rng.random() < 0.05 else 0))
     replies = int(likes * rng.uniform(0.02, 0.15) + rng.random() * 1.5)
-    return Metrics(likes=likes, reposts=reposts, replies=replies)
+    return Engagement(likes=likes, reposts=reposts, replies=replies)
 
 
 def generate_mentions(

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from services.core.models import Author, Mention, Metrics
+from services.core.models import Author, Engagement, Mention
 from services.core.sources import MastodonConfig
 from services.ingest.sources.base import (
     Batch,
@@ -139,7 +139,7 @@ def mention_from_status(status: object, host: str) -> SourceItem | None:
         in_reply_to_id=bounded_id(f"{host}/{reply_to}")
         if isinstance(reply_to, str) and reply_to
         else None,
-        metrics=Metrics(
+        metrics=Engagement(
             likes=count(status.get("favourites_count")),
             reposts=count(status.get("reblogs_count")),
             replies=count(status.get("replies_count")),

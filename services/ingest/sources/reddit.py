@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from services.core.models import Author, Mention, Metrics
+from services.core.models import Author, Engagement, Mention
 from services.core.sources import RedditConfig
 from services.ingest.sources.base import Batch, Checkpoint, Connector, Runtime
 from services.ingest.sources.errors import AuthError, GarbageError
@@ -72,7 +72,7 @@ def mention_from_thing(thing: object) -> SourceItem | None:
         text = mention_text(_plain(data.get("title")), body)
         in_reply_to: str | None = None
         conversation: str | None = name
-        metrics = Metrics(
+        metrics = Engagement(
             likes=count(data.get("score")),
             reposts=count(data.get("num_crossposts")),
             replies=count(data.get("num_comments")),
@@ -86,7 +86,7 @@ def mention_from_thing(thing: object) -> SourceItem | None:
         parent, link = data.get("parent_id"), data.get("link_id")
         in_reply_to = parent if isinstance(parent, str) and parent else None
         conversation = link if isinstance(link, str) and link else None
-        metrics = Metrics(likes=count(data.get("score")))
+        metrics = Engagement(likes=count(data.get("score")))
     if not text:
         return None
     permalink = data.get("permalink")

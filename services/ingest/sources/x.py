@@ -22,7 +22,7 @@ import orjson
 
 from services.core.brands import BrandDefinition, parse_query
 from services.core.brands.query import And, Not, Or, QueryNode, Term
-from services.core.models import Author, Mention, Metrics
+from services.core.models import Author, Engagement, Mention
 from services.core.sources import XConfig
 from services.ingest.sources.base import Batch, Checkpoint, Connector, Runtime
 from services.ingest.sources.errors import AuthError, GarbageError, PlatformError, RateLimited
@@ -203,7 +203,7 @@ def mention_from_tweet(
         conversation_id=bounded_id(conversation)
         if isinstance(conversation, str) and conversation
         else None,
-        metrics=Metrics(
+        metrics=Engagement(
             likes=count(metrics.get("like_count")),
             reposts=count(metrics.get("retweet_count")) + count(metrics.get("quote_count")),
             replies=count(metrics.get("reply_count")),

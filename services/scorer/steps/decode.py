@@ -16,7 +16,7 @@ from services.core.bus.protocol import Message
 from services.core.models import Mention, ScoredMention
 from services.core.storage.writer import Refused
 from services.core.stream.errors import InvalidMessage
-from services.core.stream.runner import Refusal
+from services.core.stream.loop import Refusal
 from services.core.validation import describe
 from services.scorer.steps.abstract import NextStep
 

@@ -2,7 +2,7 @@
 
 ``score_chunk`` does everything the lexicon path needs for a chunk of mentions — match
 brands, mask them, cap the length, score with VADER, sample spot checks, build the stored
-document — so that the shell can run it whole in a worker process (``ScoringRunner``), on
+document — so that the shell can run it whole in a worker process (``LexiconWorkers``), on
 another core, and hand it only plain values. The shell keeps the workers up to two chunks
 ahead of the steps after it, and hands those steps each chunk in order.
 """
@@ -32,7 +32,7 @@ from services.scorer.sampling import SamplingPolicy, spot_check
 from services.scorer.steps.abstract import Forward, NextStep
 
 if TYPE_CHECKING:  # the workers run ``score_chunk``: a runtime import would be circular
-    from services.scorer.workers import ScoringRunner
+    from services.scorer.workers import LexiconWorkers
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class BrandMatcherCache:
 class ScoreLexicon(Forward[ScoredChunk]):
     def __init__(
         self,
-        runner: ScoringRunner,
+        runner: LexiconWorkers,
         matchers: BrandMatcherCache,
         config: ScoringConfig,
         *,

@@ -30,7 +30,7 @@ from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.stream.dlq import DeadLetterQueue, DlqLimit
 from services.core.stream.errors import DlqLimitExceeded, InvalidMessage
-from services.core.stream.runner import ConsumerLoop, LoopConfig
+from services.core.stream.loop import ConsumerLoop, LoopConfig
 from services.core.topics import DLQ, RAW, SCORED, mention_key
 from services.scorer.pipeline import build_pipeline
 from services.scorer.settings import ScorerSettings

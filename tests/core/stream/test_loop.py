@@ -12,7 +12,7 @@ from services.core.bus import MemoryBus, Message, TopicPartition, TopicSpec
 from services.core.metrics import Metrics
 from services.core.stream.dlq import DeadLetterQueue, DlqGuard, DlqLimit, reason_code
 from services.core.stream.errors import DlqLimitExceeded, InvalidMessage
-from services.core.stream.runner import ConsumerLoop, LoopConfig, Refusal, Step, next_offsets
+from services.core.stream.loop import ConsumerLoop, LoopConfig, Refusal, Step, next_offsets
 
 TOPIC, DLQ = "in", "dlq"
 PARTS = [TopicPartition(TOPIC, p) for p in range(2)]
