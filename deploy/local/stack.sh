@@ -8,7 +8,8 @@
 # [.sentimon/stack]. Ports (127.0.0.1): API SENTIMON_PORT [8000], ingest
 # SENTIMON_INGEST_PORT [8001], scorers SENTIMON_SCORER_PORT [8002] and up,
 # Kafka KAFKA_PORT [9092] / KAFKA_CONTROLLER_PORT [9093], PostgreSQL PG_PORT [5433].
-# SCORERS [2] scorer processes; SENTIMON_DEMO [true] runs the demo source.
+# SCORERS [2] scorer processes; SENTIMON_DEMO [false]: true runs the demo source
+# (a week of demo history, ~70,000 mentions, then a live trickle).
 # `up` is idempotent: a service already running is left alone.
 set -euo pipefail
 
@@ -80,7 +81,7 @@ up() {
   export SENTIMON_DATABASE_URL
   export SENTIMON_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
   export SENTIMON_DATA_DIR="$STACK_DIR/data"
-  export SENTIMON_DEMO="${SENTIMON_DEMO:-true}"
+  export SENTIMON_DEMO="${SENTIMON_DEMO:-false}"
   # The prestart step: wait for the database, then migrate.
   "$SENTIMON" migrate --wait 60
   local key_file="$STACK_DIR/admin-key"
