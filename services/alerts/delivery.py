@@ -38,7 +38,13 @@ from services.core.storage.webhooks import (
     ClaimedDelivery,
     WebhookStore,
 )
-from services.core.urls import Resolver, WebhookUrlError, check_webhook_url, resolve_host
+from services.core.urls import (
+    Resolver,
+    WebhookUrlError,
+    check_webhook_url,
+    pinned_request,
+    resolve_host,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +185,19 @@ class DeliveryWorker:
         refused = False
         t0 = time.perf_counter()
         try:
-            await asyncio.to_thread(
+            addresses = await asyncio.to_thread(
                 check_webhook_url,
                 d.url,
                 allow_loopback=self._settings.webhook_allow_loopback,
                 allow_private=self._settings.webhook_allow_private,
                 resolve=self._resolve,
             )
+            # Connect to the address just checked, not to a second resolution of the name.
+            url, host, extensions = pinned_request(d.url, addresses[0])
             headers = sign_headers(d.secret, d.webhook_id, d.payload, self._wall.now())
-            async with self._http().stream("POST", d.url, content=d.payload, headers=headers) as r:
+            async with self._http().stream(
+                "POST", url, content=d.payload, headers={**headers, **host}, extensions=extensions
+            ) as r:
                 status_code = r.status_code
                 if not 200 <= status_code < 300:
                     error = f"HTTP {status_code}"

@@ -4,7 +4,9 @@ Only ``http``/``https`` URLs with a host and no credentials, and only hosts whos
 resolved address is public: loopback, private, link-local (cloud metadata at
 169.254.169.254), multicast, reserved and unspecified ranges are refused unless the
 settings allow them. The check runs when an endpoint is saved and again before every
-send (a name can be re-pointed after it was saved).
+send (a name can be re-pointed after it was saved), and the send connects to the address
+that was checked (``pinned_request``), so a name re-pointed between the check and the
+connection (DNS rebinding) reaches nothing new.
 """
 
 from __future__ import annotations
@@ -54,11 +56,39 @@ def parse_webhook_url(url: str) -> tuple[str, int]:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and reaches: mapped (``::ffff:a.b.c.d``),
+    6to4 (``2002::/16``), Teredo, NAT64 (``64:ff9b::/96``) and the old compatible form."""
+    out: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        out.append(ip.ipv4_mapped)
+    if ip.sixtofour is not None:
+        out.append(ip.sixtofour)
+    if ip.teredo is not None:
+        out.extend(ip.teredo)
+    if any(ip in net for net in _NAT64):
+        out.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # ::a.b.c.d (deprecated "IPv4-compatible")
+        out.append(ipaddress.IPv4Address(int(ip)))
+    return out
+
+
 def address_problem(address: str, *, allow_loopback: bool, allow_private: bool) -> str | None:
-    """Why ``address`` may not be sent to, or ``None`` if it may."""
+    """Why ``address`` may not be sent to, or ``None`` if it may. An IPv6 address that
+    carries an IPv4 one (6to4, NAT64, Teredo, mapped) is judged by that one too."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        for inner in embedded_ipv4(ip):
+            problem = address_problem(
+                str(inner), allow_loopback=allow_loopback, allow_private=allow_private
+            )
+            if problem is not None:
+                return f"{problem} (inside {ip})"
+        if ip.ipv4_mapped is not None:
+            return None
     if ip.is_loopback:
         return None if allow_loopback else f"{ip} is a loopback address"
     if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
@@ -95,3 +125,20 @@ def check_webhook_url(
         if problem is not None:
             raise WebhookUrlError(f"refused: {problem} (host {host!r})")
     return addresses
+
+
+def pinned_request(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """``url`` rewritten to connect to ``address`` (one the check returned): the URL to
+    request, the ``Host`` header to send, and the request extensions (TLS is still checked
+    against the original name, through SNI)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    literal = f"[{ip}]" if ip.version == 6 else str(ip)
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    host_header = host if parts.port is None else f"{host}:{parts.port}"
+    if ":" in host and not host.startswith("["):
+        host_header = f"[{host}]" if parts.port is None else f"[{host}]:{parts.port}"
+    pinned = parts._replace(netloc=netloc).geturl()
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return pinned, {"Host": host_header}, extensions

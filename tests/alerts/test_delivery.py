@@ -315,3 +315,42 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert parse_retry_after("Mon, 02 Mar 2026 10:05:00 GMT", now) == 300
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+
+
+async def test_the_send_connects_to_the_address_that_was_checked(
+    engine: Engine, webhook_receiver: WebhookReceiver
+) -> None:
+    # DNS rebinding: a name that resolves to a public address when checked and to an
+    # internal one when connecting. The send must connect to the checked address: here
+    # the name resolves (for the check) to the receiver's loopback address and nowhere
+    # else — no real resolver knows it, so an unpinned send could not connect at all.
+    clock = FrozenClock(NOW)
+    store = WebhookStore(engine, clock)
+    url = f"http://hooks.rebind.test:{webhook_receiver.port}/hooks/sentimon"
+    endpoint = store.create(url, ["alert.negative_spike"], SECRET)
+    enqueue(engine, clock, 1)
+    lookups: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    w = DeliveryWorker(
+        WebhookStore(engine, clock), SETTINGS, clock, Metrics(CollectorRegistry()), resolve=resolve
+    )
+    await w.deliver_due()
+    (d,) = deliveries(store, endpoint.id)
+    assert d.status == "delivered", d.attempt_log
+    assert lookups == ["hooks.rebind.test"]  # resolved once, for the check
+    assert webhook_receiver.received[0].verified
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["2002:7f00:1::", "2002:a00:1::", "64:ff9b::a9fe:a9fe", "::127.0.0.1", "::ffff:10.0.0.1"],
+)
+def test_ipv6_forms_of_internal_ipv4_addresses_are_refused(address: str) -> None:
+    from services.core.urls import WebhookUrlError, check_webhook_url
+
+    with pytest.raises(WebhookUrlError, match="refused"):
+        check_webhook_url(f"http://[{address}]/x", allow_loopback=False, allow_private=False)
