@@ -49,23 +49,30 @@ MAX_TEXT_CHARS = 10_000
 # times are data errors, and some (year 1 at +01:00) do not even convert to UTC.
 MIN_CREATED_AT = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_CREATED_AT = datetime(2100, 1, 1, tzinfo=UTC)
-# C0 and C1 control characters and DEL. PostgreSQL's text cannot hold NUL at all; the
-# others in an identifier are never legitimate and break logs, headers and metrics.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 control characters, DEL and bidirectional controls. PostgreSQL's text cannot
+# hold NUL at all; the others in an identifier are never legitimate: they break logs,
+# headers and metrics, or make a handle read as another.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# In free text, NUL and the C1 controls: never legitimate in UTF-8 text (C1 is mojibake),
+# and PostgreSQL's text cannot hold NUL. Bidirectional marks stay: right-to-left writing
+# uses them, and pages escape what they show.
+_NOT_IN_TEXT = re.compile(r"[\x00\x80-\x9f]")
 
 
 def _no_control_characters(value: str) -> str:
     if (m := _CONTROL.search(value)) is not None:
         raise ValueError(
             f"control character U+{ord(m.group()):04X} at position {m.start()}: "
-            "identifiers must be printable"
+            "identifiers must be printable, without bidirectional controls"
         )
     return value
 
 
 def _no_nul(value: str) -> str:
-    if (i := value.find("\x00")) >= 0:
-        raise ValueError(f"contains a NUL character (U+0000) at position {i}")
+    if (m := _NOT_IN_TEXT.search(value)) is not None:
+        raise ValueError(
+            f"contains the control character U+{ord(m.group()):04X} at position {m.start()}"
+        )
     return value
 
 

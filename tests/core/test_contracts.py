@@ -65,6 +65,7 @@ VALID_MENTIONS = [
     mention_doc(text="ü" * 10_000, lang="pt-BR"),
     mention_doc(text="line one\nline two\ttabbed", created_at="1970-01-01T00:00:00Z"),
     mention_doc(created_at="2099-12-31T23:59:59Z"),
+    mention_doc(text="\u202bמחיר טוב\u202c Acme"),  # right-to-left marks in free text stay
 ]
 INVALID_MENTIONS = [
     mention_doc(created_at="2026-03-02T10:15:00"),  # naive
@@ -91,6 +92,9 @@ INVALID_MENTIONS = [
     mention_doc(author={"id": "a", "handle": "h", "name": "N\u0000"}),
     mention_doc(conversation_id="c\nd"),
     mention_doc(text="Acme\u0000"),
+    mention_doc(text="Acme\u0085 rocks"),
+    mention_doc(author={"id": "a", "handle": "evil\u202ebob"}),
+    mention_doc(author={"id": "a", "handle": "h", "description": "CEO\u009b"}),
     mention_doc(url="https://x.example/\u0000"),
     # Strict at the edge: numbers are numbers, times are RFC 3339 text.
     mention_doc(created_at="1733313600"),
