@@ -14,10 +14,13 @@ import fcntl
 import itertools
 import multiprocessing
 import multiprocessing.context
+import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 
 from services.core.brands import BrandDefinition, BrandMatcher
 from services.scorer.lexicon import VaderScorer
@@ -96,7 +99,7 @@ _PIPE_BYTES = 1 << 20  # a chunk of a few hundred mentions is ~150 KB pickled
 
 
 def _widen(conn: Connection) -> None:
-    """Grow the pipe so a whole chunk fits: sending then never blocks the event loop."""
+    """Grow the pipe so a typical chunk fits in one write (larger ones wait for room)."""
     # Not Linux, or over the system's limit: smaller pipes still work, only slower.
     with contextlib.suppress(OSError):
         fcntl.fcntl(conn.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
@@ -115,6 +118,41 @@ class _Worker:
         req_recv.close()
         rep_send.close()
         self.pending: dict[int, asyncio.Future[ChunkResult]] = {}
+        # Requests are written without blocking the event loop (see ``_send``); one at a
+        # time, so two chunks' bytes never interleave.
+        os.set_blocking(self.requests.fileno(), False)
+        self.sending = asyncio.Lock()
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _send(loop: asyncio.AbstractEventLoop, worker: _Worker, request: object) -> None:
+    """Write ``request`` to the worker's pipe as ``Connection.send`` frames it, waiting
+    for room without blocking the loop.
+
+    A blocking send deadlocked: with large mentions a chunk outgrows the pipe, the loop
+    blocks writing chunk k+1 while the worker blocks writing chunk k's result, which
+    only the (blocked) loop would read.
+    """
+    data = bytes(ForkingPickler.dumps(request))
+    size = len(data)
+    header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
+    view = memoryview(header + data)
+    fd = worker.requests.fileno()
+    async with worker.sending:
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                writable: asyncio.Future[None] = loop.create_future()
+                loop.add_writer(fd, _set_once, writable)
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(fd)
 
 
 class LexiconWorkers:
@@ -149,8 +187,9 @@ class LexiconWorkers:
         ticket = next(self._tickets)
         future: asyncio.Future[ChunkResult] = asyncio.get_running_loop().create_future()
         worker.pending[ticket] = future
+        request = (ticket, (list(items), brands, config, now, keep_texts))
         try:
-            worker.requests.send((ticket, (list(items), brands, config, now, keep_texts)))
+            await _send(asyncio.get_running_loop(), worker, request)
         except OSError:  # the worker is gone (EPIPE): fail what it had, start another
             self._bury(worker)
         return await future
@@ -200,6 +239,7 @@ class LexiconWorkers:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(worker.replies.fileno())
             with contextlib.suppress(OSError):
+                os.set_blocking(worker.requests.fileno(), True)
                 worker.requests.send(None)
             worker.process.join(timeout=5)
             if worker.process.is_alive():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from datetime import UTC, datetime
@@ -82,3 +83,27 @@ def test_two_brand_sets_with_the_same_version_are_not_confused() -> None:
     other = run_chunk(chunk(), BrandSet(1, (("Globex", "globex"),)), ScoringConfig(), NOW, False)
     assert [r.brands for r in first.results] == [("Acme",), ("Acme",)]
     assert [r.brands for r in other.results] == [("Globex",)]
+
+
+async def test_chunks_larger_than_the_pipe_never_deadlock_the_loop() -> None:
+    # Mentions of 10,000 characters: each chunk (text and raw document) outgrows the pipe,
+    # and its result too. Writing chunk k+1 while the worker writes chunk k's result used
+    # to block the event loop for good (it alone reads the results).
+    big = "Acme support is great but slow. " * 312
+    chunks = [
+        [
+            ChunkItem("x", f"b{k}-{i}", big, orjson.dumps(mention_doc(id=f"b{k}-{i}", text=big)))
+            for i in range(150)
+        ]
+        for k in range(3)
+    ]
+    runner = LexiconWorkers(processes=1)
+    try:
+        async with asyncio.timeout(120):
+            results = await asyncio.gather(
+                *(runner.score(c, BRANDS, ScoringConfig(), NOW, keep_texts=True) for c in chunks)
+            )
+    finally:
+        runner.close()
+    assert [len(r.results) for r in results] == [150, 150, 150]
+    assert all(r.brands == ("Acme",) for res in results for r in res.results)
