@@ -27,12 +27,12 @@ from services.core.clock import SystemClock
 from services.core.metrics import Metrics
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine
-from services.core.storage.keys import KeyStore
 from services.ingest.flow import build_ingest, demo_source, file_source
 from services.ingest.http import PushEndpoint, mount_push
 from services.ingest.seed import seed_brands
 from services.ingest.settings import IngestProcessSettings
 from services.runtime.bus import close_bus, connect_bus
+from services.runtime.keycache import GraceKeyStore
 from services.runtime.probes import Probes, probe_app
 from services.runtime.process import bind_socket, serve_http, stop_on_signals
 
@@ -69,7 +69,9 @@ async def run_ingest(
         clock=clock,
         metrics=metrics,
         brands=brands,
-        keys=KeyStore(engine, clock),
+        # Kafka can take pushes while PostgreSQL is away: keys verified in the last five
+        # minutes still authenticate then (revocation is immediate while it answers).
+        keys=GraceKeyStore(engine, clock, grace_s=300),
     )
     await ingest.start()
     if settings.demo:

@@ -188,8 +188,12 @@ class LexiconWorkers:
         future: asyncio.Future[ChunkResult] = asyncio.get_running_loop().create_future()
         worker.pending[ticket] = future
         request = (ticket, (list(items), brands, config, now, keep_texts))
+        # Shielded: a request cut off half-written (the chunk's consumer failed and its
+        # scoring was cancelled) would leave the worker reading garbage, or waiting for
+        # the rest forever. Once started, a request is written whole.
+        sending = asyncio.ensure_future(_send(asyncio.get_running_loop(), worker, request))
         try:
-            await _send(asyncio.get_running_loop(), worker, request)
+            await asyncio.shield(sending)
         except OSError:  # the worker is gone (EPIPE): fail what it had, start another
             self._bury(worker)
         return await future
