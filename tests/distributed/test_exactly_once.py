@@ -41,12 +41,7 @@ def metric(process: ServiceProcess, name: str) -> float:
 
 
 def run_scale_out(stack: DistributedStack, fault: Fault | None = None) -> None:
-    ingest = stack.service("ingest", "ingest")
-    scorers = [stack.service("scorer", f"scorer-{n}") for n in (1, 2)]
-    for p in (ingest, *scorers):
-        p.start()
-    for p in (ingest, *scorers):
-        p.wait_ready()
+    ingest, scorers = stack.start_ingest_and_scorers()
     docs = stack.mention_docs(TOTAL)
     with ThreadPoolExecutor(max_workers=1) as pool:
         pushing = pool.submit(stack.push, ingest, docs)

@@ -23,12 +23,7 @@ GOOD = 1_000
 def test_poison_never_stops_distributed_scoring(distributed_stack: DistributedStack) -> None:
     stack = distributed_stack
     install_refusal_trigger(stack.engine)
-    ingest = stack.service("ingest", "ingest")
-    scorers = [stack.service("scorer", f"scorer-{n}") for n in (1, 2)]
-    for p in (ingest, *scorers):
-        p.start()
-    for p in (ingest, *scorers):
-        p.wait_ready()
+    ingest, scorers = stack.start_ingest_and_scorers()
 
     good = stack.mention_docs(GOOD)
     template = good[0]
