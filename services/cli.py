@@ -192,39 +192,69 @@ def replay(
     help="YAML file of brands to match.",
 )
 @click.option(
-    "--max-chars", type=int, default=2000, show_default=True, help="Length cap before scoring."
+    "--max-chars",
+    type=int,
+    default=None,
+    help="Length cap before scoring [env SENTIMON_MAX_SCORE_CHARS; default 2000].",
 )
-def score(file: BinaryIO, brands_file: Path | None, max_chars: int) -> None:
+@click.option(
+    "--lexicon-only",
+    is_flag=True,
+    default=False,
+    help="VADER alone, as SENTIMON_SCORER_MODE=lexicon [default: the service's scorer "
+    "mode, hybrid unless set].",
+)
+@data_dir_option
+def score(
+    file: BinaryIO,
+    brands_file: Path | None,
+    max_chars: int | None,
+    lexicon_only: bool,
+    data_dir: Path | None,
+) -> None:
     """Score JSON Lines objects (with at least "text") or plain lines from FILE or stdin.
 
-    Writes each object with "brands" and "sentiment" added, one per line, to stdout.
-    Lines that cannot be scored are reported on stderr (with their line number) and
-    make the exit status 1; the others are still written.
+    Scores as the scorer service does, with its settings (SENTIMON_SCORER_MODE,
+    SENTIMON_TRANSFORMER_*, SENTIMON_ROUTE_*, the routing calibration in the data
+    directory): hybrid by default, VADER for all and the transformer for the ambiguous.
+    Writes each object with "brands" and "sentiment" (label, score, confidence, method,
+    ...) added, one per line, to stdout. Lines that cannot be scored are reported on
+    stderr (with their line number) and make the exit status 1; the others are still
+    written.
     """
-    from services.scorer.lexicon import VaderScorer
-    from services.scorer.offline import score_line
+    from pydantic import ValidationError
+
+    from services.scorer.calibration import CalibrationError
+    from services.scorer.offline import LineError, offline_scorer, score_lines
+    from services.scorer.transformer import ModelLoadError
 
     try:
         entries = load_brands_file(brands_file) if brands_file else []
         matcher = BrandMatcher.compile([BrandDefinition(e.name, e.query) for e in entries])
     except (BrandFileError, BrandError) as e:
         raise click.ClickException(str(e)) from e
-    lexicon = VaderScorer()
+    try:
+        settings = ScorerSettings(
+            **_overrides(data_dir, scorer_mode="lexicon" if lexicon_only else None)
+        )
+    except ValidationError as e:
+        raise click.ClickException(f"scorer settings: {e}") from e
+    _setup_logging("WARNING")
+    try:
+        scorer = offline_scorer(settings, matcher, max_chars=max_chars)
+    except ModelLoadError as e:
+        raise click.ClickException(
+            f"{e} [or SENTIMON_TRANSFORMER_MISSING=lexicon to score lexicon-only, as the "
+            "service would; or --lexicon-only]"
+        ) from e
+    except CalibrationError as e:
+        raise click.ClickException(str(e)) from e
     failed = 0
     out = sys.stdout.buffer
-    for n, raw in enumerate(file, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
+    for result in score_lines(file, scorer, block=settings.chunk_size):
+        if isinstance(result, LineError):
             failed += 1
-            click.echo(f"line {n}: not valid UTF-8", err=True)
-            continue
-        if not line.strip():
-            continue
-        result = score_line(line, matcher=matcher, lexicon=lexicon, max_chars=max_chars)
-        if isinstance(result, str):
-            failed += 1
-            click.echo(f"line {n}: {result}", err=True)
+            click.echo(f"line {result.line}: {result.reason}", err=True)
             continue
         out.write(orjson.dumps(result) + b"\n")
     out.flush()

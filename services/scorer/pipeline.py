@@ -111,9 +111,7 @@ def build_pipeline(
     # Routing thresholds calibrated from the analysts' labels (`sentimon calibrate --apply`).
     settings = apply_calibration(settings)
     if transformer is None and router is None:
-        transformer = transformer_from_settings(settings)
-        if transformer is not None:
-            router = FeatureRouter(routing_thresholds(settings))
+        transformer, router = hybrid_from_settings(settings)
     config = _scoring_config(settings, router)
     batcher = None if transformer is None else _transformer_batcher(transformer, settings, metrics)
     matchers = BrandMatcherCache(BrandStore(engine, clock), settings.brand_refresh_s)
@@ -167,6 +165,18 @@ def build_pipeline(
         runner=runner,
         batcher=batcher,
     )
+
+
+def hybrid_from_settings(settings: ScorerSettings) -> tuple[Scorer | None, Router | None]:
+    """The transformer and the router that ``settings`` ask for (``scorer_mode``,
+    ``transformer_*``, ``route_*``); ``(None, None)``: lexicon-only. Raises
+    ``ModelLoadError`` if the model cannot be loaded, unless ``transformer_missing`` is
+    ``lexicon`` (then the problem is logged and scoring is lexicon-only). Also what
+    ``sentimon score`` scores with."""
+    transformer = transformer_from_settings(settings)
+    if transformer is None:
+        return None, None
+    return transformer, FeatureRouter(routing_thresholds(settings))
 
 
 def _scoring_config(settings: ScorerSettings, router: Router | None) -> ScoringConfig:

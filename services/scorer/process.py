@@ -2,8 +2,9 @@
 
 ``score_mentions`` runs the pure cores of the pipeline's steps (``services/scorer/steps/``)
 in their order — ``score_chunk`` (match & lexicon), ``route``, the transformer's
-``score_batch``, ``scored_records`` (write) — where the pipeline runs the chunk in a
-worker and the transformer in batches, in a thread.
+``score_batch`` (these three: ``score_and_route``), ``scored_records`` (write) — where the
+pipeline runs the chunk in a worker and the transformer in batches, in a thread.
+``sentimon score`` (``services/scorer/offline.py``) runs ``score_and_route`` too.
 
 The names other modules prepare texts and build documents with, as the scorer does, are
 also here.
@@ -30,7 +31,13 @@ from services.scorer.steps.lexicon import (
 from services.scorer.steps.route import route
 from services.scorer.steps.write import scored_records
 
-__all__ = ["ScoringConfig", "prepare_text", "score_mentions", "scored_document"]
+__all__ = [
+    "ScoringConfig",
+    "prepare_text",
+    "score_and_route",
+    "score_mentions",
+    "scored_document",
+]
 
 
 def score_mentions(
@@ -45,13 +52,36 @@ def score_mentions(
 ) -> tuple[ChunkResult, list[ScoredRecord]]:
     """Score ``items`` (each mention with its ``mention.v1`` JSON) as one chunk; the
     records come in the mentions' order."""
-    chunk = Chunk.of(items, now)
+    result, scored = score_and_route(
+        Chunk.of(items, now),
+        matcher=matcher,
+        compound=compound,
+        router=router,
+        transformer=transformer,
+        config=config,
+    )
+    return result, scored_records(scored, sampling=config.sampling_policy)
+
+
+def score_and_route(
+    chunk: Chunk,
+    *,
+    matcher: BrandMatcher,
+    compound: Callable[[str], float],
+    router: Router,
+    transformer: Scorer | None,
+    config: ScoringConfig,
+) -> tuple[ChunkResult, ScoredChunk]:
+    """Match & lexicon, route and the transformer's second opinions for one chunk: the
+    lexicon's results, and the chunk scored with the transformer's verdicts in ``better``
+    (``final_verdict`` of each result and its ``better`` is the mention's verdict). With
+    no ``transformer`` nothing is routed. Raises only what ``transformer`` raises."""
     result = score_chunk(
         chunk.items,
         matcher=matcher,
         compound=compound,
         config=config,
-        now=now,
+        now=chunk.now,
         keep_texts=transformer is not None,
     )
     routed = route(ScoredChunk(chunk, result.results), router if transformer is not None else None)
@@ -60,5 +90,4 @@ def score_mentions(
         verdicts = transformer.score_batch([r.text for r in routed.transformer])
         second = {r.position: v for r, v in zip(routed.transformer, verdicts, strict=True)}
     better = [second.get(r.position) for r in result.results]
-    scored = ScoredChunk(chunk, result.results, better)
-    return result, scored_records(scored, sampling=config.sampling_policy)
+    return result, ScoredChunk(chunk, result.results, better)

@@ -15,13 +15,22 @@ import time
 from collections.abc import Awaitable, Sequence
 
 from services.core.metrics import Metrics
+from services.core.models import Sentiment
 from services.core.storage.writer import MentionWriter, Refused, ScoredRecord
 from services.scorer.lexicon import lexicon_sentiment
 from services.scorer.sampling import SamplingPolicy, spot_check
 from services.scorer.steps.abstract import NextStep
-from services.scorer.steps.lexicon import ScoredChunk, scored_document
+from services.scorer.steps.lexicon import LexiconResult, ScoredChunk, scored_document
 
 _Lane = asyncio.Future[list[Refused]] | None
+
+
+def final_verdict(result: LexiconResult, second: Sentiment | None) -> Sentiment:
+    """A mention's verdict: the transformer's second opinion when it gave one (with the
+    lexicon's compound kept for analysis), else the lexicon's."""
+    if second is None:
+        return lexicon_sentiment(result.compound)
+    return second.model_copy(update={"lexicon_compound": result.compound})
 
 
 def scored_records(scored: ScoredChunk, *, sampling: SamplingPolicy) -> list[ScoredRecord]:
@@ -34,10 +43,8 @@ def scored_records(scored: ScoredChunk, *, sampling: SamplingPolicy) -> list[Sco
     better = scored.better or [None] * len(scored.results)
     out = []
     for r, second in zip(scored.results, better, strict=True):
-        verdict = lexicon_sentiment(r.compound)
+        verdict = final_verdict(r, second)
         doc = r.doc
-        if second is not None:
-            verdict = second.model_copy(update={"lexicon_compound": r.compound})
         m = chunk.mentions[r.position]
         details = spot_check(m.source, m.id, verdict, sampling, r.text)
         spot = details is not None
