@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.core.settings import CommonSettings
+from services.core.settings import MetricsSettings, SourceUrlSettings
 
 
-class ApiSettings(CommonSettings):
+class ApiSettings(MetricsSettings, SourceUrlSettings):
+    """The API's settings; it checks the sources users configure with the ingest's URL
+    policy (``SENTIMON_SOURCE_*``: set them alike for both)."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_request_bytes: int = Field(

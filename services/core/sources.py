@@ -4,15 +4,27 @@ and how each source is doing.
 
 Credentials are never part of a source's configuration or status: they come from the
 ingest settings (environment), see ``docs/sources.md``.
+
+Every URL of a source is held to the outgoing-URL policy of webhooks
+(:mod:`services.core.urls`: no loopback, private or link-local address unless the operator
+allows it), and the URLs that receive platform credentials (X's and Reddit's
+``api_base``, Reddit's ``auth_url``) must be on the platform's own hosts, over HTTPS,
+unless the operator names another host (``SENTIMON_SOURCE_CREDENTIAL_HOSTS``):
+:func:`check_source_urls` when a source is configured, and the ingest again before every
+request (a name can be re-pointed after it was checked).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+from services.core.urls import Resolver, WebhookUrlError, check_webhook_url, resolve_host
 
 MAX_SOURCES = 50
 """Source names label metrics, so their number is bounded."""
@@ -95,6 +107,113 @@ SourceConfig = Annotated[
     Field(discriminator="kind"),
 ]
 SOURCE_CONFIG: TypeAdapter[SourceConfig] = TypeAdapter(SourceConfig)
+
+PLATFORM_HOSTS: Mapping[str, frozenset[str]] = {
+    "x": frozenset({"api.x.com", "api.twitter.com"}),
+    "reddit": frozenset({"www.reddit.com", "oauth.reddit.com"}),
+}
+"""The hosts each platform's credentials may be sent to (over HTTPS), by source kind."""
+
+
+class SourceUrlError(ValueError):
+    """A source URL Sentimon may not read from or send credentials to; the message starts
+    with the field (``feeds[0].url: ...``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUrlPolicy:
+    """Where sources may read from: the operator's choices (``SENTIMON_SOURCE_ALLOW_*``,
+    ``SENTIMON_SOURCE_CREDENTIAL_HOSTS``); strict by default."""
+
+    allow_loopback: bool = False
+    allow_private: bool = False
+    # Hosts besides the platforms' own that may receive platform credentials (a proxy, a
+    # test double); over plain HTTP too, since the operator named them.
+    credential_hosts: frozenset[str] = frozenset()
+    resolve: Resolver = field(default=resolve_host, compare=False)
+
+    def credential_hosts_for(self, kind: str) -> frozenset[str]:
+        """Every host that may receive the credentials of ``kind`` (``x``, ``reddit``)."""
+        return PLATFORM_HOSTS.get(kind, frozenset()) | self.credential_hosts
+
+    def credentials_problem(self, kind: str, url: str) -> str | None:
+        """Why ``url`` may not receive the credentials of ``kind``, or ``None``."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if host in self.credential_hosts:
+            return None
+        own = PLATFORM_HOSTS.get(kind, frozenset())
+        if host not in own:
+            return (
+                f"{host!r} is not a host of {kind} ({', '.join(sorted(own))}), and Sentimon "
+                f"sends the {kind} credentials only there (an operator may allow another "
+                "with SENTIMON_SOURCE_CREDENTIAL_HOSTS)"
+            )
+        if parts.scheme != "https":
+            return f"the {kind} credentials are sent over https only"
+        return None
+
+    def check(self, url: str, *, unresolved_ok: bool = False) -> list[str]:
+        """The addresses ``url`` (``http(s)``, or ``ws(s)`` judged as ``http(s)``) may be
+        reached at; ``WebhookUrlError`` if the policy refuses it."""
+        return check_webhook_url(
+            http_form(url),
+            allow_loopback=self.allow_loopback,
+            allow_private=self.allow_private,
+            resolve=self.resolve,
+            unresolved_ok=unresolved_ok,
+        )
+
+
+def http_form(url: str) -> str:
+    """``url`` with a ``ws``/``wss`` scheme read as ``http``/``https``."""
+    for ws, http in (("ws://", "http://"), ("wss://", "https://")):
+        if url[: len(ws)].lower() == ws:
+            return http + url[len(ws) :]
+    return url
+
+
+def source_urls(config: SourceConfig) -> list[tuple[str, str, bool]]:
+    """``(field, url, carries credentials)`` for every URL of ``config``."""
+    if isinstance(config, RssConfig):
+        return [(f"feeds[{i}].url", feed.url, False) for i, feed in enumerate(config.feeds)]
+    if isinstance(config, MastodonConfig):
+        urls = [("instance", config.instance, False)]
+        if config.streaming is not None:
+            urls.append(("streaming", config.streaming, False))
+        return urls
+    if isinstance(config, BlueskyConfig):
+        return [("endpoint", config.endpoint, False)]
+    if isinstance(config, RedditConfig):
+        return [("api_base", config.api_base, True), ("auth_url", config.auth_url, True)]
+    return [("api_base", config.api_base, True)]
+
+
+def check_source_urls(config: SourceConfig, policy: SourceUrlPolicy) -> None:
+    """Refuse a configuration with a URL the policy refuses, or that would send platform
+    credentials to a host other than the platform's (see the module's docstring).
+
+    Resolves the hosts (blocking). A name that does not resolve now is let through: the
+    check before each request refuses it if it comes to resolve somewhere refused.
+    Raises ``SourceUrlError`` naming the field.
+    """
+    for name, url, credentials in source_urls(config):
+        if credentials and (problem := policy.credentials_problem(config.kind, url)):
+            raise SourceUrlError(f"{name}: {problem}")
+        try:
+            policy.check(url, unresolved_ok=True)
+        except WebhookUrlError as e:
+            raise SourceUrlError(f"{name}: {e}") from e
+
+
+def check_all_source_urls(configs: Iterable[SourceConfig], policy: SourceUrlPolicy) -> None:
+    """:func:`check_source_urls` for each; the message names the source too."""
+    for config in configs:
+        try:
+            check_source_urls(config, policy)
+        except SourceUrlError as e:
+            raise SourceUrlError(f"source {config.name!r}: {e}") from e
+
 
 SourceState = Literal["pending", "starting", "running", "backoff", "stopped", "disabled"]
 """``pending``: configured and enabled, not yet picked up by an ingest (no status yet)."""

@@ -1,4 +1,5 @@
-"""Which webhook URLs Sentimon will send to.
+"""Which URLs Sentimon will send to: webhooks, and the places sources read from
+(``services.core.sources`` adds which hosts may receive platform credentials).
 
 Only ``http``/``https`` URLs with a host and no credentials, and only hosts whose every
 resolved address is public: loopback, private, link-local (cloud metadata at
@@ -106,17 +107,27 @@ def check_webhook_url(
     allow_loopback: bool,
     allow_private: bool,
     resolve: Resolver = resolve_host,
+    unresolved_ok: bool = False,
 ) -> list[str]:
     """Check ``url`` and every address its host resolves to; return the addresses.
 
     Raises ``WebhookUrlError`` naming the problem (scheme, form, an address refused).
+    With ``unresolved_ok`` a name that does not resolve (now) is no error: the result is
+    empty, and the check before each request refuses it if it resolves somewhere refused.
     """
     host, port = parse_webhook_url(url)
     try:
         addresses = [str(ipaddress.ip_address(host.strip("[]")))]
     except ValueError:
-        addresses = list(resolve(host, port))
+        try:
+            addresses = list(resolve(host, port))
+        except WebhookUrlError:
+            if unresolved_ok:
+                return []
+            raise
     if not addresses:
+        if unresolved_ok:
+            return []
         raise WebhookUrlError(f"host {host!r} does not resolve")
     for address in addresses:
         problem = address_problem(

@@ -53,7 +53,12 @@ class Ingest:
 
     async def start(self) -> None:
         """Apply the sources file, start every stored source, and watch the store."""
-        await start_configured_sources(self.connectors, self.store, self.settings.sources_file)
+        await start_configured_sources(
+            self.connectors,
+            self.store,
+            self.settings.sources_file,
+            self.settings.source_url_policy(),
+        )
 
     def add_source(
         self, source: Source, on_item: Callable[[IngestStats], None] | None = None

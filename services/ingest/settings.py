@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from services.core.settings import CommonSettings, KafkaSettings
+from services.core.settings import KafkaSettings, MetricsSettings, SourceUrlSettings
 
 
-class IngestSettings(CommonSettings):
+class IngestSettings(SourceUrlSettings, MetricsSettings):
     demo: bool = Field(default=True, description="Run the demo source (fictional brands).")
     demo_rate_per_s: float = Field(
         default=0.1,

@@ -2,6 +2,7 @@
 
 A source's configuration names what to read (feeds, instance and hashtags, subreddits…);
 credentials are never part of it (they come from the settings, see ``docs/sources.md``).
+Its URLs are held to the source URL policy (``services.core.sources.check_source_urls``).
 
 These routes only read and write the store. Every running ingest (embedded or
 ``sentimon ingest``) checks the store every ``SENTIMON_SOURCES_REFRESH_S`` (5 s) and starts
@@ -24,7 +25,13 @@ from pydantic import BaseModel
 
 from services.api.deps import Manager, State
 from services.api.errors import UNPROCESSABLE
-from services.core.sources import MAX_SOURCES, SourceConfig, SourceStatus
+from services.core.sources import (
+    MAX_SOURCES,
+    SourceConfig,
+    SourceStatus,
+    SourceUrlError,
+    check_source_urls,
+)
 from services.core.storage.errors import ConflictError, NotFoundError
 from services.core.storage.sources import SourceStore
 
@@ -101,6 +108,15 @@ def _public(state: State, config: SourceConfig) -> SourcePublic:
     )
 
 
+async def _check_urls(state: State, config: SourceConfig) -> None:
+    """422 naming the field for a URL the source URL policy refuses (``SENTIMON_SOURCE_*``:
+    an internal address, or platform credentials bound for another host)."""
+    try:
+        await asyncio.to_thread(check_source_urls, config, state.settings.source_url_policy())
+    except SourceUrlError as e:
+        raise HTTPException(UNPROCESSABLE, str(e)) from e
+
+
 def _get(state: State, name: str) -> SourceConfig:
     try:
         return _store(state).get(name)
@@ -113,8 +129,14 @@ def list_sources(state: State, _key: Manager) -> list[SourcePublic]:
     return [_public(state, c) for c in _store(state).list()]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a source (the ingest starts it)")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a source (the ingest starts it)",
+    responses={422: {"description": "A bad field, or a URL the source URL policy refuses"}},
+)
 async def create_source(state: State, _key: Manager, body: ConfigBody) -> SourcePublic:
+    await _check_urls(state, body)
     store = _store(state)
     if await asyncio.to_thread(store.count) >= MAX_SOURCES:
         raise HTTPException(UNPROCESSABLE, f"name: at most {MAX_SOURCES} sources")
@@ -141,6 +163,7 @@ async def replace_source(
 ) -> SourcePublic:
     if body.name != name:
         raise HTTPException(UNPROCESSABLE, "name: must be the name in the path")
+    await _check_urls(state, body)
     try:
         await asyncio.to_thread(_store(state).replace, body)
     except NotFoundError as e:

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from services.core.brands import BrandDefinition, BrandError, BrandMatcher
 from services.core.clock import Clock, SystemClock
 from services.core.models import Mention
+from services.core.sources import SourceUrlPolicy
 from services.ingest.sources.errors import PlatformError, RateLimited, SourceError
 from services.ingest.sources.protocol import SourceItem
 
@@ -135,12 +136,14 @@ class StoredBrands:
 
 @dataclass(frozen=True)
 class Runtime:
-    """What a connector is given: time, credentials and the brands."""
+    """What a connector is given: time, credentials, the brands, and where it may send
+    requests (``urls``: strict unless the operator allows more)."""
 
     clock: Clock = field(default_factory=SystemClock)
     sleep: Sleep = asyncio.sleep
     credentials: Credentials = field(default_factory=Credentials)
     brands: BrandFilter = field(default_factory=lambda: StaticBrands(()))
+    urls: SourceUrlPolicy = field(default_factory=SourceUrlPolicy)
 
 
 Producer = Callable[["asyncio.Queue[Batch | BaseException]"], Awaitable[None]]

@@ -11,6 +11,7 @@ Jetstream carries no author profile (followers, handle): the author is the DID.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +23,9 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from services.core.models import Author, Mention
 from services.core.sources import BlueskyConfig
+from services.core.urls import WebhookUrlError
 from services.ingest.sources.base import Batch, Checkpoint, Connector, Runtime
-from services.ingest.sources.errors import AuthError, PlatformError, RateLimited
+from services.ingest.sources.errors import AuthError, PlatformError, RateLimited, UrlRefused
 from services.ingest.sources.protocol import InvalidRecord, SourceItem
 from services.ingest.sources.text import bounded_id, lang_tag, mention_text, obj, parse_time
 
@@ -121,7 +123,16 @@ class BlueskyConnector(Connector):
         pending: list[SourceItem] = []
         flushed_at = clock.now()
         try:
-            async with connect(url, max_size=MAX_MESSAGE_BYTES, open_timeout=30) as ws:
+            addresses = await asyncio.to_thread(self.runtime.urls.check, url)
+        except WebhookUrlError as e:
+            raise UrlRefused(f"{what}: {e}") from e
+        # Connect to the address just checked (the URL's host still names the server for
+        # the Host header and TLS); no proxy from the environment.
+        address = addresses[0].split("%", 1)[0]
+        try:
+            async with connect(
+                url, max_size=MAX_MESSAGE_BYTES, open_timeout=30, host=address, proxy=None
+            ) as ws:
                 async for message in ws:
                     try:
                         event = orjson.loads(message)
@@ -156,6 +167,8 @@ class BlueskyConnector(Connector):
             raise PlatformError(f"{what}: HTTP {status} on connect", status) from e
         except (WebSocketException, OSError, TimeoutError) as e:
             raise PlatformError(f"{what}: connection lost: {type(e).__name__}", 0) from e
+        except ValueError as e:  # websockets refuses a cross-origin redirect when pinned
+            raise PlatformError(f"{what}: a redirect to another host is not followed", 0) from e
         if pending:
             yield Batch(pending, None if cursor is None else {"cursor": cursor})
         raise PlatformError(f"{what}: the server closed the stream", 0)

@@ -18,7 +18,10 @@ from services.core.sources import (
     RedditConfig,
     RssConfig,
     SourceConfig,
+    SourceUrlError,
+    SourceUrlPolicy,
     XConfig,
+    check_source_urls,
 )
 from services.core.validation import describe
 from services.ingest.sources.errors import SourceConfigError
@@ -40,8 +43,11 @@ __all__ = [
 _SOURCE_CONFIGS: TypeAdapter[list[SourceConfig]] = TypeAdapter(list[SourceConfig])
 
 
-def parse_sources_yaml(text: str, origin: str = "sources file") -> list[SourceConfig]:
-    """Source configurations from YAML (a list, or ``{sources: [...]}``).
+def parse_sources_yaml(
+    text: str, origin: str = "sources file", policy: SourceUrlPolicy | None = None
+) -> list[SourceConfig]:
+    """Source configurations from YAML (a list, or ``{sources: [...]}``); with ``policy``,
+    every URL is checked against it too (``check_source_urls``: resolves the hosts).
 
     Raises ``SourceConfigError`` naming the file, the entry and the field.
     """
@@ -64,12 +70,17 @@ def parse_sources_yaml(text: str, origin: str = "sources file") -> list[SourceCo
         if config.name in seen:
             raise SourceConfigError(f"{origin}: [{i}].name: {config.name!r} is defined twice")
         seen.add(config.name)
+        if policy is not None:
+            try:
+                check_source_urls(config, policy)
+            except SourceUrlError as e:
+                raise SourceConfigError(f"{origin}: [{i}].{e}") from e
     return configs
 
 
-def load_sources_file(path: Path) -> list[SourceConfig]:
+def load_sources_file(path: Path, policy: SourceUrlPolicy | None = None) -> list[SourceConfig]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise SourceConfigError(f"{path}: {e.strerror}") from e
-    return parse_sources_yaml(text, str(path))
+    return parse_sources_yaml(text, str(path), policy)

@@ -35,5 +35,10 @@ class GarbageError(SourceError):
     """The platform answered with something its documented format does not explain."""
 
 
+class UrlRefused(SourceError):
+    """The source URL policy refused a request: an address not allowed, or credentials
+    for a host that is not the platform's (``SENTIMON_SOURCE_*`` settings)."""
+
+
 class SourceConfigError(ValueError):
     """A source's configuration is invalid; the message names the source and the field."""

@@ -193,11 +193,12 @@ class FeedConnector(Connector):
         config: RssConfig,
         runtime: Runtime,
         *,
-        client_factory: Callable[[], httpx.AsyncClient] = make_client,
+        client_factory: Callable[[], httpx.AsyncClient] | None = None,
     ) -> None:
         super().__init__(config.name, runtime)
         self.config = config
-        self._client_factory = client_factory
+        # Feeds are read without credentials: no host gets an Authorization header.
+        self._client_factory = client_factory or (lambda: make_client(runtime.urls))
 
     async def batches(self, checkpoint: Checkpoint | None) -> AsyncGenerator[Batch, None]:
         clock, sleep = self.runtime.clock, self.runtime.sleep

@@ -173,18 +173,27 @@ class MastodonConnector(Connector):
         config: MastodonConfig,
         runtime: Runtime,
         *,
-        client_factory: Callable[[], httpx.AsyncClient] = lambda: make_client(
-            read_timeout_s=STREAM_READ_TIMEOUT_S
-        ),
+        client_factory: Callable[[], httpx.AsyncClient] | None = None,
     ) -> None:
         super().__init__(config.name, runtime)
         self.config = config
-        self._client_factory = client_factory
         self._base = config.instance.rstrip("/")
         self._stream_base = (config.streaming or config.instance).rstrip("/")
-        self._host = urlsplit(config.instance).hostname or "mastodon"
+        self._host = (urlsplit(config.instance).hostname or "mastodon").lower()
         token = runtime.credentials.mastodon_tokens.get(self._host)
         self._headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+        # The instance's token goes to the instance, and to its streaming host only when
+        # that is the instance or one of its subdomains (streaming.mastodon.social).
+        stream_host = (urlsplit(self._stream_base).hostname or "").lower()
+        token_hosts = {self._host}
+        if stream_host == self._host or stream_host.endswith("." + self._host):
+            token_hosts.add(stream_host)
+        self._stream_headers = self._headers if stream_host in token_hosts else {}
+        self._client_factory = client_factory or (
+            lambda: make_client(
+                runtime.urls, credential_hosts=token_hosts, read_timeout_s=STREAM_READ_TIMEOUT_S
+            )
+        )
 
     async def batches(self, checkpoint: Checkpoint | None) -> AsyncGenerator[Batch, None]:
         last_ids: dict[str, str] = {
@@ -262,7 +271,7 @@ class MastodonConnector(Connector):
             parser = SseParser()
             try:
                 async with client.stream(
-                    "GET", url, params={"tag": tag}, headers=self._headers
+                    "GET", url, params={"tag": tag}, headers=self._stream_headers
                 ) as response:
                     check_status(response, self.runtime.clock.now(), what)
                     async for raw in lines(response):

@@ -165,11 +165,17 @@ class RedditConnector(Connector):
         config: RedditConfig,
         runtime: Runtime,
         *,
-        client_factory: Callable[[], httpx.AsyncClient] = make_client,
+        client_factory: Callable[[], httpx.AsyncClient] | None = None,
     ) -> None:
         super().__init__(config.name, runtime)
         self.config = config
-        self._client_factory = client_factory
+        # The app's credentials and tokens go to Reddit's own hosts only (checked again
+        # per request: a configuration stored before the check existed is held to it too).
+        self._client_factory = client_factory or (
+            lambda: make_client(
+                runtime.urls, credential_hosts=runtime.urls.credential_hosts_for("reddit")
+            )
+        )
         self._token: str | None = None
         self._token_expires: datetime | None = None
         self._pause_s = 0.0

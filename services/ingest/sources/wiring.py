@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from services.core.brands import BrandDefinition
 from services.core.clock import Clock
 from services.core.metrics import Metrics
-from services.core.sources import SourceConfig
+from services.core.sources import SourceConfig, SourceUrlPolicy
 from services.core.storage.brands import BrandStore
 from services.core.storage.sources import SourceStore
 from services.ingest.settings import IngestSettings
@@ -48,6 +48,7 @@ def build_supervisor(
         clock=clock,
         credentials=credentials_from(settings),
         brands=StoredBrands(load, brands.version, clock),
+        urls=settings.source_url_policy(),
     )
     return SourceSupervisor(
         publisher,
@@ -59,14 +60,17 @@ def build_supervisor(
 
 
 async def start_configured_sources(
-    supervisor: SourceSupervisor, store: SourceStore, sources_file: Path | None
+    supervisor: SourceSupervisor,
+    store: SourceStore,
+    sources_file: Path | None,
+    policy: SourceUrlPolicy,
 ) -> list[SourceConfig]:
     """Add or update the sources of ``sources_file`` in the store, start every stored
     source (those added through the API too), then keep them in step with the store
     until ``supervisor.close()`` (``start_watching``). Raises ``SourceConfigError`` for a
-    bad file, before anything starts."""
+    bad file (a URL ``policy`` refuses included), before anything starts."""
     if sources_file is not None:
-        configs = await asyncio.to_thread(load_sources_file, sources_file)
+        configs = await asyncio.to_thread(load_sources_file, sources_file, policy)
         for config in configs:
             await asyncio.to_thread(store.upsert, config)
     await supervisor.reconcile()

@@ -239,13 +239,18 @@ class XConnector(Connector):
         config: XConfig,
         runtime: Runtime,
         *,
-        client_factory: Callable[[], httpx.AsyncClient] = lambda: make_client(
-            read_timeout_s=STREAM_READ_TIMEOUT_S
-        ),
+        client_factory: Callable[[], httpx.AsyncClient] | None = None,
     ) -> None:
         super().__init__(config.name, runtime)
         self.config = config
-        self._client_factory = client_factory
+        # The bearer token goes to X's own hosts only, checked per request.
+        self._client_factory = client_factory or (
+            lambda: make_client(
+                runtime.urls,
+                credential_hosts=runtime.urls.credential_hosts_for("x"),
+                read_timeout_s=STREAM_READ_TIMEOUT_S,
+            )
+        )
         self._api = config.api_base.rstrip("/")
         self._synced: tuple[BrandDefinition, ...] | None = None
 

@@ -23,6 +23,7 @@ from services.core.bus.protocol import RecordMetadata
 from services.core.clock import FrozenClock
 from services.core.metrics import Metrics
 from services.core.models import Mention
+from services.core.sources import SourceUrlPolicy
 from services.ingest.dedupe import RecentKeys
 from services.ingest.sources.base import Batch, Checkpoint
 from services.ingest.worker import MentionPublisher
@@ -30,6 +31,8 @@ from services.ingest.worker import MentionPublisher
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sources"
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 STEP_TIMEOUT_S = 10.0
+# The fakes listen on 127.0.0.1: loopback allowed, and platform credentials may go there.
+LOCAL_URLS = SourceUrlPolicy(allow_loopback=True, credential_hosts=frozenset({"127.0.0.1"}))
 
 
 def fixture_bytes(platform: str, name: str) -> bytes:

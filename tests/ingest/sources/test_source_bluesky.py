@@ -20,7 +20,14 @@ from services.ingest.sources.bluesky import BlueskyConnector, mention_from_event
 from services.ingest.sources.config import BlueskyConfig
 from services.ingest.sources.errors import PlatformError, RateLimited
 from services.ingest.sources.protocol import InvalidRecord
-from tests.ingest.sources.fakes import FakeTime, fixture_bytes, mentions_of, take, until_error
+from tests.ingest.sources.fakes import (
+    LOCAL_URLS,
+    FakeTime,
+    fixture_bytes,
+    mentions_of,
+    take,
+    until_error,
+)
 
 LINES = [line for line in fixture_bytes("bluesky", "jetstream.jsonl").splitlines() if line]
 EVENTS = [orjson.loads(line) for line in LINES]
@@ -115,7 +122,8 @@ async def jetstream() -> AsyncIterator[FakeJetstream]:
 def _connector(fake: FakeJetstream, fake_time: FakeTime) -> BlueskyConnector:
     config = BlueskyConfig(name="bsky", endpoint=fake.url, checkpoint_every_s=0)
     return BlueskyConnector(
-        config, Runtime(clock=fake_time.clock, sleep=fake_time.sleep, brands=BRANDS)
+        config,
+        Runtime(urls=LOCAL_URLS, clock=fake_time.clock, sleep=fake_time.sleep, brands=BRANDS),
     )
 
 

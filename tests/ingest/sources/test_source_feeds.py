@@ -14,6 +14,7 @@ from services.ingest.sources.errors import GarbageError, RateLimited
 from services.ingest.sources.feeds import FeedConnector, new_items, parse_feed, unwrap_redirect
 from services.ingest.sources.protocol import InvalidRecord, Source
 from tests.ingest.sources.fakes import (
+    LOCAL_URLS,
     START,
     FakePlatform,
     FakeTime,
@@ -106,7 +107,9 @@ def _connector(
             Feed(url=f"{platform.base_url}/blog.rss", interval_s=interval_s * 2),
         ],
     )
-    return FeedConnector(config, Runtime(clock=fake_time.clock, sleep=fake_time.sleep))
+    return FeedConnector(
+        config, Runtime(urls=LOCAL_URLS, clock=fake_time.clock, sleep=fake_time.sleep)
+    )
 
 
 async def test_conditional_requests_dedupe_and_resume_from_the_checkpoint(

@@ -19,6 +19,7 @@ from services.ingest.sources.mastodon import (
 )
 from services.ingest.sources.protocol import InvalidRecord
 from tests.ingest.sources.fakes import (
+    LOCAL_URLS,
     FakePlatform,
     FakeTime,
     Reply,
@@ -104,7 +105,8 @@ def _connector(
     host = "127.0.0.1"
     creds = Credentials(mastodon_tokens={host: SecretStr(token)} if token else {})
     return MastodonConnector(
-        config, Runtime(clock=fake_time.clock, sleep=fake_time.sleep, credentials=creds)
+        config,
+        Runtime(urls=LOCAL_URLS, clock=fake_time.clock, sleep=fake_time.sleep, credentials=creds),
     )
 
 

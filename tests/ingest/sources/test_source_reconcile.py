@@ -19,7 +19,7 @@ from services.core.storage.sources import SourceStore, StoredSource
 from services.ingest.sources.base import Batch, Checkpoint, Connector, Runtime
 from services.ingest.sources.reconcile import SourceChanges, plan_changes
 from services.ingest.sources.supervisor import SourceSupervisor
-from tests.ingest.sources.fakes import FakeTime, eventually, recording_publisher
+from tests.ingest.sources.fakes import LOCAL_URLS, FakeTime, eventually, recording_publisher
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -112,7 +112,7 @@ def supervisor_for(
 ) -> SourceSupervisor:
     publisher, _, metrics = recording_publisher()
     time = FakeTime()
-    runtime = Runtime(clock=time.clock, sleep=time.sleep)
+    runtime = Runtime(urls=LOCAL_URLS, clock=time.clock, sleep=time.sleep)
     return SourceSupervisor(
         publisher, store, metrics, runtime, factory=connectors, refresh_s=refresh_s
     )

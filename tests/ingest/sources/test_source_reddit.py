@@ -19,6 +19,7 @@ from services.ingest.sources.reddit import (
     wait_for_quota,
 )
 from tests.ingest.sources.fakes import (
+    LOCAL_URLS,
     FakePlatform,
     FakeTime,
     Reply,
@@ -87,7 +88,8 @@ def _connector(
         reddit_user_agent="test:sentimon:0.1 (by /u/tester)",
     )
     return RedditConnector(
-        config, Runtime(clock=fake_time.clock, sleep=fake_time.sleep, credentials=creds)
+        config,
+        Runtime(urls=LOCAL_URLS, clock=fake_time.clock, sleep=fake_time.sleep, credentials=creds),
     )
 
 

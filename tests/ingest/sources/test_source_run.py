@@ -36,6 +36,7 @@ def test_run_reads_the_feeds_of_a_sources_file(tmp_path: Path, platform: FakePla
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTIMON_")}
     env |= {"SENTIMON_LOG_LEVEL": "WARNING", "SENTIMON_SCORER_MODE": "lexicon"}
     env["SENTIMON_SOURCES_FILE"] = str(sources)  # the one line of configuration
+    env["SENTIMON_SOURCE_ALLOW_LOOPBACK"] = "true"  # the fake feed is on 127.0.0.1
     command = [sys.executable, "-m", "services.cli", "run", "--no-demo", "--port", str(port)]
     command += ["--data-dir", str(data)]
     with log.open("ab") as out:

@@ -21,6 +21,7 @@ from services.ingest.sources.base import Credentials, Runtime
 from services.ingest.sources.status import StatusWriter
 from services.ingest.sources.supervisor import SourceSupervisor
 from tests.ingest.sources.fakes import (
+    LOCAL_URLS,
     START,
     FakePlatform,
     FakeTime,
@@ -118,7 +119,7 @@ async def test_no_credential_reaches_the_status_table(
     time = FakeTime(max_sleeps=1)
     publisher, _, metrics = recording_publisher()
     creds = Credentials(reddit_client_id="app", reddit_client_secret=SecretStr(secret))
-    runtime = Runtime(clock=time.clock, sleep=time.sleep, credentials=creds)
+    runtime = Runtime(urls=LOCAL_URLS, clock=time.clock, sleep=time.sleep, credentials=creds)
     supervisor = SourceSupervisor(publisher, store, metrics, runtime)
     with caplog.at_level(logging.DEBUG):
         await supervisor.reconcile()

@@ -22,6 +22,7 @@ from services.ingest.sources.reddit import RedditConnector
 from services.ingest.sources.supervisor import SourceSupervisor
 from services.ingest.sources.x import XConnector
 from tests.ingest.sources.fakes import (
+    LOCAL_URLS,
     START,
     FakePlatform,
     FakeTime,
@@ -83,7 +84,7 @@ async def test_a_checkpoint_is_stored_only_after_its_mentions_were_accepted(
 ) -> None:
     time = FakeTime(max_sleeps=0)
     publisher, producer, metrics = recording_publisher()
-    runtime = Runtime(clock=time.clock, sleep=time.sleep)
+    runtime = Runtime(urls=LOCAL_URLS, clock=time.clock, sleep=time.sleep)
     script = [
         Batch([mention(1), mention(2)], {"n": 1}),
         Batch([mention(3), mention(4)], {"n": 2}),
@@ -111,7 +112,7 @@ async def test_a_checkpoint_is_stored_only_after_its_mentions_were_accepted(
 async def test_a_failing_source_backs_off_and_the_others_go_on(store: SourceStore) -> None:
     time = FakeTime(max_sleeps=4)
     publisher, producer, metrics = recording_publisher()
-    runtime = Runtime(clock=time.clock, sleep=time.sleep)
+    runtime = Runtime(urls=LOCAL_URLS, clock=time.clock, sleep=time.sleep)
     broken = Scripted("broken", runtime, [], PlatformError("HTTP 503 from feed.example/", 503))
     healthy = Scripted("healthy", runtime, [Batch([mention(1)], {"n": 1})], None)
     supervisor = SourceSupervisor(publisher, store, metrics, runtime)
@@ -149,7 +150,7 @@ async def test_a_failing_source_backs_off_and_the_others_go_on(store: SourceStor
 async def test_a_rate_limited_source_waits_what_the_platform_said(store: SourceStore) -> None:
     time = FakeTime(max_sleeps=1)
     publisher, _, metrics = recording_publisher()
-    runtime = Runtime(clock=time.clock, sleep=time.sleep)
+    runtime = Runtime(urls=LOCAL_URLS, clock=time.clock, sleep=time.sleep)
     limited = Scripted("limited", runtime, [], RateLimited("429 from api", 93.0))
     supervisor = SourceSupervisor(publisher, store, metrics, runtime)
     supervisor.start_connector(limited)
@@ -178,7 +179,7 @@ async def test_credentials_are_never_logged_or_shown(
     platform.on("GET", "/2/tweets/search/stream/rules", Reply(403, b'{"title": "Forbidden"}'))
     time = FakeTime(max_sleeps=2)
     publisher, _, metrics = recording_publisher()
-    runtime = Runtime(clock=time.clock, sleep=time.sleep, credentials=creds)
+    runtime = Runtime(urls=LOCAL_URLS, clock=time.clock, sleep=time.sleep, credentials=creds)
     supervisor = SourceSupervisor(publisher, store, metrics, runtime)
     base = platform.base_url
     supervisor.start_connector(

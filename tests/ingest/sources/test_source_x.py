@@ -21,6 +21,7 @@ from services.ingest.sources.x import (
     x_backoff_s,
 )
 from tests.ingest.sources.fakes import (
+    LOCAL_URLS,
     FakePlatform,
     FakeTime,
     Reply,
@@ -106,7 +107,13 @@ def _connector(
     creds = Credentials(x_bearer_token=SecretStr(token) if token else None)
     return XConnector(
         XConfig(name="x", api_base=platform.base_url),
-        Runtime(clock=fake_time.clock, sleep=fake_time.sleep, credentials=creds, brands=BRANDS),
+        Runtime(
+            urls=LOCAL_URLS,
+            clock=fake_time.clock,
+            sleep=fake_time.sleep,
+            credentials=creds,
+            brands=BRANDS,
+        ),
     )
 
 
