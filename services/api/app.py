@@ -50,15 +50,26 @@ def create_app(state: AppState) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.sentimon = state
-    # Business gauges (issue 8) are read from the database when /metrics is scraped.
-    state.metrics.add_collector("brand_gauges", BrandWindowCollector(state.engine, state.clock))
+    # Business gauges (issue 8) are read from the database when /metrics is scraped. They
+    # name the tracked brands with their volumes and sentiment: served only behind the
+    # metrics token, or where the operator opted in to serving them openly.
+    if state.settings.serves_business_gauges():
+        state.metrics.add_collector("brand_gauges", BrandWindowCollector(state.engine, state.clock))
     errors.install(app)
     # The key is checked before any body is read, and bodies are capped as they stream.
     app.state.body_limits = BodyLimits(
         default=state.settings.max_request_bytes, open_paths=("/login", "/logout")
     )
     app.add_middleware(GuardedBodies, keys=state.keys, limits=app.state.body_limits)
-    mount_probes(app, Probes(state.engine, state.metrics, state.readiness))
+    mount_probes(
+        app,
+        Probes(
+            state.engine,
+            state.metrics,
+            state.readiness,
+            metrics_token=state.settings.metrics_token,
+        ),
+    )
     for module in (mentions, brands, analytics, admin, pages):
         app.include_router(module.router)
     # The analysts' spot-check queue (issue 5): its API and its page.

@@ -79,7 +79,7 @@ async def run_ingest(
         ingest.add_source(demo_source(settings, clock))
     if replay is not None:
         ingest.add_source(file_source(replay, replay_rate))
-    probes = Probes(engine, metrics, [ingest.problem])
+    probes = Probes(engine, metrics, [ingest.problem], metrics_token=settings.metrics_token)
     stop = asyncio.Event()
     base = f"http://{settings.ingest_host}:{settings.ingest_port}"
     print(f"Sentimon ingest at {base}/api/v1/mentions", flush=True)

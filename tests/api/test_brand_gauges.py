@@ -111,8 +111,18 @@ def test_a_failing_database_keeps_the_last_figures(engine: Engine) -> None:
     assert b"sentimon_brand_recent_mentions" in generate_latest(registry)
 
 
-async def test_api_metrics_serve_the_brand_gauges(client: httpx.AsyncClient) -> None:
-    r = await client.get("/metrics")
+@pytest.fixture
+def metrics_token(monkeypatch: pytest.MonkeyPatch) -> str:
+    token = "scrape-token-for-the-brand-gauges"
+    monkeypatch.setenv("SENTIMON_METRICS_TOKEN", token)
+    return token
+
+
+async def test_api_metrics_serve_the_brand_gauges(
+    metrics_token: str, client: httpx.AsyncClient
+) -> None:
+    # Behind the metrics token (without one they are left out: tests/api/test_metrics_access.py).
+    r = await client.get("/metrics", headers={"Authorization": f"Bearer {metrics_token}"})
     assert r.status_code == 200
     assert 'sentimon_brand_recent_mentions{brand="Acme"}' in r.text
     # Registered once however many apps are built on one Metrics.
