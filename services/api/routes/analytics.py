@@ -8,11 +8,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy import Connection
 
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
 from services.api.routes.review import MeasuredAccuracy, measured_accuracy_out
-from services.core.storage.analytics import Counts, brand_buckets, bucket_count
+from services.core.adjusted import POOL_DAYS, Adjusted, AdjustedSeries, adjust_series, pool_of
+from services.core.storage.analytics import BrandBuckets, Counts, brand_buckets, bucket_count
+from services.core.storage.review import labels_for_adjustment
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 
@@ -70,7 +73,45 @@ def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-class BrandShare(BaseModel):
+class AdjustedFigure(BaseModel):
+    value: float
+    ci95: tuple[float, float] = Field(description="95 % interval")
+
+
+class AdjustedShares(BaseModel):
+    positive: AdjustedFigure
+    neutral: AdjustedFigure
+    negative: AdjustedFigure
+
+
+class AdjustedFigures(BaseModel):
+    """The figures corrected by the analysts' spot checks, each with its 95 % interval."""
+
+    labels: int = Field(description="Analyst labels of this brand in this period behind it")
+    mentions: AdjustedFigure = Field(description="Mentions truly about the brand")
+    shares: AdjustedShares
+    net_sentiment: AdjustedFigure | None
+
+
+def adjusted_out(result: Adjusted | str) -> tuple[AdjustedFigures | None, str | None]:
+    """``adjusted`` and ``adjusted_reason`` of a figure."""
+    if isinstance(result, str):
+        return None, result
+    return AdjustedFigures.model_validate(result.as_dict()), None
+
+
+class Corrected(BaseModel):
+    adjusted: AdjustedFigures | None = Field(
+        default=None,
+        description="Sentiment corrected by the analysts' spot checks, with 95 % intervals "
+        "(null when there are too few labels: see adjusted_reason).",
+    )
+    adjusted_reason: str | None = Field(
+        default=None, description="Why `adjusted` is null; null when it is given."
+    )
+
+
+class BrandShare(Corrected):
     brand: str
     mentions: int
     share: float | None
@@ -105,8 +146,11 @@ class ShareOfVoice(BaseModel):
     )
 
 
-def _share(brand: str, c: Counts, total: int) -> BrandShare:
+def _share(brand: str, c: Counts, total: int, adjusted: Adjusted | str) -> BrandShare:
+    figures, reason = adjusted_out(adjusted)
     return BrandShare(
+        adjusted=figures,
+        adjusted_reason=reason,
         brand=brand,
         mentions=c.mentions,
         share=None if total == 0 else c.mentions / total,
@@ -148,6 +192,7 @@ def share_of_voice(
         accuracy = measured_accuracy_out(
             conn, names, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
         )
+        adjusted = adjusted_for(conn, data, names, (start, end), iv)
     total = sum(c.mentions for c in data.totals.values())
     buckets = []
     for i, b_start in enumerate(data.bucket_starts):
@@ -157,7 +202,9 @@ def share_of_voice(
                 start=iso(b_start),
                 partial=is_partial(b_start, start, end, iv),
                 total=b_total,
-                brands=[_share(n, data.buckets[n][i], b_total) for n in names],
+                brands=[
+                    _share(n, data.buckets[n][i], b_total, adjusted[n].buckets[i]) for n in names
+                ],
             )
         )
     return ShareOfVoice(
@@ -165,13 +212,32 @@ def share_of_voice(
         to=iso(end),
         interval_seconds=iv,
         total=total,
-        brands=[_share(n, data.totals[n], total) for n in names],
+        brands=[_share(n, data.totals[n], total, adjusted[n].total) for n in names],
         buckets=buckets,
         accuracy=accuracy,
     )
 
 
-class SentimentPoint(BaseModel):
+def adjusted_for(
+    conn: Connection, data: BrandBuckets, names: list[str], span: tuple[int, int], interval: int
+) -> dict[str, AdjustedSeries]:
+    """Each brand's adjusted figures over ``span`` and per bucket. The scorer's confusion
+    is borrowed from every label of the last ``POOL_DAYS`` days up to the range's end."""
+    start, end = span
+    since = min(start, end - POOL_DAYS * 86_400)
+    labels = labels_for_adjustment(
+        conn, datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(end, UTC)
+    )
+    pool = pool_of(lb.mention for lb in labels if lb.minute >= end - POOL_DAYS * 86_400)
+    return {
+        n: adjust_series(
+            n, data.totals[n], data.buckets[n], data.bucket_starts, interval, span, labels, pool
+        )
+        for n in names
+    }
+
+
+class SentimentPoint(Corrected):
     start: str
     partial: bool = False
     mentions: int
@@ -194,8 +260,13 @@ class SentimentSeries(BaseModel):
     )
 
 
-def _point(start: str, c: Counts, partial: bool = False) -> SentimentPoint:
+def _point(
+    start: str, c: Counts, adjusted: Adjusted | str, partial: bool = False
+) -> SentimentPoint:
+    figures, reason = adjusted_out(adjusted)
     return SentimentPoint(
+        adjusted=figures,
+        adjusted_reason=reason,
         start=start,
         partial=partial,
         mentions=c.mentions,
@@ -223,15 +294,18 @@ def sentiment(
         accuracy = measured_accuracy_out(
             conn, [brand], datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
         )
+        adjusted = adjusted_for(conn, data, [brand], (start, end), iv)[brand]
     return SentimentSeries(
         brand=brand,
         from_=iso(start),
         to=iso(end),
         interval_seconds=iv,
-        total=_point(iso(start), data.totals[brand]),
+        total=_point(iso(start), data.totals[brand], adjusted.total),
         series=[
-            _point(iso(s), c, is_partial(s, start, end, iv))
-            for s, c in zip(data.bucket_starts, data.buckets[brand], strict=True)
+            _point(iso(s), c, a, is_partial(s, start, end, iv))
+            for s, c, a in zip(
+                data.bucket_starts, data.buckets[brand], adjusted.buckets, strict=True
+            )
         ],
         accuracy=accuracy,
     )

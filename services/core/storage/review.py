@@ -40,6 +40,7 @@ from services.core.accuracy import IRRELEVANT, LABELS, Estimate, LabelledItem, l
 
 # Re-exported for the review API, which reads the items here and reports these statistics.
 from services.core.accuracy import review_stats as review_stats
+from services.core.adjusted import BrandLabel, LabelledMention
 from services.core.clock import Clock
 from services.core.models import ScoredMention
 from services.core.storage.db import SQLITE_BEGIN
@@ -555,3 +556,31 @@ def labelled_documents(conn: Connection) -> list[tuple[float, str, str]]:
     for item_id, weight, label, doc in conn.execute(stmt):
         first.setdefault(item_id, (weight, label, doc))
     return list(first.values())
+
+
+def labels_for_adjustment(conn: Connection, since: datetime, until: datetime) -> list[BrandLabel]:
+    """Every labelled (mention, brand) of mentions created in ``[since, until)``, all
+    brands, with the label that counts (the first standing one, as the rollups follow)."""
+    stmt = (
+        select(
+            ri.c.id,
+            ri.c.brand,
+            mentions.c.created_at,
+            ri.c.auto_label,
+            ri.c.weight,
+            rl.c.label,
+        )
+        .join(rl, rl.c.item_id == ri.c.id)
+        .join(mentions, mentions.c.pk == ri.c.mention_pk)
+        .where(mentions.c.created_at >= since, mentions.c.created_at < until)
+        .order_by(ri.c.id, rl.c.id)
+    )
+    out: dict[int, BrandLabel] = {}
+    for row in conn.execute(stmt):
+        if row.id not in out:
+            out[row.id] = BrandLabel(
+                row.brand,
+                _minute(row.created_at),
+                LabelledMention(row.auto_label, row.label, float(row.weight)),
+            )
+    return list(out.values())

@@ -1,0 +1,337 @@
+"""Sentiment figures corrected by the analysts' spot checks ("adjusted"), with 95 % intervals.
+
+The automated scorer's counts are biased (VADER calls many negatives neutral), so a brand's
+raw net sentiment ranks brands right and states their level wrong. The analysts label a
+sample whose inclusion probabilities are known (``services.scorer.sampling``); this module
+turns the automated label of every mention plus those labels into estimates of the true
+shares (positive, neutral, negative), net sentiment and number of mentions truly about the
+brand (an analyst's ``irrelevant`` says the brand match was wrong). Pure: no I/O.
+
+The estimator, for one brand and one period:
+
+1. **Post-strata by automated label.** The period's mentions are split by the label the
+   scorer gave them (``N_a`` mentions in stratum ``a``, known exactly). Within a stratum,
+   the analysts' labels estimate the true-label mix ``θ_a`` as a weighted share (weights
+   1 / inclusion probability, Hájek), and the totals are ``T = Σ_a N_a θ_a``. With only
+   local labels this is the post-stratified (GREG with the automated label as auxiliary)
+   estimator of survey sampling: design-consistent, and the better the scorer, the purer
+   each stratum and the tighter the figure.
+2. **Borrowed confusion.** A brand-period rarely has enough labels for three strata, so
+   each ``θ_a`` starts from a prior borrowed across brands and periods: the scorer's
+   confusion ``P(automated | true)`` measured on every label of the last ``POOL_DAYS``
+   days, turned into this brand's ``P(true | automated)`` for the brand's own mix (the
+   EM of Saerens et al., 2002, which assumes only that the scorer errs the same way on
+   every brand, not that brands have the same mix). The prior is worth ``PRIOR_LABELS``
+   labels: a stratum with many local labels follows them; one with none follows the prior.
+3. **Intervals by simulation** (a parametric bootstrap): ``θ_a`` is drawn from its
+   Dirichlet posterior, the unlabelled mentions of each stratum from a multinomial, the
+   labelled ones are known; the 2.5 % and 97.5 % quantiles of ``DRAWS`` draws of each
+   figure are its 95 % interval, and the mean its value. Their coverage is measured in
+   ``tests/bench/bench_adjusted.py`` (synthetic brands of known truth, the real scorer and
+   sampler) and reported in ``docs/benchmarks.md``.
+
+No figure is given where it cannot be backed: fewer than ``MIN_POOL_LABELS`` labels to
+measure the scorer with, or fewer than ``MIN_LOCAL_LABELS`` for the brand-period itself;
+``adjust`` then returns the reason instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+SENTIMENTS: tuple[str, ...] = ("positive", "neutral", "negative")
+IRRELEVANT = "irrelevant"
+CLASSES: tuple[str, ...] = (*SENTIMENTS, IRRELEVANT)
+_CLASS = {c: i for i, c in enumerate(CLASSES)}
+_AUTO = {c: i for i, c in enumerate(SENTIMENTS)}
+
+POOL_DAYS = 90
+MIN_POOL_LABELS = 30
+MIN_LOCAL_LABELS = 10
+PRIOR_LABELS = 8.0
+DRAWS = 2_000
+POOL_DRAWS = 100  # bootstrap replicates of the borrowed confusion, shared by the draws
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledMention:
+    """A mention of a brand with the scorer's label (``auto``), the analysts' label that
+    counts (``human``, possibly ``irrelevant``) and its weight (1 / inclusion probability)."""
+
+    auto: str
+    human: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """A value with its 95 % interval."""
+
+    value: float
+    ci95: tuple[float, float]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"value": self.value, "ci95": list(self.ci95)}
+
+
+@dataclass(frozen=True, slots=True)
+class Adjusted:
+    """The corrected figures of a brand-period and the number of labels behind them
+    (the brand-period's own; the borrowed confusion rests on more)."""
+
+    labels: int
+    mentions: Figure
+    shares: Mapping[str, Figure]
+    net_sentiment: Figure | None  # None: (almost) no opinionated mention at all
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "labels": self.labels,
+            "mentions": self.mentions.as_dict(),
+            "shares": {c: f.as_dict() for c, f in self.shares.items()},
+            "net_sentiment": None if self.net_sentiment is None else self.net_sentiment.as_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """The scorer's confusion measured across brands and periods, from ``labels`` analyst
+    labels: ``counts[a, y]`` is the weighted number of labels with automated label a and
+    true class y (weights rescaled to the number of labels, with a weak prior)."""
+
+    counts: NDArray[np.float64]  # 3 × 4
+    labels: int
+
+    @property
+    def confusion(self) -> NDArray[np.float64]:
+        """P(automated label a | true class y), ``[a, y]``."""
+        result: NDArray[np.float64] = self.counts / self.counts.sum(axis=0)
+        return result
+
+    @property
+    def mix(self) -> NDArray[np.float64]:
+        """The true-class mix of the labelled stream, weighted back to the whole stream."""
+        column = self.counts.sum(axis=0)
+        result: NDArray[np.float64] = column / column.sum()
+        return result
+
+
+def _normalised_weights(labels: Sequence[LabelledMention]) -> NDArray[np.float64]:
+    """Weights rescaled to sum to the number of labels, so pseudo-counts are in labels."""
+    w = np.array([max(m.weight, 1.0) for m in labels], dtype=np.float64)
+    return w * (len(w) / w.sum()) if len(w) else w
+
+
+def pool_of(labels: Iterable[LabelledMention]) -> Pool:
+    """Measure the scorer's confusion on ``labels`` (every brand, every period).
+
+    A weak prior (half a label per cell, one more on the diagonal) keeps a class nobody
+    labelled yet from dividing by zero; it fades as labels come in."""
+    items = [m for m in labels if m.auto in _AUTO and m.human in _CLASS]
+    counts = np.full((len(SENTIMENTS), len(CLASSES)), 0.5)
+    for i in range(len(SENTIMENTS)):
+        counts[i, i] += 1.0
+    for m, w in zip(items, _normalised_weights(items), strict=True):
+        counts[_AUTO[m.auto], _CLASS[m.human]] += w
+    return Pool(counts=counts, labels=len(items))
+
+
+def brand_posterior(pool: Pool, auto_counts: NDArray[np.float64]) -> NDArray[np.float64]:
+    """P(true class | automated label) for a brand whose automated counts are
+    ``auto_counts``, assuming the scorer errs as in ``pool`` (label shift: the brand's
+    true mix differs, the scorer's behaviour per true class does not). EM of Saerens,
+    Latinne and Decaestecker (2002), with the pool's mix worth 20 mentions as a prior so
+    that a small brand's noisy counts cannot drive a class to zero."""
+    result: NDArray[np.float64] = _posteriors(pool.counts[None], auto_counts)[0]
+    return result
+
+
+def _posteriors(counts: NDArray[np.float64], auto: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``brand_posterior`` for a stack of confusion counts ``[k, a, y]`` at once."""
+    column = counts.sum(axis=1, keepdims=True)  # [k, 1, y]
+    confusion = counts / column
+    prior_mix = column / column.sum(axis=2, keepdims=True)  # [k, 1, y]
+    prior = prior_mix * 20.0
+    mix = prior_mix.copy()
+    total = auto.sum()
+    for _ in range(200):
+        joint = confusion * mix
+        post = joint / joint.sum(axis=2, keepdims=True)
+        new = (np.einsum("a,kay->ky", auto, post)[:, None, :] + prior) / (total + 20.0)
+        done = np.abs(new - mix).max() < 1e-9
+        mix = new
+        if done:
+            break
+    joint = confusion * mix
+    result: NDArray[np.float64] = joint / joint.sum(axis=2, keepdims=True)
+    return result
+
+
+def automated_counts(raw: Mapping[str, int], labels: Sequence[LabelledMention]) -> dict[str, int]:
+    """The scorer's own counts per label, from the rollups' counts (which follow the
+    analysts: a labelled mention counts under its human label, or not at all when
+    ``irrelevant``) and the period's labelled mentions."""
+    out = {c: int(raw.get(c, 0)) for c in SENTIMENTS}
+    for m in labels:
+        if m.auto in out:
+            out[m.auto] += 1
+        if m.human in out:
+            out[m.human] -= 1
+    return {c: max(n, 0) for c, n in out.items()}
+
+
+def _seed(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+def _figure(draws: NDArray[np.float64]) -> Figure:
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    return Figure(float(draws.mean()), (float(lo), float(hi)))
+
+
+def adjust(
+    auto: Mapping[str, int],
+    labels: Sequence[LabelledMention],
+    pool: Pool,
+    *,
+    key: str = "",
+    draws: int = DRAWS,
+    prior_labels: float = PRIOR_LABELS,
+    min_local: int = MIN_LOCAL_LABELS,
+    min_pool: int = MIN_POOL_LABELS,
+) -> Adjusted | str:
+    """The corrected figures for one brand-period, or why there are none.
+
+    ``auto``: the scorer's own counts per label for the brand-period (``automated_counts``);
+    ``labels``: its labelled mentions; ``pool``: the confusion measured across brands
+    and periods. ``key`` seeds the simulation, so the same question gets the same answer.
+    """
+    n_auto = np.array([float(auto.get(c, 0)) for c in SENTIMENTS])
+    total = int(n_auto.sum())
+    local = [m for m in labels if m.auto in _AUTO and m.human in _CLASS]
+    if total == 0:
+        return "no mentions in this period"
+    if pool.labels < min_pool:
+        return (
+            f"{pool.labels} analyst labels in the last {POOL_DAYS} days; corrected figures "
+            f"need {min_pool} to measure the scorer"
+        )
+    if len(local) < min_local:
+        return (
+            f"{len(local)} analyst labels for this brand in this period; corrected figures "
+            f"need {min_local}"
+        )
+    rng = np.random.default_rng(_seed(key))
+    # The borrowed confusion is itself measured on a sample: each draw takes its own
+    # (a Bayesian bootstrap of the pool's counts), so its uncertainty reaches the interval.
+    pooled = rng.gamma(pool.counts[None].repeat(POOL_DRAWS, axis=0))
+    prior = _posteriors(pooled, n_auto)[np.arange(draws) % POOL_DRAWS]  # [draw, a, y]
+    known = np.zeros(len(CLASSES))
+    totals = np.zeros((draws, len(CLASSES)))
+    for a, name in enumerate(SENTIMENTS):
+        mine = [m for m in local if m.auto == name]
+        for m in mine:
+            known[_CLASS[m.human]] += 1
+        alpha = prior_labels * prior[:, a, :]
+        if mine:
+            w = np.array([max(m.weight, 1.0) for m in mine])
+            n_eff = w.sum() ** 2 / (w * w).sum()
+            shares = np.zeros(len(CLASSES))
+            for m, wi in zip(mine, w, strict=True):
+                shares[_CLASS[m.human]] += wi
+            alpha = alpha + n_eff * shares / shares.sum()
+        unlabelled = max(int(n_auto[a]) - len(mine), 0)
+        if unlabelled == 0:
+            continue
+        gammas = rng.gamma(np.maximum(alpha, 1e-3))
+        theta = gammas / gammas.sum(axis=1, keepdims=True)
+        totals += rng.multinomial(unlabelled, theta)
+    totals += known
+    relevant = totals[:, : len(SENTIMENTS)].sum(axis=1)
+    safe = np.maximum(relevant, 1.0)
+    shares_out = {c: _figure(totals[:, i] / safe) for i, c in enumerate(SENTIMENTS)}
+    polar = totals[:, 0] + totals[:, 2]
+    defined = polar > 0
+    net = None
+    if defined.mean() >= 0.975:
+        net = _figure((totals[defined, 0] - totals[defined, 2]) / polar[defined])
+    return Adjusted(
+        labels=len(local),
+        mentions=_figure(relevant),
+        shares=shares_out,
+        net_sentiment=net,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BrandLabel:
+    """A labelled mention of a brand, placed in time: ``minute`` is the epoch second of the
+    minute its mention was created, as the rollups place it."""
+
+    brand: str
+    minute: int
+    mention: LabelledMention
+
+
+class RawCounts(Protocol):
+    """A brand-period's counts as the rollups hold them."""
+
+    @property
+    def positive(self) -> int: ...
+    @property
+    def neutral(self) -> int: ...
+    @property
+    def negative(self) -> int: ...
+
+
+def _raw(c: RawCounts) -> dict[str, int]:
+    return {"positive": c.positive, "neutral": c.neutral, "negative": c.negative}
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustedSeries:
+    """A brand's adjusted figures over a range (``total``) and per bucket: each is the
+    ``Adjusted`` figures or the reason there are none."""
+
+    total: Adjusted | str
+    buckets: list[Adjusted | str]
+
+
+def adjust_series(
+    brand: str,
+    total: RawCounts,
+    buckets: Sequence[RawCounts],
+    bucket_starts: Sequence[int],
+    interval: int,
+    span: tuple[int, int],
+    labels: Sequence[BrandLabel],
+    pool: Pool,
+) -> AdjustedSeries:
+    """The adjusted figures of ``brand`` over ``span`` (``[start, end)``, epoch seconds)
+    and in each bucket of ``interval`` seconds starting at ``bucket_starts``, from the
+    rollups' counts and the labels (of any brand and time: those of ``brand`` in each
+    period are picked here)."""
+    start, end = span
+    mine = [lb for lb in labels if lb.brand == brand and start <= lb.minute < end]
+    index = {s: i for i, s in enumerate(bucket_starts)}
+    per_bucket: list[list[LabelledMention]] = [[] for _ in bucket_starts]
+    for lb in mine:
+        i = index.get(lb.minute - lb.minute % interval)
+        if i is not None:
+            per_bucket[i].append(lb.mention)
+    in_range = [lb.mention for lb in mine]
+    return AdjustedSeries(
+        total=adjust(
+            automated_counts(_raw(total), in_range), in_range, pool, key=f"{brand}/{start}/{end}"
+        ),
+        buckets=[
+            adjust(automated_counts(_raw(c), ls), ls, pool, key=f"{brand}/{s}/{s + interval}")
+            for s, c, ls in zip(bucket_starts, buckets, per_bucket, strict=True)
+        ],
+    )

@@ -1,0 +1,175 @@
+"""The adjusted (spot-check-corrected) figures: exact where everything is labelled,
+honest intervals under the sampling design, and a reason instead of a figure where the
+labels are too few."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.core.adjusted import (
+    CLASSES,
+    SENTIMENTS,
+    Adjusted,
+    BrandLabel,
+    LabelledMention,
+    adjust,
+    adjust_series,
+    automated_counts,
+    brand_posterior,
+    pool_of,
+)
+from services.core.storage.analytics import Counts
+
+
+def population(
+    rng: np.random.Generator, n: int, mix: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """True classes (index into CLASSES) and a biased scorer's labels (into SENTIMENTS):
+    it calls 60 % of negatives neutral, and never says irrelevant."""
+    truth = rng.choice(4, size=n, p=mix)
+    auto = truth.copy()
+    auto[truth == 3] = rng.choice(3, size=int((truth == 3).sum()))
+    neg = np.flatnonzero(truth == 2)
+    auto[neg[rng.random(len(neg)) < 0.6]] = 1
+    return truth, auto
+
+
+def labels_of(
+    truth: np.ndarray, auto: np.ndarray, sampled: np.ndarray, p: np.ndarray
+) -> list[LabelledMention]:
+    return [
+        LabelledMention(SENTIMENTS[auto[i]], CLASSES[truth[i]], 1 / p[i])
+        for i in np.flatnonzero(sampled)
+    ]
+
+
+def counts_of(auto: np.ndarray) -> dict[str, int]:
+    return {c: int((auto == i).sum()) for i, c in enumerate(SENTIMENTS)}
+
+
+def test_automated_counts_undo_the_analysts_moves_in_the_rollups() -> None:
+    # Rollups after three labels: a neutral mention relabelled negative (moved), a
+    # positive one found irrelevant (taken out), a negative one confirmed. The scorer's
+    # own counts come back.
+    raw = {"positive": 4, "neutral": 9, "negative": 3}
+    labels = [
+        LabelledMention("neutral", "negative", 10.0),
+        LabelledMention("positive", "irrelevant", 10.0),
+        LabelledMention("negative", "negative", 10.0),
+    ]
+    assert automated_counts(raw, labels) == {"positive": 5, "neutral": 10, "negative": 2}
+
+
+def test_every_mention_labelled_gives_the_truth_exactly() -> None:
+    rng = np.random.default_rng(1)
+    truth, auto = population(rng, 400, (0.2, 0.3, 0.4, 0.1))
+    everything = np.ones(len(truth), dtype=bool)
+    labels = labels_of(truth, auto, everything, np.ones(len(truth)))
+    result = adjust(counts_of(auto), labels, pool_of(labels))
+    assert isinstance(result, Adjusted)
+    true = np.bincount(truth, minlength=4)
+    relevant = int(true[:3].sum())
+    assert result.mentions.value == relevant and result.mentions.ci95 == (relevant, relevant)
+    expected_net = (true[0] - true[2]) / (true[0] + true[2])
+    assert result.net_sentiment is not None
+    assert result.net_sentiment.value == pytest.approx(expected_net)
+    assert result.net_sentiment.ci95 == pytest.approx((expected_net, expected_net))
+    for i, c in enumerate(SENTIMENTS):
+        assert result.shares[c].value == pytest.approx(true[i] / relevant)
+
+
+def test_intervals_cover_the_truth_under_poisson_sampling_with_unequal_weights() -> None:
+    """200 populations, each sampled with the scorer's stratified, unequal inclusion
+    probabilities (neutral verdicts 4×: they hide the negatives): the 95 % intervals of
+    net sentiment cover the true value at least 90 % of the time, and the adjusted value
+    is far closer to it than the raw one."""
+    rng = np.random.default_rng(7)
+    hits = []
+    err_adjusted, err_raw = [], []
+    for rep in range(200):
+        mix = (*tuple(rng.dirichlet([2, 2, 2]) * 0.9), 0.1)
+        truth, auto = population(rng, int(rng.integers(800, 3000)), mix)
+        p = np.where(auto == 1, 0.08, 0.02)
+        sampled = rng.random(len(truth)) < p
+        labels = labels_of(truth, auto, sampled, p)
+        # The pool: this brand's labels and another brand's, of a different mix.
+        t2, a2 = population(rng, 3000, (0.5, 0.3, 0.15, 0.05))
+        p2 = np.where(a2 == 1, 0.08, 0.02)
+        s2 = rng.random(len(t2)) < p2
+        pool = pool_of(labels + labels_of(t2, a2, s2, p2))
+        result = adjust(counts_of(auto), labels, pool, key=str(rep))
+        assert isinstance(result, Adjusted), result
+        true = np.bincount(truth, minlength=4)
+        true_net = (true[0] - true[2]) / (true[0] + true[2])
+        assert result.net_sentiment is not None
+        lo, hi = result.net_sentiment.ci95
+        hits.append(lo <= true_net <= hi)
+        err_adjusted.append(abs(result.net_sentiment.value - true_net))
+        raw = counts_of(auto)
+        err_raw.append(
+            abs(
+                (raw["positive"] - raw["negative"]) / (raw["positive"] + raw["negative"]) - true_net
+            )
+        )
+    assert np.mean(hits) >= 0.90
+    assert np.mean(err_adjusted) < 0.5 * np.mean(err_raw)
+
+
+def test_the_brand_posterior_follows_the_brands_own_mix() -> None:
+    """Label shift: with the scorer's confusion measured on a large pool of one mix and
+    a brand's counts without noise, EM finds the brand's P(true | automated) that Bayes'
+    rule gives for the brand's own, very different, mix. (Three classes: from three
+    automated labels a fourth, ``irrelevant``, cannot be told apart by counts alone; the
+    local labels do that.)"""
+    rng = np.random.default_rng(3)
+    big_t, big_a = population(rng, 200_000, (0.3, 0.35, 0.35, 0.0))
+    pool = pool_of(labels_of(big_t, big_a, np.ones(len(big_t), bool), np.ones(len(big_t))))
+    mix = np.array([0.1, 0.25, 0.65, 0.0])
+    expected_auto = pool.confusion @ mix * 10_000
+    post = brand_posterior(pool, expected_auto)
+    bayes = pool.confusion * mix
+    bayes /= bayes.sum(axis=1, keepdims=True)
+    assert post == pytest.approx(bayes, abs=0.01)
+    # Without the EM (the pool's own P(true | automated)), the negatives hidden among the
+    # neutral verdicts would be badly underestimated for this brand.
+    naive = pool.counts / pool.counts.sum(axis=1, keepdims=True)
+    assert bayes[1, 2] - naive[1, 2] > 0.15
+
+
+def test_too_few_labels_give_a_reason_not_a_figure() -> None:
+    few = [LabelledMention("neutral", "negative", 50.0)] * 3
+    assert adjust({"positive": 0, "neutral": 0, "negative": 0}, few, pool_of(few)) == (
+        "no mentions in this period"
+    )
+    reason = adjust({"positive": 5, "neutral": 50, "negative": 5}, few, pool_of(few))
+    assert isinstance(reason, str) and "3 analyst labels in the last 90 days" in reason
+    many = [LabelledMention("neutral", "negative", 50.0)] * 40
+    reason = adjust({"positive": 5, "neutral": 50, "negative": 5}, few, pool_of(many))
+    assert reason == "3 analyst labels for this brand in this period; corrected figures need 10"
+
+
+def test_the_same_question_gets_the_same_answer_and_buckets_use_their_own_labels() -> None:
+    rng = np.random.default_rng(11)
+    truth, auto = population(rng, 2000, (0.3, 0.3, 0.3, 0.1))
+    p = np.full(len(truth), 0.05)
+    sampled = rng.random(len(truth)) < p
+    mentions = labels_of(truth, auto, sampled, p)
+    # Half the labels in each of two hourly buckets; a label of another brand is ignored.
+    labels = [BrandLabel("Acme", 3600 * (i % 2), m) for i, m in enumerate(mentions)]
+    labels.append(BrandLabel("Globex", 0, LabelledMention("positive", "negative", 1.0)))
+    pool = pool_of(m for m in mentions)
+    half = {c: n // 2 for c, n in counts_of(auto).items()}
+    bucket = Counts(positive=half["positive"], neutral=half["neutral"], negative=half["negative"])
+    total = Counts(
+        positive=2 * bucket.positive, neutral=2 * bucket.neutral, negative=2 * bucket.negative
+    )
+    one = adjust_series("Acme", total, [bucket, bucket], [0, 3600], 3600, (0, 7200), labels, pool)
+    two = adjust_series("Acme", total, [bucket, bucket], [0, 3600], 3600, (0, 7200), labels, pool)
+    assert one == two
+    assert isinstance(one.total, Adjusted)
+    assert one.total.labels == len(mentions)
+    assert [b.labels for b in one.buckets if isinstance(b, Adjusted)] == [
+        len(mentions[0::2]),
+        len(mentions[1::2]),
+    ]
