@@ -272,11 +272,12 @@ def adjust(
 @dataclass(frozen=True, slots=True)
 class BrandLabel:
     """A labelled mention of a brand, placed in time: ``minute`` is the epoch second of the
-    minute its mention was created, as the rollups place it."""
+    minute its mention was created, as the rollups place it; ``role`` its author's role."""
 
     brand: str
     minute: int
     mention: LabelledMention
+    role: str = ""
 
 
 class RawCounts(Protocol):
@@ -288,6 +289,44 @@ class RawCounts(Protocol):
     def neutral(self) -> int: ...
     @property
     def negative(self) -> int: ...
+
+
+def pool_start(start: int, end: int) -> int:
+    """Where the labels a figure over ``[start, end)`` needs begin (epoch seconds): its
+    own, and the ``POOL_DAYS`` before its end that the confusion is borrowed from."""
+    return min(start, end - POOL_DAYS * 86_400)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSet:
+    """The labels behind the adjusted figures of a range ending at ``end``: every label
+    from ``pool_start`` on (each figure picks its own) and the pool measured on those of
+    the last ``POOL_DAYS`` days."""
+
+    labels: Sequence[BrandLabel]
+    pool: Pool
+
+    @classmethod
+    def of(cls, labels: Sequence[BrandLabel], end: int) -> LabelSet:
+        since = end - POOL_DAYS * 86_400
+        return cls(labels, pool_of(lb.mention for lb in labels if since <= lb.minute < end))
+
+    def local(self, brand: str, span: tuple[int, int], role: str | None = None) -> list[BrandLabel]:
+        start, end = span
+        return [
+            lb
+            for lb in self.labels
+            if lb.brand == brand and start <= lb.minute < end and (role is None or lb.role == role)
+        ]
+
+    def figure(
+        self, brand: str, counts: RawCounts, span: tuple[int, int], role: str | None = None
+    ) -> Adjusted | str:
+        """The adjusted figures of ``brand`` (its authors of ``role`` only, if given) over
+        ``span``, from the rollups' ``counts`` of the same mentions."""
+        mine = [lb.mention for lb in self.local(brand, span, role)]
+        key = f"{brand}/{role or ''}/{span[0]}/{span[1]}"
+        return adjust(automated_counts(_raw(counts), mine), mine, self.pool, key=key)
 
 
 def _raw(c: RawCounts) -> dict[str, int]:
@@ -310,28 +349,16 @@ def adjust_series(
     bucket_starts: Sequence[int],
     interval: int,
     span: tuple[int, int],
-    labels: Sequence[BrandLabel],
-    pool: Pool,
+    labels: LabelSet,
 ) -> AdjustedSeries:
     """The adjusted figures of ``brand`` over ``span`` (``[start, end)``, epoch seconds)
     and in each bucket of ``interval`` seconds starting at ``bucket_starts``, from the
-    rollups' counts and the labels (of any brand and time: those of ``brand`` in each
-    period are picked here)."""
-    start, end = span
-    mine = [lb for lb in labels if lb.brand == brand and start <= lb.minute < end]
-    index = {s: i for i, s in enumerate(bucket_starts)}
-    per_bucket: list[list[LabelledMention]] = [[] for _ in bucket_starts]
-    for lb in mine:
-        i = index.get(lb.minute - lb.minute % interval)
-        if i is not None:
-            per_bucket[i].append(lb.mention)
-    in_range = [lb.mention for lb in mine]
+    rollups' counts."""
+    mine = LabelSet(labels.local(brand, span), labels.pool)
     return AdjustedSeries(
-        total=adjust(
-            automated_counts(_raw(total), in_range), in_range, pool, key=f"{brand}/{start}/{end}"
-        ),
+        total=mine.figure(brand, total, span),
         buckets=[
-            adjust(automated_counts(_raw(c), ls), ls, pool, key=f"{brand}/{s}/{s + interval}")
-            for s, c, ls in zip(bucket_starts, buckets, per_bucket, strict=True)
+            mine.figure(brand, c, (s, s + interval))
+            for s, c in zip(bucket_starts, buckets, strict=True)
         ],
     )

@@ -90,8 +90,10 @@ def net(c: dict[str, int]) -> float:
     return (c["positive"] - c["negative"]) / (c["positive"] + c["negative"])
 
 
-async def figures(client: httpx.AsyncClient, keys: Keys, brand: str) -> dict[str, Any]:
-    r = await client.get("/api/v1/share-of-voice", headers=keys.header("viewer"))
+async def figures(
+    client: httpx.AsyncClient, keys: Keys, brand: str, span: dict[str, str]
+) -> dict[str, Any]:
+    r = await client.get("/api/v1/share-of-voice", params=span, headers=keys.header("viewer"))
     assert r.status_code == 200, r.text
     [row] = [b for b in r.json()["brands"] if b["brand"] == brand]
     return dict(row)
@@ -101,8 +103,14 @@ async def test_analysts_labels_correct_a_biased_scorer_within_its_interval(
     client: httpx.AsyncClient, keys: Keys, embedded: Embedded
 ) -> None:
     truth_of, counts = store_biased_stream(embedded)
+    now = embedded.clock.now()
+    # One fixed range for every question (the clock runs on while analysts work).
+    span = {
+        "from": (now - timedelta(days=7)).isoformat(),
+        "to": (now + timedelta(minutes=1)).isoformat(),
+    }
 
-    before = await figures(client, keys, "Acme")
+    before = await figures(client, keys, "Acme", span)
     assert before["adjusted"] is None
     assert "analyst labels" in before["adjusted_reason"]
 
@@ -114,7 +122,7 @@ async def test_analysts_labels_correct_a_biased_scorer_within_its_interval(
     assert 150 < labelled < 600  # the sampler's ~6 % of 4,500 mentions
 
     for brand in TRUE_MIX:
-        row = await figures(client, keys, brand)
+        row = await figures(client, keys, brand, span)
         truth = net(counts[brand])
         adjusted = row["adjusted"]
         assert adjusted is not None, row["adjusted_reason"]
@@ -129,12 +137,31 @@ async def test_analysts_labels_correct_a_biased_scorer_within_its_interval(
             s_lo, s_hi = adjusted["shares"][name]["ci95"]
             assert s_lo <= n / relevant <= s_hi, (brand, name)
     # The raw figure (rollups, with the labelled mentions already corrected) stays wrong.
-    acme = await figures(client, keys, "Acme")
+    acme = await figures(client, keys, "Acme", span)
     assert abs(acme["net_sentiment"] - net(counts["Acme"])) >= 0.2
 
     r = await client.get(
-        "/api/v1/sentiment", params={"brand": "Acme"}, headers=keys.header("viewer")
+        "/api/v1/sentiment", params={"brand": "Acme", **span}, headers=keys.header("viewer")
     )
     assert r.status_code == 200, r.text
     total = r.json()["total"]
     assert total["adjusted"]["net_sentiment"] == acme["adjusted"]["net_sentiment"]
+
+    # The executive report carries the same correction, beside its raw figures.
+    r = await client.get(
+        "/api/v1/reports/executive",
+        params={"brand": "Acme", **span},
+        headers=keys.header("viewer"),
+    )
+    assert r.status_code == 200, r.text
+    report = r.json()
+    adjusted_net = report["net_sentiment"]["adjusted"]["net_sentiment"]
+    assert abs(adjusted_net["value"] - net(counts["Acme"])) <= 0.07
+    assert adjusted_net["ci95"][0] <= net(counts["Acme"]) <= adjusted_net["ci95"][1]
+    assert abs(report["net_sentiment"]["value"] - net(counts["Acme"])) >= 0.2
+    [globex] = [b for b in report["share_of_voice"]["brands"] if b["brand"] == "Globex"]
+    g = globex["adjusted"]["net_sentiment"]
+    assert g["ci95"][0] <= net(counts["Globex"]) <= g["ci95"][1]
+    # No author here is a decision maker: nothing to correct, and it says so.
+    assert report["decision_makers"]["adjusted"] is None
+    assert report["decision_makers"]["adjusted_reason"] == "no mentions in this period"

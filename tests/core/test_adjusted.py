@@ -13,6 +13,7 @@ from services.core.adjusted import (
     Adjusted,
     BrandLabel,
     LabelledMention,
+    LabelSet,
     adjust,
     adjust_series,
     automated_counts,
@@ -164,8 +165,9 @@ def test_the_same_question_gets_the_same_answer_and_buckets_use_their_own_labels
     total = Counts(
         positive=2 * bucket.positive, neutral=2 * bucket.neutral, negative=2 * bucket.negative
     )
-    one = adjust_series("Acme", total, [bucket, bucket], [0, 3600], 3600, (0, 7200), labels, pool)
-    two = adjust_series("Acme", total, [bucket, bucket], [0, 3600], 3600, (0, 7200), labels, pool)
+    label_set = LabelSet(labels, pool)
+    one = adjust_series("Acme", total, [bucket, bucket], [0, 3600], 3600, (0, 7200), label_set)
+    two = adjust_series("Acme", total, [bucket, bucket], [0, 3600], 3600, (0, 7200), label_set)
     assert one == two
     assert isinstance(one.total, Adjusted)
     assert one.total.labels == len(mentions)

@@ -13,9 +13,10 @@ from sqlalchemy import Connection
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
 from services.api.routes.review import MeasuredAccuracy, measured_accuracy_out
-from services.core.adjusted import POOL_DAYS, Adjusted, AdjustedSeries, adjust_series, pool_of
+from services.core.adjusted import Adjusted, AdjustedSeries, adjust_series
+from services.core.reports.model import Corrected, corrected
 from services.core.storage.analytics import BrandBuckets, Counts, brand_buckets, bucket_count
-from services.core.storage.review import labels_for_adjustment
+from services.core.storage.review import adjustment_labels
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 
@@ -73,44 +74,6 @@ def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-class AdjustedFigure(BaseModel):
-    value: float
-    ci95: tuple[float, float] = Field(description="95 % interval")
-
-
-class AdjustedShares(BaseModel):
-    positive: AdjustedFigure
-    neutral: AdjustedFigure
-    negative: AdjustedFigure
-
-
-class AdjustedFigures(BaseModel):
-    """The figures corrected by the analysts' spot checks, each with its 95 % interval."""
-
-    labels: int = Field(description="Analyst labels of this brand in this period behind it")
-    mentions: AdjustedFigure = Field(description="Mentions truly about the brand")
-    shares: AdjustedShares
-    net_sentiment: AdjustedFigure | None
-
-
-def adjusted_out(result: Adjusted | str) -> tuple[AdjustedFigures | None, str | None]:
-    """``adjusted`` and ``adjusted_reason`` of a figure."""
-    if isinstance(result, str):
-        return None, result
-    return AdjustedFigures.model_validate(result.as_dict()), None
-
-
-class Corrected(BaseModel):
-    adjusted: AdjustedFigures | None = Field(
-        default=None,
-        description="Sentiment corrected by the analysts' spot checks, with 95 % intervals "
-        "(null when there are too few labels: see adjusted_reason).",
-    )
-    adjusted_reason: str | None = Field(
-        default=None, description="Why `adjusted` is null; null when it is given."
-    )
-
-
 class BrandShare(Corrected):
     brand: str
     mentions: int
@@ -147,10 +110,8 @@ class ShareOfVoice(BaseModel):
 
 
 def _share(brand: str, c: Counts, total: int, adjusted: Adjusted | str) -> BrandShare:
-    figures, reason = adjusted_out(adjusted)
     return BrandShare(
-        adjusted=figures,
-        adjusted_reason=reason,
+        **corrected(adjusted),
         brand=brand,
         mentions=c.mentions,
         share=None if total == 0 else c.mentions / total,
@@ -221,17 +182,11 @@ def share_of_voice(
 def adjusted_for(
     conn: Connection, data: BrandBuckets, names: list[str], span: tuple[int, int], interval: int
 ) -> dict[str, AdjustedSeries]:
-    """Each brand's adjusted figures over ``span`` and per bucket. The scorer's confusion
-    is borrowed from every label of the last ``POOL_DAYS`` days up to the range's end."""
-    start, end = span
-    since = min(start, end - POOL_DAYS * 86_400)
-    labels = labels_for_adjustment(
-        conn, datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(end, UTC)
-    )
-    pool = pool_of(lb.mention for lb in labels if lb.minute >= end - POOL_DAYS * 86_400)
+    """Each brand's adjusted figures over ``span`` and per bucket."""
+    labels = adjustment_labels(conn, *span)
     return {
         n: adjust_series(
-            n, data.totals[n], data.buckets[n], data.bucket_starts, interval, span, labels, pool
+            n, data.totals[n], data.buckets[n], data.bucket_starts, interval, span, labels
         )
         for n in names
     }
@@ -263,10 +218,8 @@ class SentimentSeries(BaseModel):
 def _point(
     start: str, c: Counts, adjusted: Adjusted | str, partial: bool = False
 ) -> SentimentPoint:
-    figures, reason = adjusted_out(adjusted)
     return SentimentPoint(
-        adjusted=figures,
-        adjusted_reason=reason,
+        **corrected(adjusted),
         start=start,
         partial=partial,
         mentions=c.mentions,

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from services.core import terms
+from services.core.adjusted import Adjusted
 from services.core.authors import AuthorRole, influence, influence_ceiling
 from services.core.reports import figures, queries
 from services.core.reports.model import (
@@ -39,8 +40,10 @@ from services.core.reports.model import (
     Terms,
     Voice,
     Volume,
+    corrected,
 )
 from services.core.storage.report_rows import RoleCounts
+from services.core.storage.review import adjustment_labels
 
 AlertsSource = Callable[[Connection, str, datetime, datetime], list[Alert] | None]
 """``(conn, brand, start, end) → alerts raised in [start, end)``, ``None`` if none are kept."""
@@ -98,6 +101,7 @@ def _shares(
     now: dict[str, RoleCounts],
     before: dict[str, int] | None,
     polar: dict[str, tuple[int, int]],
+    adjusted: Callable[[str], Adjusted | str],
 ) -> tuple[list[BrandShare], dict[str, int]]:
     total_m = sum(now[n].mentions for n in names)
     total_r = sum(now[n].reach for n in names)
@@ -105,6 +109,7 @@ def _shares(
     total_before = sum(before.values()) if before is not None else 0
     rows = [
         BrandShare(
+            **corrected(adjusted(n)),
             brand=n,
             subject=n == subject,
             mentions=now[n].mentions,
@@ -267,12 +272,16 @@ def build_executive_report(
     before = {n: _sum_roles(roles_before, n) for n in names} if req.compare_previous else None
 
     me = totals[brand]
+    # Corrected by the analysts' spot checks: each brand's, and its decision makers'.
+    labels = adjustment_labels(conn, req.start, req.end)
+    span = (req.start, req.end)
     sov_rows, sov_totals = _shares(
         names,
         brand,
         totals,
         None if before is None else {n: before[n].mentions for n in names},
         {n: (totals[n].positive, totals[n].negative) for n in names},
+        lambda n: labels.figure(n, totals[n], span),
     )
     set_words = ", ".join(names)
     of_set = f"all mentions of {set_words} in the period (a mention naming two counts for each)"
@@ -290,6 +299,7 @@ def build_executive_report(
 
     prev_net = None if before is None else _net(before[brand])
     net = NetSentiment(
+        **corrected(labels.figure(brand, me, span)),
         value=_net(me),
         previous=prev_net,
         change=figures.difference(_net(me), prev_net),
@@ -336,6 +346,7 @@ def build_executive_report(
         dm_counts,
         None,
         {n: (dm_counts[n].positive, dm_counts[n].negative) for n in names},
+        lambda n: labels.figure(n, dm_counts[n], span, dm),
     )
     dm_me = dm_counts[brand]
     dm_before = roles_before.get((brand, dm))
@@ -345,6 +356,7 @@ def build_executive_report(
     )
     me = _sum_roles(roles, brand)
     decision_makers = DecisionMakers(
+        **corrected(labels.figure(brand, dm_me, span, dm)),
         mentions=dm_me.mentions,
         share_of_brand_mentions=figures.ratio(dm_me.mentions, me.mentions),
         share_of_voice=dm_rows,
@@ -417,6 +429,9 @@ def build_executive_report(
         "100 k), replies per mention (1 at 1,000).",
         f"Terms and themes are counted in a sample of up to {TERM_SLICES * TERMS_PER_SLICE} "
         "mentions of each period, spread evenly over it.",
+        "Adjusted figures correct the automated sentiment with the analysts' spot checks: "
+        "each is an estimate with a 95 % interval (the true value lies in it 19 times in "
+        "20), from the labels named beside it; the raw figure is the scorer's own.",
     ]
     return ExecutiveReport(
         brand=brand,

@@ -3,11 +3,56 @@ page renders. Every share names its denominator; ``None`` means "no data to divi
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from services.core.adjusted import Adjusted
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+
+class AdjustedFigure(_Out):
+    value: float
+    ci95: tuple[float, float] = Field(description="95 % interval")
+
+
+class AdjustedShares(_Out):
+    positive: AdjustedFigure
+    neutral: AdjustedFigure
+    negative: AdjustedFigure
+
+
+class AdjustedFigures(_Out):
+    """Sentiment corrected by the analysts' spot checks, each figure with its 95 % interval
+    (``services.core.adjusted``)."""
+
+    labels: int = Field(description="Analyst labels of this brand in this period behind it")
+    mentions: AdjustedFigure = Field(description="Mentions truly about the brand")
+    shares: AdjustedShares
+    net_sentiment: AdjustedFigure | None
+
+
+class Corrected(_Out):
+    """A figure that carries its spot-check-corrected version beside the raw one."""
+
+    adjusted: AdjustedFigures | None = Field(
+        default=None,
+        description="Sentiment corrected by the analysts' spot checks, with 95 % intervals "
+        "(null when there are too few labels: see adjusted_reason).",
+    )
+    adjusted_reason: str | None = Field(
+        default=None, description="Why `adjusted` is null; null when it is given."
+    )
+
+
+def corrected(result: Adjusted | str) -> dict[str, Any]:
+    """``adjusted`` and ``adjusted_reason`` of a figure, as keyword arguments."""
+    if isinstance(result, str):
+        return {"adjusted": None, "adjusted_reason": result}
+    return {"adjusted": AdjustedFigures.model_validate(result.as_dict()), "adjusted_reason": None}
 
 
 class Period(_Out):
@@ -29,7 +74,7 @@ class Volume(_Out):
     change: float | None = Field(description="(mentions − previous) ÷ previous")
 
 
-class BrandShare(_Out):
+class BrandShare(Corrected):
     brand: str
     subject: bool = Field(description="The brand the report is about (the others: its competitors)")
     mentions: int
@@ -47,7 +92,7 @@ class ShareOfVoice(_Out):
     denominators: dict[str, Denominator]
 
 
-class NetSentiment(_Out):
+class NetSentiment(Corrected):
     value: float | None
     previous: float | None
     change: float | None = Field(description="value − previous, in the same −1…1 units")
@@ -131,7 +176,7 @@ class RoleFigures(_Out):
     negative: int
 
 
-class DecisionMakers(_Out):
+class DecisionMakers(Corrected):
     """The first-class figure: what decision makers say about the brand and its set."""
 
     mentions: int

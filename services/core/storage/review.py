@@ -30,7 +30,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -40,7 +40,8 @@ from services.core.accuracy import IRRELEVANT, LABELS, Estimate, LabelledItem, l
 
 # Re-exported for the review API, which reads the items here and reports these statistics.
 from services.core.accuracy import review_stats as review_stats
-from services.core.adjusted import BrandLabel, LabelledMention
+from services.core.adjusted import BrandLabel, LabelledMention, LabelSet, pool_start
+from services.core.authors import author_role
 from services.core.clock import Clock
 from services.core.models import ScoredMention
 from services.core.storage.db import SQLITE_BEGIN
@@ -560,27 +561,51 @@ def labelled_documents(conn: Connection) -> list[tuple[float, str, str]]:
 
 def labels_for_adjustment(conn: Connection, since: datetime, until: datetime) -> list[BrandLabel]:
     """Every labelled (mention, brand) of mentions created in ``[since, until)``, all
-    brands, with the label that counts (the first standing one, as the rollups follow)."""
+    brands, with the label that counts (the first standing one, as the rollups follow)
+    and the author's role (from the report facts; from the stored mention for one found
+    irrelevant, whose facts row is gone)."""
+    f = brand_mention_facts
     stmt = (
         select(
             ri.c.id,
             ri.c.brand,
+            ri.c.mention_pk,
             mentions.c.created_at,
+            f.c.author_role,
             ri.c.auto_label,
             ri.c.weight,
             rl.c.label,
         )
         .join(rl, rl.c.item_id == ri.c.id)
         .join(mentions, mentions.c.pk == ri.c.mention_pk)
+        .outerjoin(f, and_(f.c.brand == ri.c.brand, f.c.mention_pk == ri.c.mention_pk))
         .where(mentions.c.created_at >= since, mentions.c.created_at < until)
         .order_by(ri.c.id, rl.c.id)
     )
-    out: dict[int, BrandLabel] = {}
+    rows: dict[int, Any] = {}
     for row in conn.execute(stmt):
-        if row.id not in out:
-            out[row.id] = BrandLabel(
-                row.brand,
-                _minute(row.created_at),
-                LabelledMention(row.auto_label, row.label, float(row.weight)),
-            )
-    return list(out.values())
+        rows.setdefault(row.id, row)
+    missing = {r.mention_pk for r in rows.values() if r.author_role is None}
+    roles: dict[int, str] = {}
+    if missing:
+        for pk, doc in conn.execute(
+            select(mentions.c.pk, mentions.c.doc).where(mentions.c.pk.in_(missing))
+        ):
+            author = ScoredMention.model_validate_json(doc).author
+            roles[pk] = author_role(author.name, author.description).value
+    return [
+        BrandLabel(
+            r.brand,
+            _minute(r.created_at),
+            LabelledMention(r.auto_label, r.label, float(r.weight)),
+            r.author_role if r.author_role is not None else roles.get(r.mention_pk, ""),
+        )
+        for r in rows.values()
+    ]
+
+
+def adjustment_labels(conn: Connection, start: int, end: int) -> LabelSet:
+    """The labels behind the adjusted figures of a range ``[start, end)`` (epoch
+    seconds): its own and the pool's (``services.core.adjusted``)."""
+    since = datetime.fromtimestamp(pool_start(start, end), UTC)
+    return LabelSet.of(labels_for_adjustment(conn, since, datetime.fromtimestamp(end, UTC)), end)
