@@ -11,83 +11,15 @@ stays off by at least 0.2.
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import orjson
 
-from services.core.models import Mention, Sentiment
-from services.core.storage.writer import MentionWriter, ScoredRecord
 from services.embedded import Embedded
-from services.scorer.process import scored_document
-from services.scorer.sampling import SamplingPolicy, spot_check
 from tests.api.test_review_api import claim, label
 from tests.fixtures.app import Keys
-from tests.fixtures.mentions import mention_doc
-
-COMPOUND = {"positive": 0.6, "neutral": 0.0, "negative": -0.7}
-TRUE_MIX = {"Acme": (0.20, 0.30, 0.50), "Globex": (0.45, 0.35, 0.20)}
-SIZE = {"Acme": 3_000, "Globex": 1_500}
-
-
-def biased(truth: str, rng: random.Random) -> str:
-    """Most negatives called neutral, a few positive; the rest mostly right."""
-    u = rng.random()
-    if truth == "negative":
-        return "neutral" if u < 0.7 else ("positive" if u < 0.8 else "negative")
-    if truth == "neutral":
-        return "positive" if u < 0.1 else "neutral"
-    return "neutral" if u < 0.1 else "positive"
-
-
-def store_biased_stream(embedded: Embedded) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """Store the stream; returns the true label of each mention id and the true counts."""
-    rng = random.Random(15)
-    now = embedded.clock.now()
-    policy = SamplingPolicy()
-    truth_of: dict[str, str] = {}
-    counts: dict[str, dict[str, int]] = {}
-    records = []
-    for brand, (pos, neu, _neg) in TRUE_MIX.items():
-        counts[brand] = {"positive": 0, "neutral": 0, "negative": 0}
-        for i in range(SIZE[brand]):
-            u = rng.random()
-            truth = "positive" if u < pos else ("neutral" if u < pos + neu else "negative")
-            counts[brand][truth] += 1
-            mid = f"{brand}-{i}"
-            truth_of[mid] = truth
-            raw = orjson.dumps(
-                mention_doc(
-                    id=mid,
-                    url=f"https://x.example/p/{mid}",
-                    text=f"{brand} mention {i}",
-                    created_at=(now - timedelta(minutes=5 + i % 4000)).isoformat(),
-                    author={"id": f"a{i % 700}", "handle": f"h{i % 700}", "followers": 10},
-                )
-            )
-            auto = biased(truth, rng)
-            s = Sentiment(
-                label=auto,
-                score=COMPOUND[auto],
-                confidence=0.6,
-                method="lexicon",
-                lexicon_compound=COMPOUND[auto],
-            )
-            spot = spot_check("x", mid, s, policy)
-            doc = scored_document(raw, (brand,), s, spot is not None, now)
-            records.append(
-                ScoredRecord(
-                    Mention.model_validate_json(raw), (brand,), s, spot is not None, now, doc, spot
-                )
-            )
-    MentionWriter(embedded.engine, embedded.clock).write(records)
-    return truth_of, counts
-
-
-def net(c: dict[str, int]) -> float:
-    return (c["positive"] - c["negative"]) / (c["positive"] + c["negative"])
+from tests.fixtures.biased_stream import TRUE_MIX, net, store_biased_stream
 
 
 async def figures(
@@ -102,7 +34,7 @@ async def figures(
 async def test_analysts_labels_correct_a_biased_scorer_within_its_interval(
     client: httpx.AsyncClient, keys: Keys, embedded: Embedded
 ) -> None:
-    truth_of, counts = store_biased_stream(embedded)
+    truth_of, counts = store_biased_stream(embedded.engine, embedded.clock)
     now = embedded.clock.now()
     # One fixed range for every question (the clock runs on while analysts work).
     span = {

@@ -34,7 +34,7 @@ def table_rows(page: Page) -> list[dict[str, str]]:
             brand: tr.querySelector('th').textContent,
             mentions: tr.querySelector('.col-mentions').textContent,
             share: tr.querySelector('.col-share').textContent,
-            net: tr.querySelector('.col-net').textContent,
+            net: tr.querySelector('.col-raw-net').textContent,
             positive: tr.querySelector('.col-positive').textContent,
             neutral: tr.querySelector('.col-neutral').textContent,
             negative: tr.querySelector('.col-negative').textContent,

@@ -80,6 +80,36 @@
     return (pct > 0 ? "+" : pct < 0 ? "−" : "") + Math.abs(pct) + "%";
   }
 
+  // The net sentiment shown for a row: the spot-check-corrected one where there is one.
+  function netShown(row) {
+    const a = row.adjusted && row.adjusted.net_sentiment;
+    return a ? a.value : row.net_sentiment;
+  }
+
+  function halfInterval(fig) {
+    return Math.round((fig.ci95[1] - fig.ci95[0]) * 50);
+  }
+
+  // "−46% ± 9 from 263 labels" with the interval and the raw figure on hover, or the raw
+  // figure marked "raw" with the reason there is no correction.
+  function netCell(row) {
+    const a = row.adjusted && row.adjusted.net_sentiment;
+    if (a) {
+      return el("td", {
+        class: "num col-net adjusted " + netClass(a.value),
+        title: "95% interval " + fmtNet(a.ci95[0]) + " to " + fmtNet(a.ci95[1]) +
+          "; automated (raw) " + fmtNet(row.net_sentiment),
+      }, el("span", { class: "value" }, fmtNet(a.value)),
+      el("span", { class: "ci" }, " ± " + halfInterval(a)),
+      el("small", { class: "labels" }, " from " + fmtInt(row.adjusted.labels) + " labels"));
+    }
+    return el("td", {
+      class: "num col-net raw " + netClass(row.net_sentiment),
+      title: "not corrected: " + (row.adjusted_reason || "no spot checks"),
+    }, el("span", { class: "value" }, fmtNet(row.net_sentiment)),
+    el("small", { class: "labels" }, row.net_sentiment === null ? "" : " raw"));
+  }
+
   function netClass(v) {
     return v === null ? "" : v > 0.05 ? "pos" : v < -0.05 ? "neg" : "";
   }
@@ -204,7 +234,8 @@
       el("th", { scope: "row" }, swatch(b.brand), b.brand),
       el("td", { class: "num col-mentions" }, fmtInt(b.mentions)),
       el("td", { class: "num col-share" }, fmtShare(b.share)),
-      el("td", { class: "num col-net " + netClass(b.net_sentiment) }, fmtNet(b.net_sentiment)),
+      netCell(b),
+      el("td", { class: "num col-raw-net " + netClass(b.net_sentiment) }, fmtNet(b.net_sentiment)),
       el("td", { class: "num col-positive" }, fmtInt(b.positive)),
       el("td", { class: "num col-neutral" }, fmtInt(b.neutral)),
       el("td", { class: "num col-negative" }, fmtInt(b.negative)),
@@ -302,7 +333,11 @@
   function drawNetChart(container, sov, rangeLabel) {
     const summary = "Net sentiment per " + RANGES[state.range].bucket + " period, " + rangeLabel +
       ", from −100% to +100%. Over the range: " +
-      sov.brands.map((b) => b.brand + " " + fmtNet(b.net_sentiment)).join(", ") + ".";
+      sov.brands.map((b) => b.brand + " " + fmtNet(netShown(b)) +
+        (b.adjusted && b.adjusted.net_sentiment ? " ± " + halfInterval(b.adjusted.net_sentiment) +
+          " (corrected by spot checks)" : "")).join(", ") +
+      ". Filled points are corrected by the analysts' spot checks, with their 95% interval; " +
+      "hollow ones are the automated scorer's own.";
     const f = frame(container, sov.buckets, sov.interval_seconds, [-1, -0.5, 0, 0.5, 1],
       (t) => fmtNet(t), -1, 1, summary);
     sov.brands.forEach((brand, k) => {
@@ -312,16 +347,37 @@
       let pen = "M";
       sov.buckets.forEach((bucket, i) => {
         const row = bucket.brands[k];
-        if (row.net_sentiment === null) {
+        const value = netShown(row);
+        if (value === null) {
           pen = "M";
           return;
         }
-        d += pen + f.x(i).toFixed(1) + " " + f.y(row.net_sentiment).toFixed(1) + " ";
+        d += pen + f.x(i).toFixed(1) + " " + f.y(value).toFixed(1) + " ";
         pen = "L";
-        g.append(svg("circle", { cx: f.x(i), cy: f.y(row.net_sentiment), r: 2.5, fill: colour },
-          svg("title", {}, fmtBucket(new Date(bucket.start), sov.interval_seconds) + " · " +
-            brand.brand + ": net " + fmtNet(row.net_sentiment) + " (" + row.positive + " positive, " +
-            row.negative + " negative)")));
+        const when = fmtBucket(new Date(bucket.start), sov.interval_seconds) + " · " + brand.brand;
+        const a = row.adjusted && row.adjusted.net_sentiment;
+        if (a) {
+          // The 95% interval as an error bar, capped at both ends.
+          const x = f.x(i);
+          const lo = f.y(a.ci95[0]);
+          const hi = f.y(a.ci95[1]);
+          g.append(svg("path", {
+            class: "error-bar", stroke: colour, "stroke-width": 1.2, fill: "none",
+            d: "M" + (x - 3) + " " + hi + "H" + (x + 3) + "M" + x + " " + hi + "V" + lo +
+              "M" + (x - 3) + " " + lo + "H" + (x + 3),
+          }));
+          g.append(svg("circle", { cx: x, cy: f.y(value), r: 2.5, fill: colour, class: "adjusted" },
+            svg("title", {}, when + ": net " + fmtNet(value) + " ± " + halfInterval(a) +
+              " (95% interval " + fmtNet(a.ci95[0]) + " to " + fmtNet(a.ci95[1]) + ", from " +
+              fmtInt(row.adjusted.labels) + " labels; automated " + fmtNet(row.net_sentiment) + ")")));
+        } else {
+          g.append(svg("circle", {
+            cx: f.x(i), cy: f.y(value), r: 2.5, fill: "var(--bg, #fff)", stroke: colour,
+            "stroke-width": 1.5, class: "raw",
+          }, svg("title", {}, when + ": net " + fmtNet(value) + " raw (" + row.positive +
+            " positive, " + row.negative + " negative; not corrected: " +
+            (row.adjusted_reason || "no spot checks") + ")")));
+        }
       });
       if (d) g.prepend(svg("path", { d: d, stroke: colour, fill: "none", "stroke-width": 2 }));
       f.root.append(g);
