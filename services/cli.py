@@ -112,7 +112,9 @@ def run(
         from services.ingest.sources.errors import SourceConfigError
 
         try:
-            load_sources_file(ingest.sources_file)  # fail here, before anything starts
+            # Fail here, before anything starts, with the URL policy the ingest applies
+            # when it loads the file (SENTIMON_SOURCE_ALLOW_*, *_CREDENTIAL_HOSTS).
+            load_sources_file(ingest.sources_file, ingest.source_url_policy())
         except SourceConfigError as e:
             raise click.ClickException(str(e)) from e
     from services.scorer.transformer import ModelLoadError
