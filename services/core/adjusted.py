@@ -250,7 +250,9 @@ def adjust(
         if unlabelled == 0:
             continue
         gammas = rng.gamma(np.maximum(alpha, 1e-3))
-        theta = gammas / gammas.sum(axis=1, keepdims=True)
+        sums = gammas.sum(axis=1, keepdims=True)
+        # Tiny shapes can all underflow to 0 in a draw: that draw knows nothing, say so.
+        theta = np.where(sums > 0, gammas / np.where(sums > 0, sums, 1.0), 1.0 / len(CLASSES))
         totals += rng.multinomial(unlabelled, theta)
     totals += known
     relevant = totals[:, : len(SENTIMENTS)].sum(axis=1)
