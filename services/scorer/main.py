@@ -5,7 +5,8 @@ produce ``mentions.scored`` → commit), reading ``mentions.raw`` from Kafka. St
 processes to scale: the raw topic's partitions are shared among the group's members.
 
 HTTP (for probes and Prometheus): ``/healthz``; ``/readyz`` (503 while the database is
-unreachable or behind, or a consumer halted); ``/metrics``.
+unreachable or behind, or a consumer halted); ``/metrics`` (behind the scrape token when
+``SENTIMON_METRICS_TOKEN`` is set: 401 without it).
 
 SIGTERM: the batch in hand is stored, produced and committed, then the process leaves
 the group (its partitions go to the other members at once). A consumer that halts
@@ -20,10 +21,12 @@ import logging
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
 
 from services.core.bus.protocol import Producer
 from services.core.clock import SystemClock
 from services.core.metrics import Metrics
+from services.core.settings import MetricsSettings
 from services.core.storage.db import make_engine
 from services.runtime.bus import close_bus, connect_bus
 from services.runtime.probes import Probes, probe_app
@@ -45,10 +48,15 @@ def pipeline_problem(pipeline: ScorerPipeline) -> str | None:
     return None
 
 
-def create_probe_app(probes: Probes, pipeline: ScorerPipeline) -> FastAPI:
+def create_probe_app(
+    settings: MetricsSettings, engine: Engine, metrics: Metrics, pipeline: ScorerPipeline
+) -> FastAPI:
     """``/healthz``, ``/metrics`` and ``/readyz``: not ready while the database is
-    unreachable or behind, once a consumer halted, or while one makes no progress."""
-    probes.readiness.append(pipeline.progress_problem)
+    unreachable or behind, once a consumer halted, or while one makes no progress;
+    ``/metrics`` requires the metrics token when the settings have one."""
+    probes = Probes(
+        engine, metrics, [pipeline.progress_problem], metrics_token=settings.metrics_token
+    )
     return probe_app(probes, "Sentimon scorer")
 
 
@@ -78,7 +86,7 @@ async def run_scorer(settings: ScorerProcessSettings) -> None:
     )
     http = asyncio.create_task(
         serve_http(
-            create_probe_app(Probes(engine, metrics), pipeline),
+            create_probe_app(settings, engine, metrics, pipeline),
             sock,
             log_level="WARNING",
             stop=stop,

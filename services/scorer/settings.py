@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from services.core.settings import CommonSettings, KafkaSettings
+from services.core.settings import CommonSettings, KafkaSettings, MetricsSettings
 
 # Tuned on TweetEval val for the text router (docs/benchmarks.md, "Hybrid scorer": the
 # best val macro-recall routing at most 40 %); the routed share and macro-recall it gives
@@ -131,8 +131,9 @@ class ScorerSettings(CommonSettings):
     )
 
 
-class ScorerProcessSettings(ScorerSettings, KafkaSettings):
-    """``sentimon scorer``: one member of the scorer consumer group."""
+class ScorerProcessSettings(ScorerSettings, KafkaSettings, MetricsSettings):
+    """``sentimon scorer``: one member of the scorer consumer group; its ``/metrics``
+    requires ``SENTIMON_METRICS_TOKEN`` when one is set, as the API's and the ingest's do."""
 
     scorer_host: str = Field(
         default="127.0.0.1", description="Address of /healthz, /readyz and /metrics."

@@ -79,7 +79,9 @@ def serves(command: str, path: str) -> bool:
         from services.scorer.main import create_probe_app
 
         app = create_probe_app(
-            Probes(engine, state.metrics),
+            ScorerProcessSettings(),
+            engine,
+            state.metrics,
             cast(Any, SimpleNamespace(loops=(), progress_problem=lambda: None)),
         )
     with TestClient(app) as client:
