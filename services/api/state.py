@@ -29,6 +29,9 @@ class AppState:
     # delivery worker to send now (after a manual redelivery), if it runs one.
     alerts: WebhookSettings = field(default_factory=WebhookSettings)
     wake_delivery: Callable[[], None] | None = None
+    # The review queue's brand order (``services.core.adjusted.review_order``) and when it
+    # was worked out (monotonic seconds): recomputed at most every ``REVIEW_ORDER_TTL_S``.
+    review_order: tuple[float, tuple[str, ...]] | None = None
 
 
 def process_state(settings: ApiSettings, engine: Engine) -> AppState:

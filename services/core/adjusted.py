@@ -364,3 +364,82 @@ def adjust_series(
             for s, c in zip(bucket_starts, buckets, strict=True)
         ],
     )
+
+
+# --- what the review queue needs: per-brand progress toward a useful interval ------------
+
+TARGET_HALF_WIDTH = 0.05  # ± 5 points of net sentiment: a figure an executive can act on
+PROGRESS_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class BrandProgress:
+    """How sure a brand's corrected net sentiment is over the review period, and how many
+    more labels would bring its interval to ± ``TARGET_HALF_WIDTH``."""
+
+    brand: str
+    mentions: int
+    labels: int
+    net_sentiment: Figure | None
+    labels_to_target: int | None  # None: unknown until there is a figure at all
+    reason: str | None  # why there is no figure
+
+    @property
+    def half_width(self) -> float | None:
+        if self.net_sentiment is None:
+            return None
+        lo, hi = self.net_sentiment.ci95
+        return (hi - lo) / 2
+
+
+def labels_to_reach(labels: int, figure: Figure, target: float = TARGET_HALF_WIDTH) -> int:
+    """More labels needed for ``figure``'s interval to shrink to ± ``target``, from the
+    ``labels`` behind it: an interval narrows as 1 / √labels (sampling error), so
+    ``labels × ((half width / target)² − 1)``, rounded up. An estimate: the borrowed
+    confusion narrows it a little faster, a brand with few mentions a little slower."""
+    lo, hi = figure.ci95
+    half = (hi - lo) / 2
+    if half <= target:
+        return 0
+    return int(np.ceil(max(labels, 1) * ((half / target) ** 2 - 1)))
+
+
+def brand_progress(
+    brand: str,
+    counts: RawCounts,
+    labels: LabelSet,
+    span: tuple[int, int],
+    target: float = TARGET_HALF_WIDTH,
+) -> BrandProgress:
+    """The review progress of ``brand`` over ``span`` (epoch seconds)."""
+    result = labels.figure(brand, counts, span)
+    mentions = counts.positive + counts.neutral + counts.negative
+    if isinstance(result, str) or result.net_sentiment is None:
+        n = len(labels.local(brand, span))
+        reason = result if isinstance(result, str) else "no opinionated mention yet"
+        return BrandProgress(brand, mentions, n, None, None, reason)
+    figure = result.net_sentiment
+    return BrandProgress(
+        brand,
+        mentions,
+        result.labels,
+        figure,
+        labels_to_reach(result.labels, figure, target),
+        None,
+    )
+
+
+def review_order(progress: Sequence[BrandProgress]) -> list[str]:
+    """Brands in the order their labels matter most: those with mentions but no corrected
+    figure yet (the most mentions first), then the widest intervals still above target,
+    then the rest."""
+
+    def rank(p: BrandProgress) -> tuple[int, float]:
+        half = p.half_width
+        if half is None:
+            return (0 if p.mentions > 0 else 3, -float(p.mentions))
+        if p.labels_to_target:
+            return (1, -half)
+        return (2, -half)
+
+    return [p.brand for p in sorted(progress, key=rank)]

@@ -11,11 +11,14 @@ stays off by at least 0.2.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
+from services.api.routes import review as review_routes
 from services.embedded import Embedded
 from tests.api.test_review_api import claim, label
 from tests.fixtures.app import Keys
@@ -97,3 +100,47 @@ async def test_analysts_labels_correct_a_biased_scorer_within_its_interval(
     # No author here is a decision maker: nothing to correct, and it says so.
     assert report["decision_makers"]["adjusted"] is None
     assert report["decision_makers"]["adjusted_reason"] == "no mentions in this period"
+
+
+async def test_the_queue_serves_the_brand_whose_figure_needs_labels_most(
+    client: httpx.AsyncClient, keys: Keys, embedded: Embedded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acme's labels come first while it has no corrected figure; once it has one and
+    Globex has none, Globex's do. /review/brands says how sure each figure is and about
+    how many more labels would bring it to ± 0.05 (checked against its own interval)."""
+    truth_of, counts = store_biased_stream(embedded.engine, embedded.clock)
+    # The order is worked out again for every claim here (it is cached for 30 s).
+    monkeypatch.setattr(review_routes, "REVIEW_ORDER_TTL_S", 0.0)
+
+    first = await claim(client, keys)
+    r = await client.get("/api/v1/review/brands", headers=keys.header("analyst"))
+    assert r.status_code == 200, r.text
+    progress = r.json()
+    assert progress["target"] == 0.05
+    names = [b["brand"] for b in progress["brands"]]
+    # No figure anywhere yet: the brand with the most mentions first.
+    assert names[:2] == ["Acme", "Globex"] and first["item"]["brand"] == "Acme"
+    assert all(b["net_sentiment"] is None and b["reason"] for b in progress["brands"])
+    assert (
+        await client.get("/api/v1/review/brands", headers=keys.header("viewer"))
+    ).status_code == 403
+
+    # Label what the queue serves while it is Acme's: once Acme has a corrected figure
+    # (10 labels), Globex, still without one, comes first.
+    item = first["item"]
+    while item is not None and item["brand"] == "Acme":
+        r = await label(client, keys, item["id"], truth_of[item["url"].rsplit("/", 1)[1]])
+        assert r.status_code == 200, r.text
+        item = (await claim(client, keys))["item"]
+    assert item is not None and item["brand"] == "Globex"
+
+    r = await client.get("/api/v1/review/brands", headers=keys.header("analyst"))
+    by_brand = {b["brand"]: b for b in r.json()["brands"]}
+    acme = by_brand["Acme"]
+    assert r.json()["brands"][0]["brand"] == "Globex"  # no figure yet: first
+    lo, hi = acme["net_sentiment"]["ci95"]
+    assert lo <= net(counts["Acme"]) <= hi
+    half = (hi - lo) / 2
+    assert acme["half_width"] == pytest.approx(half)
+    expected = math.ceil(acme["labels"] * ((half / 0.05) ** 2 - 1))
+    assert acme["labels_to_target"] == expected > 0

@@ -118,6 +118,21 @@ def test_an_analyst_labels_with_the_keyboard_and_sees_the_stats_change(
     page.wait_for(f"{MAIN}.dataset.itemId && {MAIN}.dataset.statsN === '0'", "first item shown")
     page.screenshot(tmp_path / "review-1-first-item.png")
 
+    # How sure each brand's figure is, in the queue's order: as the API says.
+    with live_server.client("analyst") as c:
+        progress = c.get("/api/v1/review/brands").json()["brands"]
+    rows = page.evaluate(
+        """[...document.querySelectorAll('#brand-progress tbody tr')].map((tr) => ({
+            brand: tr.dataset.brand, net: tr.querySelector('.col-net').textContent,
+            why: tr.querySelector('.col-net').title,
+            labels: tr.querySelector('.col-labels').textContent }))"""
+    )
+    assert [r["brand"] for r in rows] == [b["brand"] for b in progress]
+    for row, want in zip(rows, progress, strict=True):
+        assert row["labels"] == str(want["labels"])
+        if want["net_sentiment"] is None:  # too few labels here: the page says why
+            assert row["net"] == "–" and row["why"] == want["reason"]
+
     first = shown(page)
     # hostile text and author name are shown as text, never as markup
     assert first["text"] == HOSTILE_TEXT

@@ -12,13 +12,17 @@ from services.core.adjusted import (
     SENTIMENTS,
     Adjusted,
     BrandLabel,
+    BrandProgress,
+    Figure,
     LabelledMention,
     LabelSet,
     adjust,
     adjust_series,
     automated_counts,
     brand_posterior,
+    labels_to_reach,
     pool_of,
+    review_order,
 )
 from services.core.storage.analytics import Counts
 
@@ -175,3 +179,43 @@ def test_the_same_question_gets_the_same_answer_and_buckets_use_their_own_labels
         len(mentions[0::2]),
         len(mentions[1::2]),
     ]
+
+
+def test_the_interval_narrows_as_one_over_the_root_of_the_labels() -> None:
+    """``labels_to_reach`` assumes width ∝ 1 / √labels: with four times the labels on the
+    same population, the interval is about half as wide, and the labels it asks for to
+    halve it are about three times those it has."""
+    rng = np.random.default_rng(5)
+    truth, auto = population(rng, 20_000, (0.25, 0.3, 0.35, 0.1))
+    widths = []
+    for p_rate in (0.01, 0.04):
+        p = np.full(len(truth), p_rate)
+        sampled = rng.random(len(truth)) < p
+        labels = labels_of(truth, auto, sampled, p)
+        result = adjust(counts_of(auto), labels, pool_of(labels), prior_labels=0.01)
+        assert isinstance(result, Adjusted) and result.net_sentiment is not None
+        lo, hi = result.net_sentiment.ci95
+        widths.append((hi - lo) / 2)
+        if p_rate == 0.01:
+            asked = labels_to_reach(result.labels, result.net_sentiment, target=widths[0] / 2)
+            assert asked == pytest.approx(3 * result.labels, rel=0.02)
+    assert widths[1] / widths[0] == pytest.approx(0.5, abs=0.12)
+    assert labels_to_reach(100, Figure(0.1, (0.05, 0.15)), target=0.05) == 0
+
+
+def test_the_queue_serves_brands_without_a_figure_then_the_widest_intervals() -> None:
+    def progress(brand: str, mentions: int, half: float | None, more: int | None) -> BrandProgress:
+        fig = None if half is None else Figure(0.0, (-half, half))
+        return BrandProgress(brand, mentions, 10, fig, more, None if fig else "few labels")
+
+    order = review_order(
+        [
+            progress("Done", 900, 0.04, 0),
+            progress("Wide", 500, 0.20, 150),
+            progress("Narrower", 800, 0.08, 40),
+            progress("Quiet", 0, None, None),
+            progress("Unlabelled", 300, None, None),
+            progress("Unlabelled big", 3000, None, None),
+        ]
+    )
+    assert order == ["Unlabelled big", "Unlabelled", "Wide", "Narrower", "Done", "Quiet"]

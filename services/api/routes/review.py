@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
@@ -11,14 +12,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
 from services.api.deps import State, require
+from services.api.state import AppState
 from services.core.accuracy import Agreement, Estimate
+from services.core.adjusted import (
+    PROGRESS_DAYS,
+    TARGET_HALF_WIDTH,
+    BrandProgress,
+    brand_progress,
+    review_order,
+)
 from services.core.auth import Permission
+from services.core.storage.analytics import brand_buckets
 from services.core.storage.errors import ConflictError, NotFoundError
 from services.core.storage.keys import ApiKey
 from services.core.storage.review import (
     Analyst,
     ReviewItem,
     ReviewStore,
+    adjustment_labels,
     labelled_items,
     measured_accuracy,
     review_stats,
@@ -37,6 +48,10 @@ def review_store(state: State) -> ReviewStore:
 
 
 Store = Annotated[ReviewStore, Depends(review_store)]
+
+
+def iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def analyst_of(key: ApiKey) -> Analyst:
@@ -192,11 +207,97 @@ def _claim_out(store: ReviewStore, key: ApiKey, item: ReviewItem | None) -> Clai
 # --- routes -------------------------------------------------------------------------------
 
 
+REVIEW_ORDER_TTL_S = 30.0
+
+
+class FigureOut(BaseModel):
+    value: float
+    ci95: tuple[float, float]
+
+
+class BrandProgressOut(BaseModel):
+    brand: str
+    mentions: int = Field(description="Scored mentions of the brand in the period")
+    labels: int = Field(description="Analyst labels of the brand in the period")
+    net_sentiment: FigureOut | None = Field(
+        description="Net sentiment corrected by the labels, with its 95 % interval"
+    )
+    half_width: float | None = Field(description="Half the interval's width (the ± figure)")
+    labels_to_target: int | None = Field(
+        description="About how many more labels would bring the interval to ± target "
+        "(0: there already); null until there is a corrected figure"
+    )
+    reason: str | None = Field(description="Why there is no corrected figure yet")
+
+
+class ProgressByBrandOut(BaseModel):
+    from_: str = Field(serialization_alias="from")
+    to: str
+    target: float = Field(description="The ± half width of net sentiment aimed for")
+    brands: list[BrandProgressOut] = Field(
+        description="In the order the queue serves them: the labels that matter most first"
+    )
+
+
+def progress_by_brand(state: AppState) -> tuple[int, int, list[BrandProgress]]:
+    """Every tracked brand's review progress over the last ``PROGRESS_DAYS`` days."""
+    end = int(state.clock.now().timestamp())
+    end -= end % 60
+    start = end - PROGRESS_DAYS * 86_400
+    names = [b.name for b in state.brands.list()]
+    with state.engine.connect() as conn:
+        counts = brand_buckets(conn, names, start, end, end - start).totals
+        labels = adjustment_labels(conn, start, end)
+    return start, end, [brand_progress(n, counts[n], labels, (start, end)) for n in names]
+
+
+def brand_order(state: AppState) -> tuple[str, ...]:
+    """The queue's brand order, worked out at most every ``REVIEW_ORDER_TTL_S`` seconds."""
+    now = time.monotonic()
+    cached = state.review_order
+    if cached is not None and now - cached[0] < REVIEW_ORDER_TTL_S:
+        return cached[1]
+    order = tuple(review_order(progress_by_brand(state)[2]))
+    state.review_order = (now, order)
+    return order
+
+
+@router.get("/brands", summary="Per brand: how sure its corrected net sentiment is")
+def brands_progress(state: State, _key: Reviewer) -> ProgressByBrandOut:
+    """For each tracked brand over the last 7 days: the corrected net sentiment with its
+    95 % interval, the labels behind it, and about how many more would bring it to
+    ± 0.05 — in the order the queue serves the brands."""
+    start, end, progress = progress_by_brand(state)
+    order = {b: i for i, b in enumerate(review_order(progress))}
+    progress.sort(key=lambda p: order[p.brand])
+    return ProgressByBrandOut(
+        from_=iso(start),
+        to=iso(end),
+        target=TARGET_HALF_WIDTH,
+        brands=[
+            BrandProgressOut(
+                brand=p.brand,
+                mentions=p.mentions,
+                labels=p.labels,
+                net_sentiment=None
+                if p.net_sentiment is None
+                else FigureOut(value=p.net_sentiment.value, ci95=p.net_sentiment.ci95),
+                half_width=p.half_width,
+                labels_to_target=p.labels_to_target,
+                reason=p.reason,
+            )
+            for p in progress
+        ],
+    )
+
+
 @router.post("/claim", summary="Lease the next item to label")
 def claim(state: State, store: Store, key: Reviewer) -> ClaimOut:
     """The item is yours until its lease expires (``review_lease_s``); claiming again
-    while you hold one returns the same item."""
-    item = store.claim(analyst_of(key))
+    while you hold one returns the same item. Items come brand by brand in the order of
+    ``GET /api/v1/review/brands``: first the brands with no corrected figure yet, then
+    the widest intervals."""
+    item = store.claim(analyst_of(key), brand_order(state))
     state.metrics.review_claims.labels("empty" if item is None else "item").inc()
     return _claim_out(store, key, item)
 

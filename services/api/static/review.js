@@ -104,8 +104,48 @@
     main.dataset.updated = String(Date.now());
   }
 
+  function signed(v) {
+    const p = Math.round(v * 100);
+    return (p > 0 ? "+" : p < 0 ? "−" : "") + Math.abs(p) + "%";
+  }
+
+  // Per brand: the corrected net sentiment ± half its interval, the labels behind it and
+  // about how many more would bring it to the target; or why there is no figure yet.
+  function renderBrands(progress) {
+    const rows = progress.brands.map((b) => {
+      const tr = document.createElement("tr");
+      tr.dataset.brand = b.brand;
+      const cell = (value, cls, title) => {
+        const td = document.createElement("td");
+        td.className = cls || "";
+        td.textContent = value;
+        if (title) td.title = title;
+        return td;
+      };
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = b.brand;
+      tr.append(th);
+      if (b.net_sentiment) {
+        const n = b.net_sentiment;
+        tr.append(cell(signed(n.value) + " ± " + Math.round(b.half_width * 100), "num col-net",
+          "95% interval " + signed(n.ci95[0]) + " to " + signed(n.ci95[1])));
+      } else {
+        tr.append(cell("–", "num col-net", b.reason || ""));
+      }
+      tr.append(cell(intFmt.format(b.labels), "num col-labels"));
+      tr.append(cell(b.labels_to_target === null ? "?" : b.labels_to_target === 0 ? "✓" :
+        "+" + intFmt.format(b.labels_to_target), "num col-to-target",
+      b.labels_to_target === null ? (b.reason || "") : ""));
+      return tr;
+    });
+    $("brand-progress").tBodies[0].replaceChildren(...rows);
+  }
+
   async function refreshStats() {
-    renderStats(await call("GET", "/stats"));
+    const [stats, progress] = await Promise.all([call("GET", "/stats"), call("GET", "/brands")]);
+    renderBrands(progress);
+    renderStats(stats);
   }
 
   // One action at a time: a key pressed while one is under way is dropped, so a label

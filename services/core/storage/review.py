@@ -34,7 +34,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from services.core.accuracy import IRRELEVANT, LABELS, Estimate, LabelledItem, labelled_accuracy
 
@@ -145,10 +157,12 @@ class ReviewStore:
 
     # --- the queue ----------------------------------------------------------------------
 
-    def claim(self, analyst: Analyst) -> ReviewItem | None:
+    def claim(self, analyst: Analyst, brand_order: Sequence[str] = ()) -> ReviewItem | None:
         """Lease the next item this analyst has neither labelled nor skipped; ``None``
         when there is none. An item the analyst holds already is returned again, with
-        its lease renewed (a reloaded page gets the same item back)."""
+        its lease renewed (a reloaded page gets the same item back). Items of the brands
+        in ``brand_order`` come first, in that order (the labels that narrow the widest
+        intervals: ``services.core.adjusted.review_order``); oldest first within a brand."""
         now = self._clock.now()
         expires = now + self._lease
         with self._tx() as conn:
@@ -165,11 +179,19 @@ class ReviewStore:
             if held is not None:
                 conn.execute(update(ri).where(ri.c.id == held).values(lease_expires_at=expires))
                 return self._item(conn, held)
+            order: list[Any] = [ri.c.id]
+            if brand_order:
+                rank = case(
+                    {b: i for i, b in enumerate(brand_order)},
+                    value=ri.c.brand,
+                    else_=len(brand_order),
+                )
+                order = [rank, ri.c.id]
             candidates = (
                 conn.execute(
                     select(ri.c.id)
                     .where(_open(now), *_untouched_by(analyst))
-                    .order_by(ri.c.id)
+                    .order_by(*order)
                     .limit(_CLAIM_CANDIDATES)
                 )
                 .scalars()
