@@ -277,7 +277,9 @@ def test_score_jsonl_keeps_fields_and_adds_brands_and_sentiment(
     ]
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
-    out = scored(ok(sentimon("score", source, "--brands", brands_file)))
+    # Lexicon-only: this is about the fields kept and added, not about which texts the
+    # hybrid scorer (the default) would route to the transformer.
+    out = scored(ok(sentimon("score", source, "--brands", brands_file, "--lexicon-only")))
     assert [{k: v for k, v in o.items() if k not in ("brands", "sentiment")} for o in out] == lines
     assert [(o["brands"], o["sentiment"]["label"]) for o in out] == [
         (["Acme"], "positive"),
@@ -295,8 +297,11 @@ def test_score_jsonl_keeps_fields_and_adds_brands_and_sentiment(
             "model_version",
             "fallback",
         }
+        # VADER's verdict, by choice (nothing routed, so nothing fell back).
         assert o["sentiment"]["method"] == "lexicon"
         assert o["sentiment"]["model_version"].startswith("vaderSentiment-")
+        assert o["sentiment"]["score"] == o["sentiment"]["lexicon_compound"]
+        assert o["sentiment"]["fallback"] is False
 
 
 def test_score_plain_lines_from_stdin() -> None:
