@@ -16,6 +16,7 @@ from services.core.auth import Role
 from services.core.brandfile import BrandFileError, checked_competitors, load_brands_file
 from services.core.brands import BrandDefinition, BrandError, BrandMatcher
 from services.core.clock import SystemClock
+from services.core.owned import OwnedHandleError, checked_owned_handles
 from services.core.settings import CommonSettings
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
@@ -321,20 +322,38 @@ def brands_list(data_dir: Path | None) -> None:
     _, store = _open_stores(CommonSettings(**_overrides(data_dir)))
     for b in store.list():
         comp = f"\tcompetitors: {', '.join(b.competitors)}" if b.competitors else ""
-        click.echo(f"{b.name}\t{b.query}{comp}")
+        owned = f"\towned: {', '.join(b.owned_handles)}" if b.owned_handles else ""
+        click.echo(f"{b.name}\t{b.query}{comp}{owned}")
 
 
 @brands.command("add")
 @click.argument("name")
 @click.argument("query")
 @click.option("--competitor", "competitors", multiple=True, help="A competitor's brand name.")
+@click.option(
+    "--owned-handle",
+    "owned_handles",
+    multiple=True,
+    help="One of the brand's own accounts (handle or source:handle); given: replaces them.",
+)
 @data_dir_option
-def brands_add(name: str, query: str, competitors: tuple[str, ...], data_dir: Path | None) -> None:
+def brands_add(
+    name: str,
+    query: str,
+    competitors: tuple[str, ...],
+    owned_handles: tuple[str, ...],
+    data_dir: Path | None,
+) -> None:
     """Track a brand, or change the query of one tracked already."""
     _, store = _open_stores(CommonSettings(**_overrides(data_dir)))
     try:
-        store.upsert(name, query, checked_competitors(name, competitors))
-    except (BrandError, BrandFileError) as e:
+        store.upsert(
+            name,
+            query,
+            checked_competitors(name, competitors),
+            checked_owned_handles(owned_handles) if owned_handles else None,
+        )
+    except (BrandError, BrandFileError, OwnedHandleError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"tracking {name.strip()!r}")
 
@@ -353,6 +372,23 @@ def brands_competitors(name: str, competitors: tuple[str, ...], data_dir: Path |
         raise click.ClickException(str(e)) from e
     listed = ", ".join(store.get(brand.name).competitors) or "none"
     click.echo(f"{brand.name}: competitors {listed}")
+
+
+@brands.command("owned")
+@click.argument("name")
+@click.argument("handles", nargs=-1)
+@data_dir_option
+def brands_owned(name: str, handles: tuple[str, ...], data_dir: Path | None) -> None:
+    """Set a tracked brand's own accounts (none given: clear them). Their mentions are
+    left out of the brand's figures; their replies answer what they reply to."""
+    _, store = _open_stores(CommonSettings(**_overrides(data_dir)))
+    try:
+        brand = store.get(name)
+        store.update(brand.name, brand.query, brand.competitors, checked_owned_handles(handles))
+    except (NotFoundError, BrandError, OwnedHandleError) as e:
+        raise click.ClickException(str(e)) from e
+    listed = ", ".join(store.get(brand.name).owned_handles) or "none"
+    click.echo(f"{brand.name}: owned accounts {listed}")
 
 
 @brands.command("remove")
@@ -379,7 +415,7 @@ def brands_load(file: Path, data_dir: Path | None) -> None:
         raise click.ClickException(str(e)) from e
     _, store = _open_stores(CommonSettings(**_overrides(data_dir)))
     for entry in entries:
-        store.upsert(entry.name, entry.query, entry.competitors)
+        store.upsert(entry.name, entry.query, entry.competitors, entry.owned_handles)
     click.echo(f"loaded {len(entries)} brands from {file}")
 
 
@@ -500,7 +536,9 @@ def alert_rules_delete(rule_id: int, data_dir: Path | None) -> None:
 )
 @data_dir_option
 def calibrate(max_share: float, min_labels: int, apply_: bool, data_dir: Path | None) -> None:
-    """Propose routing thresholds from the analysts' labels (with --apply: set them)."""
+    """Propose routing thresholds and spot-check lifts from the analysts' labels (with
+    --apply: set them)."""
+    from services.core.storage.review import labelled_items
     from services.scorer.calibration import (
         CalibrationError,
         apply_calibration,
@@ -510,6 +548,7 @@ def calibrate(max_share: float, min_labels: int, apply_: bool, data_dir: Path | 
         write_calibration,
     )
     from services.scorer.routing import routing_thresholds
+    from services.scorer.sampling import neyman_lifts
     from services.scorer.transformer import ModelLoadError, load_transformer
 
     _setup_logging("WARNING")
@@ -528,6 +567,8 @@ def calibrate(max_share: float, min_labels: int, apply_: bool, data_dir: Path | 
         thresholds = routing_thresholds(settings)
         rows = labelled_rows(engine, settings, model, thresholds)
         proposal = propose(rows, thresholds, max_share=max_share, min_labels=min_labels)
+        with engine.connect() as conn:
+            allocation = neyman_lifts(labelled_items(conn), settings.spot_check_lifts)
     except (ModelLoadError, CalibrationError) as e:
         raise click.ClickException(str(e)) from e
     finally:
@@ -550,11 +591,19 @@ def calibrate(max_share: float, min_labels: int, apply_: bool, data_dir: Path | 
             "note: the gain is within the 95% interval of these labels; label more on "
             "/review before relying on it"
         )
+    lifts, strata = allocation
+    click.echo("spot checks (Neyman: more labels where the automated label says least):")
+    for st in strata:
+        click.echo(
+            f"  automated {st.label:<8} wrong {st.error_rate:6.1%} of {st.labels} labels, "
+            f"spread {st.spread:.2f}, {st.stream_share:6.1%} of the stream "
+            f"-> rate x{lifts[f'label:{st.label}']:g}"
+        )
     path = calibration_path(settings)
     if not apply_:
         click.echo(f"not applied: run again with --apply to write {path}")
         return
-    write_calibration(path, proposal, SystemClock().now())
+    write_calibration(path, proposal, SystemClock().now(), allocation)
     click.echo(f"written to {path}: the scorer uses it from its next start")
 
 

@@ -1,4 +1,4 @@
-"""Calibrating the router from the analysts' labels (``sentimon calibrate``).
+"""Calibrating the router and the spot checks from the analysts' labels (``sentimon calibrate``).
 
 The router sends a mention to the transformer when the lexicon's estimated chance of
 being right (``routing.decide``'s trust) is below ``route_min_trust``. The analysts'
@@ -9,16 +9,20 @@ expected accuracy (weighted by 1 / sampling probability, with its Wilson interva
 the share routed to the transformer. ``propose`` picks the most accurate threshold whose
 routed share stays within a budget.
 
-``--apply`` writes the proposal to ``<data_dir>/calibration.json``, which the scorer
-reads at start (``apply_calibration``, called by ``build_pipeline``). A threshold set
-explicitly (``SENTIMON_ROUTE_MIN_TRUST``) wins over the file.
+The same labels measure how often each automated label is wrong, and
+``sampling.neyman_lifts`` turns that into the spot checks' label lifts (Neyman
+allocation: more labels where the automated label is least reliable).
+
+``--apply`` writes both to ``<data_dir>/calibration.json``, which the scorer reads at
+start (``apply_calibration``, called by ``build_pipeline``). A setting given explicitly
+(``SENTIMON_ROUTE_MIN_TRUST``, ``SENTIMON_SPOT_CHECK_LIFTS``) wins over the file.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,11 +39,12 @@ from services.scorer.lexicon import VaderScorer, label_for
 from services.scorer.process import prepare_text
 from services.scorer.protocol import Scorer
 from services.scorer.routing import RoutingThresholds, route_text
+from services.scorer.sampling import SamplingPolicy, StratumError
 from services.scorer.settings import ScorerSettings
 
 CALIBRATION_FILE = "calibration.json"
 # The settings calibration may set; anything else in the file is refused.
-CALIBRATED_FIELDS = ("route_min_trust",)
+CALIBRATED_FIELDS = ("route_min_trust", "spot_check_lifts")
 _BATCH = 64
 
 S = TypeVar("S", bound=ScorerSettings)
@@ -162,37 +167,76 @@ def calibration_path(settings: ScorerSettings) -> Path:
     return settings.data_dir / CALIBRATION_FILE
 
 
-def read_calibration(path: Path) -> dict[str, float]:
-    """The thresholds in a calibration file (``{}`` when there is none). Raises
-    ``CalibrationError`` for a file that is not what ``write_calibration`` writes."""
+def read_calibration(path: Path) -> dict[str, Any]:
+    """The settings in a calibration file (``{}`` when there is none): the router's
+    threshold and the spot checks' lifts. Raises ``CalibrationError`` for a file that is
+    not what ``write_calibration`` writes."""
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text())
-        values = data["settings"]
-        out = {k: float(values[k]) for k in values}
+        values = dict(data["settings"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CalibrationError(f"{path}: not a calibration file ({e})") from e
-    if unknown := set(out) - set(CALIBRATED_FIELDS):
+    if unknown := set(values) - set(CALIBRATED_FIELDS):
         raise CalibrationError(f"{path}: unknown settings {sorted(unknown)}")
-    for k, v in out.items():
+    out: dict[str, Any] = {}
+    if "route_min_trust" in values:
+        try:
+            v = float(values["route_min_trust"])
+        except (TypeError, ValueError) as e:
+            raise CalibrationError(f"{path}: route_min_trust is not a number") from e
         if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-            raise CalibrationError(f"{path}: {k} = {v} is not in [0, 1]")
+            raise CalibrationError(f"{path}: route_min_trust = {v} is not in [0, 1]")
+        out["route_min_trust"] = v
+    if "spot_check_lifts" in values:
+        lifts = values["spot_check_lifts"]
+        try:
+            if not isinstance(lifts, dict):
+                raise TypeError("not an object")
+            parsed = {str(k): float(f) for k, f in lifts.items()}
+            if not all(math.isfinite(f) for f in parsed.values()):
+                raise ValueError("a factor is not finite")
+            SamplingPolicy.build(lifts=parsed)  # the sampler's own checks
+        except (TypeError, ValueError) as e:
+            raise CalibrationError(f"{path}: spot_check_lifts: {e}") from e
+        out["spot_check_lifts"] = parsed
     return out
 
 
-def write_calibration(path: Path, proposal: Proposal, at: datetime) -> None:
-    """Write the proposed threshold, with what it was measured on, atomically."""
+def write_calibration(
+    path: Path,
+    proposal: Proposal,
+    at: datetime,
+    allocation: tuple[Mapping[str, float], Sequence[StratumError]] | None = None,
+) -> None:
+    """Write the proposed threshold (and the spot checks' Neyman ``allocation``, if
+    given), with what they were measured on, atomically."""
+    settings: dict[str, Any] = {"route_min_trust": proposal.proposed.min_trust}
+    measured: dict[str, Any] = {
+        "labels": proposal.labels,
+        "accuracy": proposal.proposed.accuracy.value,
+        "ci95": list(proposal.proposed.accuracy.ci95),
+        "transformer_share": proposal.proposed.transformer_share,
+        "previous_min_trust": proposal.current.min_trust,
+        "previous_accuracy": proposal.current.accuracy.value,
+    }
+    if allocation is not None:
+        lifts, strata = allocation
+        settings["spot_check_lifts"] = dict(lifts)
+        measured["spot_check_strata"] = [
+            {
+                "label": s.label,
+                "error_rate": s.error_rate,
+                "spread": s.spread,
+                "stream_share": s.stream_share,
+                "labels": s.labels,
+            }
+            for s in strata
+        ]
     body: dict[str, Any] = {
-        "settings": {"route_min_trust": proposal.proposed.min_trust},
-        "measured": {
-            "labels": proposal.labels,
-            "accuracy": proposal.proposed.accuracy.value,
-            "ci95": list(proposal.proposed.accuracy.ci95),
-            "transformer_share": proposal.proposed.transformer_share,
-            "previous_min_trust": proposal.current.min_trust,
-            "previous_accuracy": proposal.current.accuracy.value,
-        },
+        "settings": settings,
+        "measured": measured,
         "written_at": at.isoformat(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

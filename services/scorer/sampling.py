@@ -24,9 +24,11 @@ sample is deliberately not representative of it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from services.core.accuracy import LabelledItem
 from services.core.models import Sentiment
 from services.core.spotcheck import SpotCheck
 from services.scorer.routing import RoutingThresholds, route_text
@@ -38,6 +40,7 @@ __all__ = [
     "inclusion_probability",
     "is_spot_check",
     "is_uncertain",
+    "neyman_lifts",
     "sample_fraction",
     "sampling_policy",
     "spot_check",
@@ -203,3 +206,77 @@ def sampling_policy(
         routing=routing,
         routing_margin=settings.spot_check_routing_margin,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StratumError:
+    """An automated label's stratum as the analysts' labels measure it: how often the
+    label is wrong, the spread of the true sentiment behind it (the standard deviation of
+    +1 positive / 0 neutral / −1 negative, what net sentiment sums), and its share of the
+    stream."""
+
+    label: str
+    error_rate: float
+    spread: float
+    stream_share: float
+    labels: int
+
+
+_NET = {"positive": 1.0, "neutral": 0.0, "negative": -1.0}
+
+
+def neyman_lifts(
+    items: Sequence[LabelledItem],
+    base: Mapping[str, float] | None = None,
+    *,
+    bounds: tuple[float, float] = (0.5, 10.0),
+) -> tuple[dict[str, float], list[StratumError]]:
+    """Spot-check lifts that put the labels where the automated label says least about the
+    truth: Neyman allocation over the strata of the automated label. The labels a stratum
+    gets are made proportional to its size × the standard deviation of the true sentiment
+    behind it (+1 / 0 / −1, the terms of net sentiment), so its sampling rate ∝ that
+    spread — the allocation that minimises the variance of the corrected net sentiment
+    for a given number of labels. The factors are scaled so that the stream's mean rate
+    is unchanged, and kept within ``bounds`` (a stratum is never left unsampled: it could
+    change).
+
+    ``items``: the analysts' labelled items (weighted back to the stream by their weights,
+    with two pseudo-labels, one positive and one negative, so that an unmeasured stratum
+    counts as uncertain). ``base``'s source and method lifts (rare parts of the stream)
+    are kept; its label lifts are replaced. Returns the lifts and the measurements."""
+    base = dict(DEFAULT_LIFTS if base is None else base)
+    sums: dict[str, list[float]] = {}  # label → [weight, wrong, Σ w·d, Σ w·d², count]
+    for item in items:
+        human = item.labels[0] if item.labels else None
+        if human not in _NET:
+            continue  # "irrelevant" says nothing of the sentiment
+        d = _NET[human]
+        acc = sums.setdefault(item.auto_label, [0.0, 0.0, 0.0, 0.0, 0.0])
+        acc[0] += item.weight
+        acc[1] += item.weight * (human != item.auto_label)
+        acc[2] += item.weight * d
+        acc[3] += item.weight * d * d
+        acc[4] += 1
+    total = sum(acc[0] for acc in sums.values())
+    strata = []
+    for label in sorted(sums):
+        w, wrong, sd, sd2, n = sums[label]
+        # Weighted moments, each label counting as one, plus the two pseudo-labels ±1.
+        mean = (sd / w * n) / (n + 2)
+        second = (sd2 / w * n + 2) / (n + 2)
+        strata.append(
+            StratumError(
+                label,
+                error_rate=wrong / w,
+                spread=math.sqrt(max(second - mean * mean, 0.0)),
+                stream_share=w / total,
+                labels=int(n),
+            )
+        )
+    lifts = {k: v for k, v in base.items() if not k.startswith("label:")}
+    mean_spread = sum(st.stream_share * st.spread for st in strata)
+    lo, hi = bounds
+    for st in strata:
+        factor = st.spread / mean_spread if mean_spread > 0 else 1.0
+        lifts[f"label:{st.label}"] = round(min(hi, max(lo, factor)), 3)
+    return lifts, strata

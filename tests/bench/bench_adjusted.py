@@ -27,11 +27,12 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
+from services.core.accuracy import LabelledItem
 from services.core.adjusted import (
     CLASSES,
     IRRELEVANT,
@@ -46,7 +47,12 @@ from services.core.adjusted import (
 )
 from services.scorer.lexicon import VaderScorer, lexicon_sentiment
 from services.scorer.routing import FeatureRouter, routing_thresholds
-from services.scorer.sampling import inclusion_probability, sampling_policy
+from services.scorer.sampling import (
+    SamplingPolicy,
+    inclusion_probability,
+    neyman_lifts,
+    sampling_policy,
+)
 from services.scorer.settings import ScorerSettings
 from services.scorer.steps.lexicon import prepare_text
 from services.scorer.training.data import read_tweeteval
@@ -66,8 +72,10 @@ class Scored:
     p: NDArray[np.float64]
 
 
-def score_corpus() -> tuple[Scored, str]:
-    """Score TweetEval test with the service's hybrid scorer and sampler, once."""
+def score_corpus(neyman: bool = False) -> tuple[Scored, str]:
+    """Score TweetEval test with the service's hybrid scorer and sampler, once. With
+    ``neyman``, the sampler's label lifts are first set as ``sentimon calibrate`` sets
+    them, from the labels of a pilot sample drawn at the default rates."""
     data = read_tweeteval(shared_data_dir() / "tweeteval", "test")
     settings = ScorerSettings()
     transformer = transformer_from_settings(settings)
@@ -86,15 +94,33 @@ def score_corpus() -> tuple[Scored, str]:
         for i, s in zip(routed, better, strict=True):
             verdicts[i] = s.model_copy(update={"lexicon_compound": verdicts[i].lexicon_compound})
     index = {c: i for i, c in enumerate(SENTIMENTS)}
+
+    def probabilities(policy: SamplingPolicy) -> NDArray[np.float64]:
+        return np.array(
+            [inclusion_probability(policy, v, "x", t) for v, t in zip(verdicts, texts, strict=True)]
+        )
+
+    p = probabilities(policy)
+    note = ""
+    if neyman:
+        rng = np.random.default_rng(7)
+        pilot = [
+            LabelledItem("b", "x", v.method, v.label, 1 / p[i], (TRUE[data.labels[i]],))
+            for i, v in enumerate(verdicts)
+            if rng.random() < p[i]
+        ]
+        lifts, _ = neyman_lifts(pilot, settings.spot_check_lifts)
+        policy = replace(policy, lifts=tuple(sorted(lifts.items())))
+        p = probabilities(policy)
+        labels = {k: v for k, v in lifts.items() if k.startswith("label:")}
+        note = f"; Neyman lifts from a pilot of {len(pilot)} labels: {labels}"
     scored = Scored(
         truth=np.array([index[TRUE[y]] for y in data.labels]),
         auto=np.array([index[v.label] for v in verdicts]),
-        p=np.array(
-            [inclusion_probability(policy, v, "x", t) for v, t in zip(verdicts, texts, strict=True)]
-        ),
+        p=p,
     )
     mode = "hybrid" if transformer is not None else "lexicon (no model found)"
-    return scored, f"{mode}, {len(routed) / len(texts):.0%} routed to the transformer"
+    return scored, f"{mode}, {len(routed) / len(texts):.0%} routed to the transformer{note}"
 
 
 @dataclass(slots=True)
@@ -224,9 +250,12 @@ def main() -> None:
     parser.add_argument("--prior-labels", type=float, default=PRIOR_LABELS)
     parser.add_argument("--min-local", type=int, default=MIN_LOCAL_LABELS)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--neyman", action="store_true", help="label lifts by Neyman allocation (a pilot's labels)"
+    )
     args = parser.parse_args()
     t0 = time.perf_counter()
-    corpus, mode = score_corpus()
+    corpus, mode = score_corpus(args.neyman)
     print(
         f"== Adjusted sentiment: TweetEval test ({len(corpus.truth)} tweets) scored by the "
         f"{mode} in {time.perf_counter() - t0:.0f} s; mean inclusion probability "

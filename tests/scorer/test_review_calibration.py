@@ -186,7 +186,13 @@ def test_calibrate_proposes_then_applies_and_the_scorer_reads_it(
     written = json.loads(path.read_text())
     proposed = written["settings"]["route_min_trust"]
     assert written["measured"]["labels"] == 4
-    assert read_calibration(path) == {"route_min_trust": proposed}
+    # The spot checks' allocation too: the lexicon's neutral verdict was wrong on every
+    # labelled mention here, its positive and negative ones right.
+    lifts = written["settings"]["spot_check_lifts"]
+    assert read_calibration(path) == {"route_min_trust": proposed, "spot_check_lifts": lifts}
+    assert lifts["label:neutral"] > lifts["label:positive"] and "source:rss" in lifts
+    assert "automated neutral" in shown.output and "-> rate x" in shown.output
+    assert apply_calibration(ScorerSettings(data_dir=tmp_path)).spot_check_lifts == lifts
     # the scorer's settings pick it up, unless the threshold is set explicitly
     assert apply_calibration(ScorerSettings(data_dir=tmp_path)).route_min_trust == proposed
     explicit = ScorerSettings(data_dir=tmp_path, route_min_trust=0.123)
@@ -198,7 +204,14 @@ def test_calibrate_proposes_then_applies_and_the_scorer_reads_it(
 def test_a_corrupt_calibration_file_stops_the_scorer_with_a_clear_error(tmp_path: Path) -> None:
     settings = ScorerSettings(data_dir=tmp_path)
     path = calibration_path(settings)
-    for body in ("{not json", '{"settings": {"route_min_trust": 7}}', '{"settings": {"x": 0.5}}'):
+    for body in (
+        "{not json",
+        '{"settings": {"route_min_trust": 7}}',
+        '{"settings": {"x": 0.5}}',
+        '{"settings": {"spot_check_lifts": {"colour:red": 2}}}',
+        '{"settings": {"spot_check_lifts": {"label:neutral": -1}}}',
+        '{"settings": {"spot_check_lifts": [1, 2]}}',
+    ):
         path.write_text(body)
         with pytest.raises(CalibrationError, match=re.escape(str(path))):
             apply_calibration(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from services.core.accuracy import LabelledItem
 from services.core.brands import BrandDefinition, BrandMatcher
 from services.core.models import Mention, Sentiment
 from services.scorer.lexicon import VaderScorer
@@ -18,6 +20,7 @@ from services.scorer.sampling import (
     SamplingPolicy,
     inclusion_probability,
     is_uncertain,
+    neyman_lifts,
     sampling_policy,
     spot_check,
     stratum_rate,
@@ -199,3 +202,45 @@ def test_a_routed_mention_is_sampled_on_the_transformers_verdict_and_its_documen
         assert (r.spot is not None) is r.spot_check
         if r.spot is not None:
             assert r.spot.weight == pytest.approx(5.0)
+
+
+def test_neyman_lifts_put_the_labels_where_the_automated_label_says_least() -> None:
+    """Neutral verdicts hiding 40 negatives and 20 positives in 100; positive ones wrong
+    10 % of the time, negative ones 5 %: each label's rate is ∝ the spread of the true
+    sentiment (+1/0/−1) behind it (computed here by hand), the stream's mean rate is
+    unchanged, the source lifts stay, and an irrelevant label counts nowhere."""
+
+    def items(label: str, truths: dict[str, int], weight: float) -> list[LabelledItem]:
+        return [
+            LabelledItem("Acme", "x", "lexicon", label, weight, (truth,))
+            for truth, n in truths.items()
+            for _ in range(n)
+        ]
+
+    labelled = (
+        items("neutral", {"neutral": 40, "negative": 40, "positive": 20}, 10.0)
+        + items("positive", {"positive": 90, "neutral": 10}, 50.0)
+        + items("negative", {"negative": 95, "neutral": 5}, 50.0)
+        + [LabelledItem("Acme", "x", "lexicon", "neutral", 10.0, ("irrelevant",))] * 50
+    )
+    lifts, strata = neyman_lifts(labelled, {"source:rss": 5.0, "label:positive": 2.0})
+    by_label = {st.label: st for st in strata}
+
+    def spread(plus: int, minus: int) -> float:  # 100 labels and the pseudo-labels ±1
+        mean = (plus - minus) / 102
+        return math.sqrt((plus + minus + 2) / 102 - mean * mean)
+
+    spreads = {"neutral": spread(20, 40), "positive": spread(90, 0), "negative": spread(0, 95)}
+    shares = {"neutral": 1000 / 11000, "positive": 5000 / 11000, "negative": 5000 / 11000}
+    mean = sum(shares[k] * spreads[k] for k in shares)
+    for label in shares:
+        assert by_label[label].spread == pytest.approx(spreads[label])
+        assert by_label[label].stream_share == pytest.approx(shares[label])
+        assert lifts[f"label:{label}"] == pytest.approx(spreads[label] / mean, abs=1e-3)
+    assert by_label["neutral"].error_rate == pytest.approx(0.6)
+    assert sum(shares[k] * lifts[f"label:{k}"] for k in shares) == pytest.approx(1.0, abs=1e-3)
+    assert lifts["label:neutral"] > 2 * lifts["label:positive"]
+    assert lifts["source:rss"] == 5.0 and by_label["neutral"].labels == 100
+    SamplingPolicy.build(lifts=lifts)  # the sampler takes them as they are
+    # Without labels there is nothing to allocate by: the label lifts are dropped.
+    assert neyman_lifts([], {"source:rss": 5.0, "label:positive": 2.0}) == ({"source:rss": 5.0}, [])
