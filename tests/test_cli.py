@@ -252,6 +252,81 @@ def test_brands_load_refuses_an_invalid_file_naming_the_entry(
     assert brand_lines(data_dir) == []
 
 
+def test_brands_owned_handles_through_add_owned_and_load(data_dir: Path, tmp_path: Path) -> None:
+    own = ("--owned-handle", "@AcmeSupport", "--owned-handle", "x:AcmeCare")
+    ok(sentimon("brands", "add", "Acme", "acme", *own, "--data-dir", data_dir))
+    assert brand_lines(data_dir) == ["Acme\tacme\towned: AcmeSupport, x:AcmeCare"]
+    # Changing the query keeps them; `brands owned` sets them, and with none clears them.
+    ok(sentimon("brands", "add", "Acme", "acme OR @acmehq", "--data-dir", data_dir))
+    assert brand_lines(data_dir) == ["Acme\tacme OR @acmehq\towned: AcmeSupport, x:AcmeCare"]
+    set_ = ok(sentimon("brands", "owned", "Acme", "acmehelp", "--data-dir", data_dir))
+    assert set_.stdout.strip() == "Acme: owned accounts acmehelp"
+    cleared = ok(sentimon("brands", "owned", "Acme", "--data-dir", data_dir))
+    assert cleared.stdout.strip() == "Acme: owned accounts none"
+
+    brands_file = tmp_path / "brands.yaml"
+    brands_file.write_text(
+        "- name: Acme\n  query: acme\n"
+        "  owned_handles: ['@AcmeSupport', mastodon:acme@acme.social]\n"
+    )
+    ok(sentimon("brands", "load", brands_file, "--data-dir", data_dir))
+    assert brand_lines(data_dir) == ["Acme\tacme\towned: AcmeSupport, mastodon:acme@acme.social"]
+    with database(data_dir) as engine:
+        stored = BrandStore(engine, SystemClock()).get("Acme")
+    assert stored.owned_handles == ("AcmeSupport", "mastodon:acme@acme.social")
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("Acme Support", "contains a space"),
+        ("https://x.com/acme", "is a URL"),
+        ("a" * 101, "at most 100 characters"),
+        ("acme\x1b", "control character U+001B"),
+    ],
+)
+def test_brands_refuse_owned_handles_that_are_not_handles_naming_the_entry(
+    data_dir: Path, tmp_path: Path, bad: str, why: str
+) -> None:
+    handles = ["acmehelp", "acmecare", "x:acme", bad]
+    added = failed(
+        sentimon(
+            "brands",
+            "add",
+            "Acme",
+            "acme",
+            *(a for h in handles for a in ("--owned-handle", h)),
+            "--data-dir",
+            data_dir,
+        )
+    )
+    assert "owned_handles[3]: " in added.stderr
+    assert why in added.stderr
+    assert brand_lines(data_dir) == []
+
+    ok(sentimon("brands", "add", "Acme", "acme", "--data-dir", data_dir))
+    owned = failed(sentimon("brands", "owned", "Acme", *handles, "--data-dir", data_dir))
+    assert "owned_handles[3]: " in owned.stderr
+    assert why in owned.stderr
+
+    brands_file = tmp_path / "brands.yaml"
+    listed = "".join(f"\n    - {orjson.dumps(h).decode()}" for h in handles)
+    brands_file.write_text(f"- name: Globex\n  query: globex\n  owned_handles:{listed}\n")
+    loaded = failed(sentimon("brands", "load", brands_file, "--data-dir", data_dir))
+    assert "[0].owned_handles[3]: " in loaded.stderr
+    assert why in loaded.stderr
+    assert brand_lines(data_dir) == ["Acme\tacme"]
+
+
+def test_brands_refuse_more_than_50_owned_handles(data_dir: Path) -> None:
+    ok(sentimon("brands", "add", "Acme", "acme", "--data-dir", data_dir))
+    result = failed(
+        sentimon("brands", "owned", "Acme", *(f"a{i}" for i in range(51)), "--data-dir", data_dir)
+    )
+    assert "owned_handles: " in result.stderr
+    assert "at most 50" in result.stderr
+
+
 # --- score -------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Brands from a YAML file: a list of ``{name, query, competitors}``."""
+"""Brands from a YAML file: a list of ``{name, query, competitors, owned_handles}``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from services.core.brands import BrandDefinition, BrandError, parse_query
+from services.core.owned import OwnedHandles
 from services.core.validation import describe
 
 
@@ -45,6 +46,8 @@ class BrandEntry(BaseModel):
     # The brand's competitive set (executive reports compare against it): names of other
     # brands, as the API takes them.
     competitors: list[CompetitorName] = Field(default_factory=list, max_length=MAX_COMPETITORS)
+    # The brand's own accounts (services/core/owned.py); absent: those stored are kept.
+    owned_handles: OwnedHandles | None = None
 
 
 _ENTRIES = TypeAdapter(list[BrandEntry])

@@ -18,7 +18,7 @@ def demo_backfill(settings: IngestSettings) -> timedelta:
 def seed_brands(store: BrandStore, entries: Sequence[BrandEntry], *, demo: bool) -> None:
     """Apply the brands file; with the demo on and no brands yet, track the demo brands."""
     for e in entries:
-        store.upsert(e.name, e.query, e.competitors)
+        store.upsert(e.name, e.query, e.competitors, e.owned_handles)
     if demo and not store.list():
         from services.ingest.sources.demo import load_demo_brands
 

@@ -259,3 +259,74 @@ async def test_the_scorer_uses_brands_as_the_api_changes_them(
     assert "after" not in await stored(client, keys)
     # Stopping tracking keeps what was stored.
     assert set(await stored(client, keys, brand="Initech")) == {"created", "both", "handle"}
+
+
+# --- owned accounts (issue 15 §4) ---------------------------------------------------------
+
+
+async def test_owned_handles_round_trip_and_are_kept_by_an_update_without_them(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    admin = keys.header("admin")
+    body = {**INITECH, "owned_handles": ["@InitechHelp", "x:InitechCare", "initechhelp"]}
+    r = await client.post(BRANDS, json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["owned_handles"] == ["InitechHelp", "x:InitechCare"]  # "@", dupes dropped
+    listed = {b["name"]: b for b in (await client.get(BRANDS, headers=admin)).json()}
+    assert listed["Initech"]["owned_handles"] == ["InitechHelp", "x:InitechCare"]
+    assert listed["Acme"]["owned_handles"] == []
+
+    r = await client.put(f"{BRANDS}/Initech", json={"query": "initech"}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["owned_handles"] == ["InitechHelp", "x:InitechCare"]
+    r = await client.put(
+        f"{BRANDS}/Initech",
+        json={"query": "initech", "owned_handles": ["mastodon:help@initech.social"]},
+        headers=admin,
+    )
+    assert r.json()["owned_handles"] == ["mastodon:help@initech.social"]
+    assert (await client.get(f"{BRANDS}/Initech", headers=admin)).json() == r.json()
+    r = await client.put(
+        f"{BRANDS}/Initech", json={"query": "initech", "owned_handles": []}, headers=admin
+    )
+    assert r.json()["owned_handles"] == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        pytest.param("Initech Support", "contains a space", id="space"),
+        pytest.param("https://x.com/initech", "is a URL", id="url"),
+        pytest.param("i" * 101, "at most 100 characters", id="too-long"),
+        pytest.param("initech\u0000help", "control character U+0000", id="control"),
+        pytest.param(42, "valid string", id="not-a-string"),
+    ],
+)
+async def test_owned_handles_that_are_not_handles_are_422_naming_the_entry(
+    client: httpx.AsyncClient, keys: Keys, bad: object, why: str
+) -> None:
+    admin = keys.header("admin")
+    handles = ["initechhelp", "initechcare", "x:initech", bad]
+    for r in (
+        await client.post(BRANDS, json={**INITECH, "owned_handles": handles}, headers=admin),
+        await client.put(
+            f"{BRANDS}/Acme", json={"query": "acme", "owned_handles": handles}, headers=admin
+        ),
+    ):
+        assert r.status_code == 422, r.text
+        (error,) = r.json()["errors"]
+        assert error["field"] == "body.owned_handles[3]"
+        assert why in error["message"]
+    assert await brand_names(client, keys) == ["Acme", "Globex", "United"]
+    assert (await client.get(f"{BRANDS}/Acme", headers=admin)).json()["owned_handles"] == []
+
+
+async def test_more_than_50_owned_handles_is_422(client: httpx.AsyncClient, keys: Keys) -> None:
+    handles = [f"initech{i}" for i in range(51)]
+    r = await client.post(
+        BRANDS, json={**INITECH, "owned_handles": handles}, headers=keys.header("admin")
+    )
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["errors"]
+    assert error["field"] == "body.owned_handles"
+    assert "at most 50" in error["message"]

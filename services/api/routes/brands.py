@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from services.api.deps import Manager, Reader, State
 from services.api.errors import UNPROCESSABLE
 from services.core.brands import BrandError, BrandQueryError
+from services.core.owned import MAX_OWNED_HANDLES, OwnedHandles
 from services.core.storage.brands import Brand
 from services.core.storage.errors import ConflictError, NotFoundError
 
@@ -22,6 +23,13 @@ BrandName = Annotated[
 ]
 
 
+_OWNED = (
+    "The brand's own accounts: `handle` (any platform) or `source:handle` (e.g. "
+    f"`x:AcmeSupport`), at most {MAX_OWNED_HANDLES}. Their mentions are stored and flagged "
+    "but left out of this brand's figures; their replies answer what they reply to."
+)
+
+
 class BrandCreate(BaseModel):
     name: BrandName
     query: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
@@ -29,17 +37,22 @@ class BrandCreate(BaseModel):
         examples=['("acme" OR @acmehq) AND NOT "acme anvils"'],
     )
     competitors: list[BrandName] = Field(default_factory=list, max_length=50)
+    owned_handles: OwnedHandles = Field(default_factory=list, description=_OWNED)
 
 
 class BrandUpdate(BaseModel):
     query: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     competitors: list[BrandName] = Field(default_factory=list, max_length=50)
+    owned_handles: OwnedHandles | None = Field(
+        default=None, description=f"{_OWNED} Absent or null: kept as they are."
+    )
 
 
 class BrandPublic(BaseModel):
     name: str
     query: str
     competitors: list[str]
+    owned_handles: list[str]
     created_at: datetime | None
     updated_at: datetime | None
 
@@ -49,6 +62,7 @@ def _public(b: Brand) -> BrandPublic:
         name=b.name,
         query=b.query,
         competitors=list(b.competitors),
+        owned_handles=list(b.owned_handles),
         created_at=b.created_at,
         updated_at=b.updated_at,
     )
@@ -78,7 +92,9 @@ def get_brand(
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_brand(state: State, _key: Manager, body: BrandCreate) -> BrandPublic:
     try:
-        return _public(state.brands.create(body.name, body.query, body.competitors))
+        return _public(
+            state.brands.create(body.name, body.query, body.competitors, body.owned_handles)
+        )
     except BrandError as e:
         raise _brand_error(e) from e
     except ConflictError as e:
@@ -90,7 +106,7 @@ def update_brand(
     state: State, _key: Manager, name: Annotated[str, Path(max_length=128)], body: BrandUpdate
 ) -> BrandPublic:
     try:
-        return _public(state.brands.update(name, body.query, body.competitors))
+        return _public(state.brands.update(name, body.query, body.competitors, body.owned_handles))
     except BrandError as e:
         raise _brand_error(e) from e
     except NotFoundError as e:

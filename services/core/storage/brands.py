@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from services.core.brands import BrandDefinition, parse_query
 from services.core.brands.errors import BrandDefinitionError
 from services.core.clock import Clock
+from services.core.owned import checked_owned_handles
 from services.core.storage.db import writing
 from services.core.storage.errors import ConflictError, NotFoundError
 from services.core.storage.tables import brands
@@ -33,6 +34,8 @@ class Brand:
     competitors: tuple[str, ...] = field(default=())
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # The brand's own accounts (``services.core.owned``).
+    owned_handles: tuple[str, ...] = field(default=())
 
     @property
     def definition(self) -> BrandDefinition:
@@ -55,9 +58,17 @@ class BrandStore:
             raise NotFoundError(f"brand {name!r} does not exist")
         return _to_brand(row)
 
-    def create(self, name: str, query: str, competitors: Sequence[str] = ()) -> Brand:
-        """Store a new brand; ``BrandError`` for a bad name or query, ``ConflictError`` if taken."""
+    def create(
+        self,
+        name: str,
+        query: str,
+        competitors: Sequence[str] = (),
+        owned_handles: Sequence[str] = (),
+    ) -> Brand:
+        """Store a new brand; ``BrandError`` for a bad name or query, ``OwnedHandleError``
+        for a handle that is not one, ``ConflictError`` if the name is taken."""
         name = _checked(name, query)
+        owned = checked_owned_handles(owned_handles)
         now = self._clock.now()
         try:
             with writing(self._engine) as conn:
@@ -75,30 +86,47 @@ class BrandStore:
                         competitors=list(competitors),
                         created_at=now,
                         updated_at=now,
+                        owned_handles=owned,
                     )
                 )
         except IntegrityError as e:
             raise ConflictError(f"brand {name!r} exists already") from e
-        return Brand(name, query, tuple(competitors), now, now)
+        return Brand(name, query, tuple(competitors), now, now, tuple(owned))
 
-    def update(self, name: str, query: str, competitors: Sequence[str] = ()) -> Brand:
+    def update(
+        self,
+        name: str,
+        query: str,
+        competitors: Sequence[str] = (),
+        owned_handles: Sequence[str] | None = None,
+    ) -> Brand:
+        """Change a brand's query and competitors, and its owned handles unless
+        ``owned_handles`` is ``None`` (kept as they are)."""
         name = _checked(name, query)
+        values: dict[str, Any] = {"query": query, "competitors": list(competitors)}
+        if owned_handles is not None:
+            values["owned_handles"] = checked_owned_handles(owned_handles)
         now = self._clock.now()
         with self._engine.begin() as conn:
             done = conn.execute(
-                update(brands)
-                .where(brands.c.name == name)
-                .values(query=query, competitors=list(competitors), updated_at=now)
+                update(brands).where(brands.c.name == name).values(**values, updated_at=now)
             ).rowcount
         if done == 0:
             raise NotFoundError(f"brand {name!r} does not exist")
         return self.get(name)
 
-    def upsert(self, name: str, query: str, competitors: Sequence[str] = ()) -> Brand:
+    def upsert(
+        self,
+        name: str,
+        query: str,
+        competitors: Sequence[str] = (),
+        owned_handles: Sequence[str] | None = None,
+    ) -> Brand:
+        """``update``, or ``create`` a brand not tracked yet (``None``: no owned handles)."""
         try:
-            return self.update(name, query, competitors)
+            return self.update(name, query, competitors, owned_handles)
         except NotFoundError:
-            return self.create(name, query, competitors)
+            return self.create(name, query, competitors, owned_handles or ())
 
     def delete(self, name: str) -> None:
         """Stop tracking a brand; mentions stored for it are kept."""
@@ -127,4 +155,5 @@ def _to_brand(r: Row[Any]) -> Brand:
         competitors=tuple(r.competitors or ()),
         created_at=r.created_at,
         updated_at=r.updated_at,
+        owned_handles=tuple(r.owned_handles or ()),
     )

@@ -86,6 +86,8 @@ mentions = Table(
     Column("scored_at", UTCDateTime, nullable=False),
     Column("stored_at", UTCDateTime, nullable=False),
     Column("doc", Text, nullable=False),
+    # ISO 639-1, as the scorer decided it (the doc's ``language``); NULL: undetermined.
+    Column("language", String(8)),
     UniqueConstraint("source", "mention_id", name="uq_mentions_source_mention_id"),
     Index("ix_mentions_created_at_pk", "created_at", "pk"),
 )
@@ -129,6 +131,9 @@ brands = Table(
     Column("competitors", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The brand's own accounts (services/core/owned.py): their mentions are left out of its
+    # figures, and their replies answer the mentions they reply to.
+    Column("owned_handles", JSON, nullable=False, server_default="[]"),
 )
 
 api_keys = Table(
@@ -281,6 +286,7 @@ brand_mention_facts = Table(
     Column("followers", BigInteger, nullable=False),
     Column("engagement", BigInteger, nullable=False),
     Column("replies", BigInteger, nullable=False),
+    Column("language", String(8)),  # the mention's (the report's language mix)
     sqlite_with_rowid=False,
 )
 # The facts summed per (brand, UTC day, author): "top voices" groups these for the whole
@@ -304,6 +310,23 @@ brand_author_day_rollups = Table(
 )
 # "Has anyone answered this mention?" is a lookup of replies by the mention they answer.
 Index("ix_mentions_in_reply_to_id", mentions.c.in_reply_to_id)
+
+# Mentions written by an owned account of a brand (flagged when stored, by the owned
+# handles the brand listed then): never counted in that brand's rollups, facts or review
+# queue; "answered by the brand" looks replies up here.
+mention_owners = Table(
+    "mention_owners",
+    metadata,
+    Column(
+        "mention_pk",
+        BigIntPK,
+        ForeignKey("mentions.pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("brand", String(128), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_mention_owners_brand_created_at", "brand", "created_at"),
+)
 
 
 # --- Source connectors (RSS/Atom, Mastodon, Bluesky, Reddit, X) --------------------------
