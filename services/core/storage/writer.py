@@ -23,6 +23,7 @@ from services.core.spotcheck import UNWEIGHTED, SpotCheck
 from services.core.storage.analytics import Counts
 from services.core.storage.db import SQLITE_BEGIN
 from services.core.storage.errors import is_transient, refusal_reason
+from services.core.storage.owned import set_aside_owned
 from services.core.storage.report_rows import add_report_rows
 from services.core.storage.tables import UTCDateTime, mentions, review_items
 
@@ -42,6 +43,8 @@ class ScoredRecord:
     doc: bytes
     # The sampler's details when ``spot_check``: the mention is queued for analysts.
     spot: SpotCheck | None = None
+    # ISO 639-1, as the scorer decided it; None: undetermined.
+    language: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -93,8 +96,9 @@ def rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int], Counts
                 d.positive += 1
             elif label == "negative":
                 d.negative += 1
-            else:
+            elif label == "neutral":
                 d.neutral += 1
+            # An unscored mention counts in volume only (its score is 0).
             d.score_sum += score
             d.reach += m.author.followers
             d.engagement += m.engagement
@@ -121,6 +125,7 @@ def mention_row(r: ScoredRecord, stored_at: datetime) -> dict[str, Any]:
         "scored_at": r.scored_at,
         "stored_at": stored_at,
         "doc": r.doc.decode(),
+        "language": r.language,
     }
 
 
@@ -214,6 +219,7 @@ def sqlite_row(r: ScoredRecord, stored_at: str, scored_at: str) -> tuple[object,
         scored_at,
         stored_at,
         r.doc.decode(),
+        r.language,
     )
 
 
@@ -263,19 +269,22 @@ class MentionWriter:
                 inserted = self._insert_returning(conn, records, stored_at)
             else:
                 inserted = self._insert_single_writer(conn, records, stored_at)
-            if inserted and self._use_returning:
-                self._add_to_rollups(conn, rollup_deltas(m for m, _ in inserted))
-                self._link_brands(conn, inserted)
-            elif inserted:
-                self._sqlite_rollups_and_links(conn, inserted)
+            # A brand's own accounts' mentions: stored and flagged, counted only for the
+            # other brands they name (services/core/storage/owned.py).
+            counted = set_aside_owned(conn, inserted) if inserted else inserted
+            if counted and self._use_returning:
+                self._add_to_rollups(conn, rollup_deltas(m for m, _ in counted))
+                self._link_brands(conn, counted)
+            elif counted:
+                self._sqlite_rollups_and_links(conn, counted)
             # Only mentions this transaction inserted are queued: a redelivery queues nothing.
-            if queue := review_rows(inserted, stored_at):
+            if queue := review_rows(counted, stored_at):
                 stmt = insert_for(conn, review_items).on_conflict_do_nothing(
                     index_elements=["mention_pk", "brand"]
                 )
                 conn.execute(stmt, queue)
-            if inserted:
-                add_report_rows(conn, inserted, fast=not self._use_returning)
+            if counted:
+                add_report_rows(conn, counted, fast=not self._use_returning)
         return WriteResult(inserted=len(inserted), duplicates=len(batch) - len(inserted))
 
     def write_isolating(self, batch: Sequence[ScoredRecord]) -> IsolatedWrite:
