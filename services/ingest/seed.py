@@ -23,4 +23,4 @@ def seed_brands(store: BrandStore, entries: Sequence[BrandEntry], *, demo: bool)
         from services.ingest.sources.demo import load_demo_brands
 
         for b in load_demo_brands():
-            store.upsert(b.name, b.query, b.competitors)
+            store.upsert(b.name, b.query, b.competitors, b.owned_handles)

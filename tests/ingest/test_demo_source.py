@@ -345,6 +345,7 @@ def test_load_demo_brands_returns_competing_brands() -> None:
         assert set(config.competitors) <= set(names) - {config.name}
         assert config.competitors == brand.competitors
         assert f"@{brand.handle}" in config.query
+        assert config.owned_handles == (brand.handle,)  # its official account's
         assert f"#{brand.hashtag}" in config.query
         for competitor in config.competitors:
             rival = next(c for c in configs if c.name == competitor)

@@ -119,6 +119,7 @@ class DemoBrandConfig(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     query: str = Field(min_length=1, max_length=4096)
     competitors: tuple[str, ...] = ()
+    owned_handles: tuple[str, ...] = ()  # the brand's official account
 
 
 _CONFIGS = TypeAdapter(list[DemoBrandConfig])
