@@ -137,7 +137,8 @@ class Metrics:
         )
         self.mentions_scored = Counter(
             "sentimon_mentions_scored_total",
-            "Mentions scored, by method and resulting label.",
+            "Mentions scored, by method and resulting label (method none, label unscored: "
+            "in a language the scorer cannot read).",
             ["method", "label"],
             registry=registry,
         )

@@ -39,7 +39,10 @@ SourceName = Literal[
     "x", "mastodon", "bluesky", "reddit", "rss", "web", "linkedin", "http", "file", "demo"
 ]
 SentimentLabel = Literal["positive", "neutral", "negative"]
-ScoringMethod = Literal["lexicon", "transformer"]
+# A verdict's label: a sentiment, or "unscored" for a mention in a language the scorer
+# cannot read (counted in volume, left out of every sentiment figure).
+VerdictLabel = Literal["positive", "neutral", "negative", "unscored"]
+ScoringMethod = Literal["lexicon", "transformer", "none"]
 
 MAX_TEXT_CHARS = 10_000
 
@@ -118,6 +121,8 @@ StorableTime = Annotated[
     AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(storable_time)
 ]
 LangTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
+# A mention's language as the scorer decided it: an ISO 639-1 code, lower case.
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
 # Strict: a count is a JSON integer, never true or "1000" (lax parsing took both).
 Count = Annotated[int, Field(ge=0, le=10**12, strict=True)]
 
@@ -179,9 +184,12 @@ class Mention(_Contract):
 
 
 class Sentiment(_Contract):
-    """The scorer's verdict. ``score`` is signed polarity, ``confidence`` how sure the method is."""
+    """The scorer's verdict. ``score`` is signed polarity, ``confidence`` how sure the method is.
 
-    label: SentimentLabel
+    An unscored mention (a language the scorer cannot read) has label ``unscored``,
+    method ``none``, and 0 for ``score``, ``confidence`` and ``lexicon_compound``."""
+
+    label: VerdictLabel
     score: Annotated[float, Field(ge=-1.0, le=1.0)]
     confidence: Annotated[float, Field(ge=0.0, le=1.0)]
     method: ScoringMethod
@@ -201,3 +209,7 @@ class ScoredMention(Mention):
     sentiment: Sentiment
     spot_check: bool = False
     scored_at: AwareDatetime
+    # The language the scorer read it in: the source's ``lang`` when it names an ISO 639-1
+    # language, else detected; None when it could not tell (then read as English), and in
+    # documents stored before languages were detected.
+    language: LanguageCode | None = None

@@ -54,6 +54,19 @@ def lexicon_sentiment(compound: float) -> Sentiment:
     )
 
 
+# The verdict of a mention in a language the scorer cannot read: it counts in volume and
+# in no sentiment figure.
+UNSCORED = Sentiment.model_construct(
+    label="unscored",
+    score=0.0,
+    confidence=0.0,
+    method="none",
+    lexicon_compound=0.0,
+    model_version=None,
+    fallback=False,
+)
+
+
 # VADER's cost grows with (words carrying sentiment) x (all words): several of its rules
 # rebuild the lower-cased word list for each sentiment word, and each emoji becomes the
 # words of its description. A text is therefore scored in windows of at most this many

@@ -18,6 +18,7 @@ from datetime import datetime
 from services.core.brands import BrandMatcher
 from services.core.models import Mention, Sentiment
 from services.core.storage.writer import ScoredRecord
+from services.scorer.language import LanguageDetector
 from services.scorer.protocol import Router, Scorer
 from services.scorer.steps.lexicon import (
     Chunk,
@@ -49,6 +50,7 @@ def score_mentions(
     transformer: Scorer | None,
     config: ScoringConfig,
     now: datetime,
+    detector: LanguageDetector | None = None,
 ) -> tuple[ChunkResult, list[ScoredRecord]]:
     """Score ``items`` (each mention with its ``mention.v1`` JSON) as one chunk; the
     records come in the mentions' order."""
@@ -59,6 +61,7 @@ def score_mentions(
         router=router,
         transformer=transformer,
         config=config,
+        detector=detector,
     )
     return result, scored_records(scored, sampling=config.sampling_policy)
 
@@ -71,6 +74,7 @@ def score_and_route(
     router: Router,
     transformer: Scorer | None,
     config: ScoringConfig,
+    detector: LanguageDetector | None = None,
 ) -> tuple[ChunkResult, ScoredChunk]:
     """Match & lexicon, route and the transformer's second opinions for one chunk: the
     lexicon's results, and the chunk scored with the transformer's verdicts in ``better``
@@ -83,6 +87,7 @@ def score_and_route(
         config=config,
         now=chunk.now,
         keep_texts=transformer is not None,
+        detector=detector,
     )
     routed = route(ScoredChunk(chunk, result.results), router if transformer is not None else None)
     second: dict[int, Sentiment] = {}

@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 
 from services.core.brands import BrandDefinition, BrandMatcher
+from services.scorer.language import LanguageDetector
 from services.scorer.lexicon import VaderScorer
 from services.scorer.steps.lexicon import (
     BrandSet,
@@ -38,6 +39,7 @@ __all__ = ["BrandSet", "LexiconWorkers", "WorkerDiedError", "run_chunk"]
 @dataclass(slots=True)
 class _WorkerState:
     scorer: VaderScorer | None = None
+    detector: LanguageDetector | None = None
     matcher: BrandMatcher | None = None
     definitions: tuple[tuple[str, str], ...] | None = None
 
@@ -47,6 +49,7 @@ _state = _WorkerState()
 
 def _init_worker() -> None:
     _state.scorer = VaderScorer()
+    _state.detector = LanguageDetector.load()
 
 
 def run_chunk(
@@ -56,9 +59,12 @@ def run_chunk(
     now: datetime,
     keep_texts: bool,
 ) -> ChunkResult:
-    """``score_chunk`` with this process's VADER and a matcher for ``brands``."""
+    """``score_chunk`` with this process's VADER, language detector and a matcher for
+    ``brands``."""
     if _state.scorer is None:
         _state.scorer = VaderScorer()
+    if _state.detector is None:
+        _state.detector = LanguageDetector.load()
     if _state.matcher is None or _state.definitions != brands.definitions:
         _state.matcher = BrandMatcher.compile(
             [BrandDefinition(name, query) for name, query in brands.definitions]
@@ -71,6 +77,7 @@ def run_chunk(
         config=config,
         now=now,
         keep_texts=keep_texts,
+        detector=_state.detector,
     )
 
 

@@ -144,17 +144,17 @@ def test_the_routing_seam_sends_ambiguous_mentions_to_the_transformer() -> None:
 def test_scored_document_keeps_the_raw_mention_and_adds_scoring() -> None:
     raw = orjson.dumps(mention_doc(id="d1", text="Acme rocks"))
     s = lexicon_sentiment(0.5)
-    doc = scored_document(raw + b"\n", ["Acme"], s, True, NOW)
+    doc = scored_document(raw + b"\n", ["Acme"], s, True, NOW, "en")
     scored = ScoredMention.model_validate_json(doc)
-    assert scored.model_dump(exclude={"brands", "sentiment", "spot_check", "scored_at"}) == (
-        Mention.model_validate_json(raw).model_dump()
-    )
-    assert (scored.brands, scored.sentiment, scored.spot_check, scored.scored_at) == (
-        ["Acme"],
-        s,
-        True,
-        NOW,
-    )
+    added = {"brands", "sentiment", "spot_check", "scored_at", "language"}
+    assert scored.model_dump(exclude=added) == Mention.model_validate_json(raw).model_dump()
+    assert (
+        scored.brands,
+        scored.sentiment,
+        scored.spot_check,
+        scored.scored_at,
+        scored.language,
+    ) == (["Acme"], s, True, NOW, "en")
     with pytest.raises(ValueError, match="JSON object"):
         scored_document(b"[1]", [], s, False, NOW)
 

@@ -12,7 +12,8 @@ from pydantic import AwareDatetime, BaseModel
 
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
-from services.core.models import ScoredMention, SentimentLabel, SourceName
+from services.core.languages import parse_language_code
+from services.core.models import ScoredMention, SourceName, VerdictLabel
 from services.core.storage.reads import InvalidCursorError, MentionFilter, list_mentions
 
 router = APIRouter(prefix="/api/v1/mentions", tags=["mentions"])
@@ -28,19 +29,40 @@ def get_mentions(
     state: State,
     _key: Reader,
     brand: Annotated[str | None, Query(max_length=128)] = None,
-    label: SentimentLabel | None = None,
+    label: VerdictLabel | None = None,
     source: SourceName | None = None,
+    lang: Annotated[
+        str | None,
+        Query(
+            max_length=16,
+            description="ISO 639-1 code of the language the mentions are written in "
+            "(as detected, or as the source said)",
+        ),
+    ] = None,
     from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     to: AwareDatetime | None = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> MentionPageOut:
     _check_range(from_, to)
+    language = None
+    if lang is not None:
+        try:
+            language = parse_language_code(lang)
+        except ValueError as e:
+            raise HTTPException(UNPROCESSABLE, f"lang: {e}") from e
     try:
         with state.engine.connect() as conn:
             page = list_mentions(
                 conn,
-                MentionFilter(brand=brand, label=label, source=source, start=from_, end=to),
+                MentionFilter(
+                    brand=brand,
+                    label=label,
+                    source=source,
+                    language=language,
+                    start=from_,
+                    end=to,
+                ),
                 limit=limit,
                 cursor=cursor,
             )

@@ -24,6 +24,7 @@ class MentionFilter:
     brand: str | None = None
     label: str | None = None
     source: str | None = None
+    language: str | None = None  # ISO 639-1, as stored
     start: datetime | None = None
     end: datetime | None = None
 
@@ -77,6 +78,8 @@ def list_mentions(
             stmt = stmt.where(m.label == flt.label)
     if flt.source is not None:
         stmt = stmt.where(m.source == flt.source)
+    if flt.language is not None:
+        stmt = stmt.where(m.language == flt.language)
     if flt.start is not None:
         stmt = stmt.where(ts_col >= flt.start)
     if flt.end is not None:

@@ -52,6 +52,7 @@ _FACT_COLUMNS = (
     "followers",
     "engagement",
     "replies",
+    "language",
 )
 
 
@@ -104,7 +105,7 @@ def role_rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int, st
                 d.positive += 1
             elif label == "negative":
                 d.negative += 1
-            else:
+            elif label == "neutral":  # an unscored mention counts in volume only
                 d.neutral += 1
             d.reach += m.author.followers
             d.engagement += m.engagement
@@ -133,7 +134,7 @@ def author_day_rows(facts: Iterable[Sequence[object]]) -> list[tuple[object, ...
     in ``_AUTHOR_DAY_COLUMNS`` order, sorted by key (one lock order for concurrent
     writers). Pure."""
     out: dict[tuple[str, int, str], tuple[str, int, int, int, int, int, int, int]] = {}
-    for brand, created, pk, label, author_id, role, followers, engagement, replies in facts:
+    for brand, created, pk, label, author_id, role, followers, engagement, replies, _ in facts:
         assert isinstance(created, datetime)
         assert isinstance(pk, int)
         assert isinstance(followers, int)
@@ -207,6 +208,8 @@ def fact_rows(inserted: Iterable[tuple[ScoredRecord, int]]) -> list[tuple[object
         m = r.mention
         role = mention_role(m)
         replies = mention_replies(m)
+        # A record rebuilt from a stored document (a relabel) has it in the document.
+        language = r.language if r.language is not None else getattr(m, "language", None)
         for brand in r.brands:
             out.append(
                 (
@@ -219,6 +222,7 @@ def fact_rows(inserted: Iterable[tuple[ScoredRecord, int]]) -> list[tuple[object
                     m.author.followers,
                     m.engagement,
                     replies,
+                    language,
                 )
             )
     return out

@@ -1,10 +1,11 @@
 """Match & lexicon: a batch's mentions, in chunks, scored by VADER in worker processes.
 
 ``score_chunk`` does everything the lexicon path needs for a chunk of mentions — match
-brands, mask them, cap the length, score with VADER, sample spot checks, build the stored
-document — so that the shell can run it whole in a worker process (``LexiconWorkers``), on
-another core, and hand it only plain values. The shell keeps the workers up to two chunks
-ahead of the steps after it, and hands those steps each chunk in order.
+brands, decide the language, mask them, cap the length, score with VADER, sample spot
+checks, build the stored document — so that the shell can run it whole in a worker
+process (``LexiconWorkers``), on another core, and hand it only plain values. The shell
+keeps the workers up to two chunks ahead of the steps after it, and hands those steps
+each chunk in order.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import orjson
 from services.core.brands import BrandDefinition, BrandError, BrandMatcher
 from services.core.bus.protocol import Message
 from services.core.clock import Clock
+from services.core.languages import is_scorable
 from services.core.metrics import Metrics
 from services.core.models import Mention, Sentiment
 from services.core.storage.brands import BrandStore
-from services.scorer.lexicon import lexicon_sentiment
+from services.scorer.language import LanguageDetector, mention_language
+from services.scorer.lexicon import UNSCORED, lexicon_sentiment
 from services.scorer.mask import cap_text, mask_spans
 from services.scorer.sampling import SamplingPolicy, spot_check
 from services.scorer.steps.abstract import Forward, NextStep
@@ -77,6 +80,7 @@ class ChunkItem(NamedTuple):
     id: str
     text: str
     raw: bytes  # the mention.v1 JSON as it arrived
+    lang: str | None = None  # the source's language tag
 
 
 class LexiconResult(NamedTuple):
@@ -89,6 +93,12 @@ class LexiconResult(NamedTuple):
     spot_check: bool
     doc: bytes  # scored_mention.v1 JSON with the lexicon's verdict
     seconds: float  # time the lexicon took on it
+    language: str | None = None  # ISO 639-1; None: undetermined (read as English)
+
+    @property
+    def scorable(self) -> bool:
+        """Whether the scorer reads its language; if not, it is stored unscored."""
+        return is_scorable(self.language)
 
 
 @dataclass(slots=True)
@@ -109,7 +119,7 @@ class Chunk:
     @classmethod
     def of(cls, pairs: Sequence[tuple[Mention, bytes]], now: datetime) -> Chunk:
         """A chunk of mentions, each with its ``mention.v1`` JSON as it arrived."""
-        items = [ChunkItem(m.source, m.id, m.text, raw) for m, raw in pairs]
+        items = [ChunkItem(m.source, m.id, m.text, raw, m.lang) for m, raw in pairs]
         return cls([m for m, _ in pairs], items, now)
 
 
@@ -136,15 +146,25 @@ def score_chunk(
     config: ScoringConfig,
     now: datetime,
     keep_texts: bool = False,
+    detector: LanguageDetector | None = None,
     timer: Callable[[], float] = time.perf_counter,
 ) -> ChunkResult:
-    """Match, mask, cap, score, sample and build each document. Mentions matching no
-    brand are dropped unless ``keep_unmatched``."""
+    """Match, decide the language, mask, cap, score, sample and build each document.
+    Mentions matching no brand are dropped unless ``keep_unmatched``. A mention's
+    language is its source's tag, else what ``detector`` finds (``mention_language``);
+    one in a language the scorer cannot read is left unscored (``UNSCORED``: not scored
+    by the lexicon, never sampled, never routed)."""
     out = ChunkResult()
     for i, item in enumerate(items):
         match = matcher.match(item.text)
         if not match.brands and not config.keep_unmatched:
             out.unmatched += 1
+            continue
+        brands = tuple(match.brands)
+        language = mention_language(item.lang, item.text, detector)
+        if not is_scorable(language):
+            doc = scored_document(item.raw, brands, UNSCORED, False, now, language)
+            out.results.append(LexiconResult(i, brands, "", 0.0, False, doc, 0.0, language))
             continue
         text, cut = prepare_text(item.text, match.mask_spans, config.max_chars)
         out.truncated += cut
@@ -154,14 +174,18 @@ def score_chunk(
         verdict = lexicon_sentiment(c)
         kept = text if keep_texts else ""
         spot = spot_check(item.source, item.id, verdict, config.sampling_policy, kept) is not None
-        brands = tuple(match.brands)
-        doc = scored_document(item.raw, brands, verdict, spot, now)
-        out.results.append(LexiconResult(i, brands, kept, c, spot, doc, seconds))
+        doc = scored_document(item.raw, brands, verdict, spot, now, language)
+        out.results.append(LexiconResult(i, brands, kept, c, spot, doc, seconds, language))
     return out
 
 
 def scored_document(
-    raw: bytes, brands: Sequence[str], sentiment: Sentiment, spot_check: bool, scored_at: datetime
+    raw: bytes,
+    brands: Sequence[str],
+    sentiment: Sentiment,
+    spot_check: bool,
+    scored_at: datetime,
+    language: str | None = None,
 ) -> bytes:
     """The ``scored_mention.v1`` JSON: the raw mention's JSON with the scoring fields added.
 
@@ -186,6 +210,7 @@ def scored_document(
             },
             "spot_check": spot_check,
             "scored_at": scored_at.isoformat(),
+            "language": language,
         }
     )
     head = body[:-1].rstrip()

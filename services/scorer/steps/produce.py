@@ -8,15 +8,16 @@ from collections.abc import Sequence
 
 from services.core.bus.protocol import Producer
 from services.core.metrics import Metrics
-from services.core.models import ScoringMethod, SentimentLabel
+from services.core.models import ScoringMethod, VerdictLabel
 from services.core.storage.writer import Refused, ScoredRecord
 from services.core.topics import SCORED, mention_key
 
 
 def tally(
     records: Sequence[ScoredRecord],
-) -> tuple[Counter[tuple[ScoringMethod, SentimentLabel]], Counter[ScoringMethod]]:
-    """Records per (method, label), and spot checks sampled per method."""
+) -> tuple[Counter[tuple[ScoringMethod, VerdictLabel]], Counter[ScoringMethod]]:
+    """Records per (method, label) — an unscored one as ("none", "unscored") — and spot
+    checks sampled per method."""
     scored = Counter((r.sentiment.method, r.sentiment.label) for r in records)
     spot = Counter(r.sentiment.method for r in records if r.spot_check)
     return scored, spot

@@ -21,11 +21,12 @@ class Routed:
 
 
 def to_route(results: Sequence[LexiconResult], router: Router) -> list[int]:
-    """Positions (in ``results``) of the mentions the router sends to the transformer."""
+    """Positions (in ``results``) of the mentions the router sends to the transformer;
+    never an unscored one (the transformer reads English only)."""
     return [
         i
         for i, r in enumerate(results)
-        if router.route(r.text, lexicon_sentiment(r.compound)) != "lexicon"
+        if r.scorable and router.route(r.text, lexicon_sentiment(r.compound)) != "lexicon"
     ]
 
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Sequence
 from services.core.metrics import Metrics
 from services.core.models import Sentiment
 from services.core.storage.writer import MentionWriter, Refused, ScoredRecord
-from services.scorer.lexicon import lexicon_sentiment
+from services.scorer.lexicon import UNSCORED, lexicon_sentiment
 from services.scorer.sampling import SamplingPolicy, spot_check
 from services.scorer.steps.abstract import NextStep
 from services.scorer.steps.lexicon import LexiconResult, ScoredChunk, scored_document
@@ -26,8 +26,11 @@ _Lane = asyncio.Future[list[Refused]] | None
 
 
 def final_verdict(result: LexiconResult, second: Sentiment | None) -> Sentiment:
-    """A mention's verdict: the transformer's second opinion when it gave one (with the
-    lexicon's compound kept for analysis), else the lexicon's."""
+    """A mention's verdict: ``UNSCORED`` in a language the scorer cannot read, else the
+    transformer's second opinion when it gave one (with the lexicon's compound kept for
+    analysis), else the lexicon's."""
+    if not result.scorable:
+        return UNSCORED
     if second is None:
         return lexicon_sentiment(result.compound)
     return second.model_copy(update={"lexicon_compound": result.compound})
@@ -38,7 +41,8 @@ def scored_records(scored: ScoredChunk, *, sampling: SamplingPolicy) -> list[Sco
     the lexicon's (whose compound is kept for analysis), and its document is rebuilt.
     The spot-check decision (``sampling``: the policy ``score_chunk`` used) is taken
     again on the final verdict — the stratum of a routed mention is the transformer's —
-    and its weight goes with the record to the queue."""
+    and its weight goes with the record to the queue. An unscored mention is never
+    sampled: there is no verdict to check."""
     chunk = scored.chunk
     better = scored.better or [None] * len(scored.results)
     out = []
@@ -46,11 +50,12 @@ def scored_records(scored: ScoredChunk, *, sampling: SamplingPolicy) -> list[Sco
         verdict = final_verdict(r, second)
         doc = r.doc
         m = chunk.mentions[r.position]
-        details = spot_check(m.source, m.id, verdict, sampling, r.text)
+        details = spot_check(m.source, m.id, verdict, sampling, r.text) if r.scorable else None
         spot = details is not None
         if second is not None or spot != r.spot_check:
-            doc = scored_document(chunk.items[r.position].raw, r.brands, verdict, spot, chunk.now)
-        out.append(ScoredRecord(m, r.brands, verdict, spot, chunk.now, doc, details))
+            raw = chunk.items[r.position].raw
+            doc = scored_document(raw, r.brands, verdict, spot, chunk.now, r.language)
+        out.append(ScoredRecord(m, r.brands, verdict, spot, chunk.now, doc, details, r.language))
     return out
 
 

@@ -12,5 +12,5 @@ def test_a_batch_is_cut_in_chunks_in_order() -> None:
     assert [[m.id for m in c.mentions] for c in cut] == [["s0", "s1"], ["s2", "s3"], ["s4"]]
     assert all(c.now == NOW for c in cut)
     m, raw = batch[4]
-    assert cut[2].items == [ChunkItem(m.source, m.id, m.text, raw)]
+    assert cut[2].items == [ChunkItem(m.source, m.id, m.text, raw, m.lang)]
     assert chunks([], 2, NOW) == []
