@@ -20,6 +20,7 @@ from services.core import terms
 from services.core.adjusted import Adjusted
 from services.core.authors import AuthorRole, influence, influence_ceiling
 from services.core.reports import figures, queries
+from services.core.reports.languages import language_mix
 from services.core.reports.model import (
     Accuracy,
     Alert,
@@ -465,6 +466,7 @@ def build_executive_report(
         roles=role_rows,
         conversation=conversation,
         terms=_terms(conn, req),
+        language_mix=language_mix(conn, brand, req.start, req.end),
         accuracy=None if accuracy is None else accuracy(conn, brand, start_dt, end_dt),
         notes=notes,
     )

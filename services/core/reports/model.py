@@ -222,6 +222,28 @@ class Accuracy(_Out):
     note: str
 
 
+class LanguageShare(_Out):
+    """Mentions of the brand in one language (ISO 639-1; ``None``: undetermined, or
+    stored before languages were detected)."""
+
+    language: str | None
+    mentions: int
+    share: float | None
+    scored: bool = Field(description="Whether the scorer reads this language")
+
+
+class LanguageMix(_Out):
+    """The languages the brand's mentions of the period are written in, most first."""
+
+    languages: list[LanguageShare]
+    other_languages: int = Field(description="Mentions in languages beyond those listed")
+    unscored: int = Field(
+        description="Mentions in languages the scorer cannot read: counted in volume, "
+        "left out of every sentiment figure"
+    )
+    denominator: Denominator
+
+
 class ExecutiveReport(_Out):
     brand: str
     competitors: list[str]
@@ -244,6 +266,7 @@ class ExecutiveReport(_Out):
     roles: list[RoleFigures]
     conversation: Conversation
     terms: Terms
+    language_mix: LanguageMix
     accuracy: Accuracy | None = Field(
         description="Measured accuracy from spot checks; null when none are available"
     )
