@@ -27,6 +27,7 @@ from services.core.bus.protocol import Bus, Message, Producer
 from services.core.clock import Clock
 from services.core.metrics import Metrics
 from services.core.models import Mention
+from services.core.storage.analytics import weekly_volumes
 from services.core.storage.brands import BrandStore
 from services.core.storage.deadletters import store_dead_letters
 from services.core.storage.writer import MentionWriter
@@ -36,7 +37,7 @@ from services.core.topics import DLQ, DLQ_GROUP, RAW, SCORER_GROUP
 from services.scorer.calibration import apply_calibration
 from services.scorer.protocol import Router, Scorer
 from services.scorer.routing import FeatureRouter, routing_thresholds
-from services.scorer.sampling import sampling_policy
+from services.scorer.sampling import brand_floor_rates, sampling_policy
 from services.scorer.settings import ScorerSettings
 from services.scorer.steps.decode import DecodeMentions
 from services.scorer.steps.lexicon import BrandMatcherCache, ScoreLexicon, ScoringConfig
@@ -114,7 +115,13 @@ def build_pipeline(
         transformer, router = hybrid_from_settings(settings)
     config = _scoring_config(settings, router)
     batcher = None if transformer is None else _transformer_batcher(transformer, settings, metrics)
-    matchers = BrandMatcherCache(BrandStore(engine, clock), settings.brand_refresh_s)
+    matchers = BrandMatcherCache(
+        BrandStore(engine, clock),
+        settings.brand_refresh_s,
+        floors=lambda: brand_floor_rates(
+            weekly_volumes(engine, clock), settings.spot_check_brand_floor, settings.spot_check_rate
+        ),
+    )
     runner = LexiconWorkers(settings.lexicon_processes)
 
     # decode → match & lexicon (worker processes, up to two chunks ahead) → route →

@@ -37,6 +37,7 @@ from services.scorer.settings import ScorerSettings
 __all__ = [
     "SamplingPolicy",
     "SpotCheck",
+    "brand_floor_rates",
     "inclusion_probability",
     "is_spot_check",
     "is_uncertain",
@@ -83,6 +84,16 @@ class SamplingPolicy:
     double_share: float = 0.10
     routing: RoutingThresholds | None = None
     routing_margin: float = 0.05
+    # Per-brand floors: the rate that gives a brand its weekly floor of labels (the
+    # scorer works them out from the brands' volumes); a mention gets its brands' highest.
+    brand_rates: tuple[tuple[str, float], ...] = ()
+
+    def brand_rate(self, brands: Sequence[str]) -> float:
+        """The highest floor rate among ``brands`` (0 without floors)."""
+        if not self.brand_rates or not brands:
+            return 0.0
+        rates = dict(self.brand_rates)
+        return max((rates.get(b, 0.0) for b in brands), default=0.0)
 
     def __post_init__(self) -> None:
         for name in ("rate", "uncertain_rate", "double_share", "confidence_below"):
@@ -97,6 +108,9 @@ class SamplingPolicy:
                 raise ValueError(f"lifts: {key!r} is not method:<m>, label:<l> or source:<s>")
             if factor < 0:
                 raise ValueError(f"lifts: {key!r} has a negative factor")
+        for brand, rate in self.brand_rates:
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"brand_rates: {brand!r}: {rate} is not a probability in [0, 1]")
 
     @classmethod
     def build(
@@ -160,29 +174,46 @@ def is_uncertain(policy: SamplingPolicy, sentiment: Sentiment, text: str = "") -
 
 
 def inclusion_probability(
-    policy: SamplingPolicy, sentiment: Sentiment, source: str, text: str = ""
+    policy: SamplingPolicy,
+    sentiment: Sentiment,
+    source: str,
+    text: str = "",
+    brands: Sequence[str] = (),
 ) -> float:
-    """The probability that a mention with this verdict, source and text is sampled."""
-    p = stratum_rate(policy, sentiment.method, sentiment.label, source)
+    """The probability that a mention with this verdict, source, text and brands is
+    sampled: its stratum's rate, raised to the uncertain rate near a threshold and to its
+    brands' floor rate."""
+    p = max(
+        stratum_rate(policy, sentiment.method, sentiment.label, source), policy.brand_rate(brands)
+    )
     if policy.uncertain_rate > p and is_uncertain(policy, sentiment, text):
         p = policy.uncertain_rate
     return p
 
 
 def spot_check(
-    source: str, mention_id: str, sentiment: Sentiment, policy: SamplingPolicy, text: str = ""
+    source: str,
+    mention_id: str,
+    sentiment: Sentiment,
+    policy: SamplingPolicy,
+    text: str = "",
+    brands: Sequence[str] = (),
 ) -> SpotCheck | None:
     """The spot-check decision for a mention and its final verdict; ``None``: not sampled.
 
-    ``text`` is the text as scored (masked, capped), for the router's uncertainty; give
-    it in both places a mention is decided, or in neither, so the decisions agree."""
+    ``text`` is the text as scored (masked, capped), for the router's uncertainty, and
+    ``brands`` the brands it matched (for their floors); give them in both places a
+    mention is decided, or in neither, so the decisions agree."""
     u = sample_fraction(source, mention_id)
-    random_p = stratum_rate(policy, sentiment.method, sentiment.label, source)
+    random_p = max(
+        stratum_rate(policy, sentiment.method, sentiment.label, source),
+        policy.brand_rate(brands),
+    )
     # Uncertainty costs a little (the router's features): only work it out when the
     # mention's number is low enough for it to matter.
     if u >= max(random_p, policy.uncertain_rate):
         return None
-    p = inclusion_probability(policy, sentiment, source, text)
+    p = inclusion_probability(policy, sentiment, source, text, brands)
     if u >= p:
         return None
     reviews = 2 if sample_fraction(source, mention_id, "double-review") < policy.double_share else 1
@@ -280,3 +311,28 @@ def neyman_lifts(
         factor = st.spread / mean_spread if mean_spread > 0 else 1.0
         lifts[f"label:{st.label}"] = round(min(hi, max(lo, factor)), 3)
     return lifts, strata
+
+
+# The most a floor raises a brand's rate to: a brand too small for its floor at this
+# rate gets what it can (a quarter of its mentions labelled is already a lot of work).
+MAX_BRAND_RATE = 0.25
+
+
+def brand_floor_rates(
+    weekly_volumes: Mapping[str, int], floor: int, base_rate: float
+) -> tuple[tuple[str, float], ...]:
+    """The sampling rate that gives each brand about ``floor`` labels a week from its
+    last week's volume, where that is above ``base_rate`` (the rest need no floor); at
+    most ``MAX_BRAND_RATE``. A brand with no mention last week gets no floor until it has
+    some: its volume is unknown, and a first burst (a backfill) must not flood the queue.
+    Sorted by brand, so equal inputs give equal policies."""
+    if floor <= 0:
+        return ()
+    out = []
+    for brand, volume in sorted(weekly_volumes.items()):
+        if volume <= 0:
+            continue
+        rate = min(MAX_BRAND_RATE, floor / volume)
+        if rate > base_rate:
+            out.append((brand, round(rate, 6)))
+    return tuple(out)

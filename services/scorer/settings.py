@@ -26,6 +26,14 @@ class ScorerSettings(CommonSettings):
         default=0.02, ge=0.0, le=1.0, description="Share of scored mentions sampled for analysts."
     )
     # --- spot-check sampling (services/scorer/sampling.py) ---
+    spot_check_brand_floor: int = Field(
+        default=70,
+        ge=0,
+        le=100_000,
+        description="Labels a week the sampler aims to give every tracked brand, however "
+        "small (its rate raised from its last week's volume, at most 25 %), so that each "
+        "has corrected figures with intervals; 0: no floors.",
+    )
     spot_check_lifts: dict[str, float] | None = Field(
         default=None,
         description='Rate factors for rare strata, JSON like {"source:rss": 5, '

@@ -10,6 +10,7 @@ from typing import Literal
 
 import orjson
 from prometheus_client import CollectorRegistry
+from sqlalchemy import func, select
 
 from services.core.bus import MemoryBus, TopicPartition
 from services.core.clock import SystemClock
@@ -18,6 +19,7 @@ from services.core.models import ScoredMention, Sentiment
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.reads import MentionFilter, list_mentions
+from services.core.storage.tables import brand_minute_rollups, mentions, review_items
 from services.core.topics import DEFAULT_TOPICS, RAW, SCORED
 from services.scorer.pipeline import build_pipeline
 from services.scorer.protocol import Route
@@ -100,3 +102,69 @@ async def test_routed_mentions_are_stored_and_produced_with_the_transformer_verd
     by_id = {m.id: m for m in (ScoredMention.model_validate_json(x.value) for x in produced)}
     assert by_id["p0"].sentiment == stored["p0"].sentiment
     assert metrics.registry.get_sample_value("sentimon_routed_to_transformer_total") == 1
+
+
+async def test_a_small_brand_gets_its_floor_of_spot_checks_through_the_pipeline(
+    tmp_path: Path,
+) -> None:
+    """Last week Tiny had 280 mentions and Big 7,000 (in the rollups): with a floor of 70
+    labels a week, Tiny's mentions are sampled at 0.25 and queued with weight 4, Big's at
+    the base rates. The worker's decision and the write step's agree (one review item
+    per flagged document)."""
+    clock = SystemClock()
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    migrate(engine)
+    brands = BrandStore(engine, clock)
+    brands.create("Tiny", "tiny")
+    brands.create("Big", "big")
+    minute = int(clock.now().timestamp()) // 60 * 60 - 86_400
+    with engine.begin() as conn:
+        for brand, n in (("Tiny", 280), ("Big", 7_000)):
+            conn.execute(
+                brand_minute_rollups.insert().values(
+                    brand=brand,
+                    minute=minute,
+                    mentions=n,
+                    positive=0,
+                    neutral=n,
+                    negative=0,
+                    score_sum=0.0,
+                    reach=0,
+                    engagement=0,
+                )
+            )
+    bus = MemoryBus()
+    await bus.create_topics(DEFAULT_TOPICS)
+    producer = await bus.producer()
+    pipeline = build_pipeline(
+        ScorerSettings(data_dir=tmp_path, lexicon_processes=0, scorer_mode="lexicon"),
+        bus=bus,
+        producer=producer,
+        engine=engine,
+        clock=clock,
+        metrics=Metrics(CollectorRegistry()),
+    )
+    task = asyncio.create_task(pipeline.score.run())
+    try:
+        for i in range(800):
+            brand = "tiny" if i % 2 else "big"
+            doc = mention_doc(id=f"f{i}", text=f"{brand} is great, love it #{i}")
+            await producer.send(RAW, orjson.dumps(doc))
+        await pipeline.score.wait_caught_up(
+            [TopicPartition(RAW, p) for p in range(8)], timeout_s=30
+        )
+    finally:
+        pipeline.score.stop()
+        await task
+        await pipeline.close()
+
+    with engine.connect() as conn:
+        items = conn.execute(select(review_items.c.brand, review_items.c.weight)).all()
+        flagged = conn.execute(
+            select(func.count()).select_from(mentions).where(mentions.c.spot_check)
+        ).scalar_one()
+    tiny = [w for b, w in items if b == "Tiny"]
+    big = [w for b, w in items if b == "Big"]
+    assert 70 < len(tiny) < 130 and set(tiny) == {4.0}  # 400 mentions at 0.25
+    assert len(big) < 25  # 400 at the base rates (2 %, positive ×2)
+    assert flagged == len(items)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -13,11 +14,12 @@ import pytest
 from services.core.accuracy import LabelledItem
 from services.core.brands import BrandDefinition, BrandMatcher
 from services.core.models import Mention, Sentiment
-from services.scorer.lexicon import VaderScorer
+from services.scorer.lexicon import VaderScorer, lexicon_sentiment
 from services.scorer.process import ScoringConfig, score_mentions
 from services.scorer.routing import RoutingThresholds, route_text
 from services.scorer.sampling import (
     SamplingPolicy,
+    brand_floor_rates,
     inclusion_probability,
     is_uncertain,
     neyman_lifts,
@@ -244,3 +246,28 @@ def test_neyman_lifts_put_the_labels_where_the_automated_label_says_least() -> N
     SamplingPolicy.build(lifts=lifts)  # the sampler takes them as they are
     # Without labels there is nothing to allocate by: the label lifts are dropped.
     assert neyman_lifts([], {"source:rss": 5.0, "label:positive": 2.0}) == ({"source:rss": 5.0}, [])
+
+
+def test_a_small_brand_gets_its_floor_of_labels_with_the_weight_to_match() -> None:
+    """Floors from last week's volumes: 70 labels a week for a brand of 350 mentions is a
+    rate of 0.2; one of 140 is capped at 0.25; one of 7,000 needs nothing beyond the base
+    rate; one with no mention yet gets no floor (a backfill must not flood the queue). A
+    mention naming the small brand is sampled at its rate (counted over 4,000 ids) with
+    weight 1/rate; one naming only the big brand, at the base rate."""
+    rates = brand_floor_rates(
+        {"Small": 350, "Tiny": 140, "Big": 7_000, "New": 0}, floor=70, base_rate=0.02
+    )
+    assert rates == (("Small", 0.2), ("Tiny", 0.25))
+    assert brand_floor_rates({"Tiny": 140}, floor=0, base_rate=0.02) == ()
+    policy = SamplingPolicy.build(lifts={}, uncertain_rate=0.0)
+    policy = dataclasses.replace(policy, brand_rates=rates)
+    verdict = lexicon_sentiment(0.6)
+    small = [spot_check("x", f"t{i}", verdict, policy, "", ("Small", "Big")) for i in range(4000)]
+    big = [spot_check("x", f"t{i}", verdict, policy, "", ("Big",)) for i in range(4000)]
+    taken = [s for s in small if s is not None]
+    assert 0.18 < len(taken) / 4000 < 0.22
+    assert {s.weight for s in taken} == {5.0}
+    assert 0.01 < sum(s is not None for s in big) / 4000 < 0.03
+    assert inclusion_probability(policy, verdict, "x", "", ("Tiny",)) == 0.25
+    with pytest.raises(ValueError, match="brand_rates"):
+        dataclasses.replace(policy, brand_rates=(("Tiny", 1.5),))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, and_, func, select
 
+from services.core.clock import Clock
 from services.core.storage.tables import brand_minute_rollups as r
 from services.core.storage.tables import brands as brand_table
 
@@ -144,3 +145,10 @@ def read_brand_windows(engine: Engine, since_minute: int) -> list[BrandWindow]:
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return [BrandWindow(str(n), int(m), int(p), int(neg)) for n, m, p, neg in rows]
+
+
+def weekly_volumes(engine: Engine, clock: Clock) -> dict[str, int]:
+    """Every tracked brand's mentions over the last 7 days (zero for none), by name."""
+    now = int(clock.now().timestamp())
+    since = now - now % 60 - 7 * 86_400
+    return {w.brand: w.mentions for w in read_brand_windows(engine, since)}

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -54,6 +54,12 @@ class ScoringConfig:
             return self.sampling
         return SamplingPolicy(rate=self.spot_check_rate, lifts=(), uncertain_rate=0.0)
 
+    def with_brand_rates(self, rates: tuple[tuple[str, float], ...]) -> ScoringConfig:
+        """This config with the brands' floor rates in its sampling policy."""
+        if rates == self.sampling_policy.brand_rates:
+            return self
+        return replace(self, sampling=replace(self.sampling_policy, brand_rates=rates))
+
 
 @dataclass(frozen=True, slots=True)
 class BrandSet:
@@ -63,6 +69,8 @@ class BrandSet:
 
     version: int
     definitions: tuple[tuple[str, str], ...] = field(default=())
+    # The spot checks' per-brand floor rates (``sampling.brand_floor_rates``).
+    rates: tuple[tuple[str, float], ...] = field(default=())
 
 
 def prepare_text(text: str, spans: Sequence[tuple[int, int]], max_chars: int) -> tuple[str, bool]:
@@ -115,12 +123,20 @@ class Chunk:
     mentions: Sequence[Mention]
     items: Sequence[ChunkItem]
     now: datetime  # when the batch was scored: each document's ``scored_at``
+    # The sampling policy the chunk was scored with (brand floors included), so that the
+    # spot checks are decided again on the final verdict with the same one.
+    sampling: SamplingPolicy | None = None
 
     @classmethod
-    def of(cls, pairs: Sequence[tuple[Mention, bytes]], now: datetime) -> Chunk:
+    def of(
+        cls,
+        pairs: Sequence[tuple[Mention, bytes]],
+        now: datetime,
+        sampling: SamplingPolicy | None = None,
+    ) -> Chunk:
         """A chunk of mentions, each with its ``mention.v1`` JSON as it arrived."""
         items = [ChunkItem(m.source, m.id, m.text, raw, m.lang) for m, raw in pairs]
-        return cls([m for m, _ in pairs], items, now)
+        return cls([m for m, _ in pairs], items, now, sampling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +149,16 @@ class ScoredChunk:
     better: Sequence[Sentiment | None] = ()
 
 
-def chunks(pairs: Sequence[tuple[Mention, bytes]], size: int, now: datetime) -> list[Chunk]:
+def chunks(
+    pairs: Sequence[tuple[Mention, bytes]],
+    size: int,
+    now: datetime,
+    sampling: SamplingPolicy | None = None,
+) -> list[Chunk]:
     """A batch cut in chunks of ``size`` mentions, in order."""
-    return [Chunk.of(pairs[start : start + size], now) for start in range(0, len(pairs), size)]
+    return [
+        Chunk.of(pairs[start : start + size], now, sampling) for start in range(0, len(pairs), size)
+    ]
 
 
 def score_chunk(
@@ -173,7 +196,8 @@ def score_chunk(
         seconds = timer() - t0
         verdict = lexicon_sentiment(c)
         kept = text if keep_texts else ""
-        spot = spot_check(item.source, item.id, verdict, config.sampling_policy, kept) is not None
+        policy = config.sampling_policy
+        spot = spot_check(item.source, item.id, verdict, policy, kept, brands) is not None
         doc = scored_document(item.raw, brands, verdict, spot, now, language)
         out.results.append(LexiconResult(i, brands, kept, c, spot, doc, seconds, language))
     return out
@@ -218,6 +242,10 @@ def scored_document(
     return head + sep + extra[1:]
 
 
+# How often the spot checks' brand floors follow the brands' volumes.
+FLOORS_REFRESH_S = 300.0
+
+
 class BrandMatcherCache:
     """The tracked brands, reloaded when the store says they changed.
 
@@ -225,11 +253,20 @@ class BrandMatcherCache:
     the same set compiled here (which also proves every definition compiles).
     """
 
-    def __init__(self, store: BrandStore, refresh_s: float) -> None:
+    def __init__(
+        self,
+        store: BrandStore,
+        refresh_s: float,
+        floors: Callable[[], tuple[tuple[str, float], ...]] | None = None,
+        floors_refresh_s: float = FLOORS_REFRESH_S,
+    ) -> None:
         self._store = store
         self._refresh_s = refresh_s
+        self._floors = floors
+        self._floors_refresh_s = floors_refresh_s
         self._version: object = None
         self._checked_at = float("-inf")
+        self._floors_at = float("-inf")
         self.matcher = BrandMatcher.compile([])
         self.brands = BrandSet(version=0)
 
@@ -238,6 +275,11 @@ class BrandMatcherCache:
         if now - self._checked_at >= self._refresh_s:
             self._checked_at = now
             await asyncio.to_thread(self.reload)
+        if self._floors is not None and now - self._floors_at >= self._floors_refresh_s:
+            self._floors_at = now
+            rates = await asyncio.to_thread(self._floors)
+            if rates != self.brands.rates:
+                self.brands = replace(self.brands, rates=rates)
         return self.brands
 
     def reload(self, force: bool = False) -> None:
@@ -257,6 +299,7 @@ class BrandMatcherCache:
             self.brands = BrandSet(
                 version=self.brands.version + 1,
                 definitions=tuple((d.name, d.query) for d in usable),
+                rates=self.brands.rates,
             )
             self._version = version
             log.info("brand matcher rebuilt for %d brands", len(usable))
@@ -286,12 +329,18 @@ class ScoreLexicon(Forward[ScoredChunk]):
 
     async def submit(self, batch: Sequence[tuple[Message, Mention]]) -> None:
         brands = await self._matchers.current()
-        pending = chunks([(m, msg.value) for msg, m in batch], self._chunk_size, self._clock.now())
+        config = self._config.with_brand_rates(brands.rates)
+        pending = chunks(
+            [(m, msg.value) for msg, m in batch],
+            self._chunk_size,
+            self._clock.now(),
+            config.sampling_policy,
+        )
 
         def score(chunk: Chunk) -> asyncio.Future[ChunkResult]:
             return asyncio.ensure_future(
                 self._runner.score(
-                    chunk.items, brands, self._config, chunk.now, keep_texts=self._keep_texts
+                    chunk.items, brands, config, chunk.now, keep_texts=self._keep_texts
                 )
             )
 

@@ -50,7 +50,10 @@ def scored_records(scored: ScoredChunk, *, sampling: SamplingPolicy) -> list[Sco
         verdict = final_verdict(r, second)
         doc = r.doc
         m = chunk.mentions[r.position]
-        details = spot_check(m.source, m.id, verdict, sampling, r.text) if r.scorable else None
+        policy = chunk.sampling or sampling
+        details = (
+            spot_check(m.source, m.id, verdict, policy, r.text, r.brands) if r.scorable else None
+        )
         spot = details is not None
         if second is not None or spot != r.spot_check:
             raw = chunk.items[r.position].raw
