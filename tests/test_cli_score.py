@@ -250,3 +250,17 @@ def test_results_do_not_depend_on_the_block_size(
     blocks = scored(sentimon("score", texts_file, "--brands", brands_file))
     assert verdicts(blocks) == verdicts(whole)
     assert [o["id"] for o in blocks] == [o["id"] for o in whole]
+
+
+def test_a_text_in_a_language_the_scorer_cannot_read_comes_out_unscored(tmp_path: Path) -> None:
+    """As in the service: a Spanish line is not scored as English, in either mode."""
+    path = tmp_path / "mixed.jsonl"
+    lines = [
+        {"id": "es", "text": "El servicio de atención al cliente fue terrible y nadie respondió"},
+        {"id": "en", "text": "The customer service was terrible and nobody answered"},
+    ]
+    path.write_bytes(b"".join(orjson.dumps(o) + b"\n" for o in lines))
+    for extra in ((), ("--lexicon-only",)):
+        out = {o["id"]: o["sentiment"] for o in scored(sentimon("score", path, *extra))}
+        assert out["es"]["label"] == "unscored" and out["es"]["method"] == "none", out
+        assert out["en"]["label"] == "negative"

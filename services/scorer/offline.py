@@ -20,6 +20,7 @@ import orjson
 from services.core.brands import BrandMatcher
 from services.core.models import Sentiment
 from services.scorer.calibration import apply_calibration
+from services.scorer.language import LanguageDetector
 from services.scorer.lexicon import VaderScorer
 from services.scorer.pipeline import hybrid_from_settings
 from services.scorer.process import ScoringConfig, score_and_route
@@ -49,6 +50,9 @@ class OfflineScorer:
     max_chars: int
     transformer: Scorer | None = None
     router: Router | None = None
+    # The service's language identification: a text in a language the scorer cannot
+    # read comes out unscored, as in the service.
+    detector: LanguageDetector | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ def offline_scorer(
         max_chars=settings.max_score_chars if max_chars is None else max_chars,
         transformer=transformer,
         router=router,
+        detector=LanguageDetector.load(),
     )
 
 
@@ -94,6 +99,7 @@ def score_texts(
         router=scorer.router or LexiconOnlyRouter(),
         transformer=scorer.transformer,
         config=ScoringConfig(max_chars=scorer.max_chars, spot_check_rate=0.0, keep_unmatched=True),
+        detector=scorer.detector,
     )
     return [
         (r.brands, final_verdict(r, better))
