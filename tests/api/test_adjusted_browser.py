@@ -9,8 +9,6 @@ beside it, and error bars in the chart.
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,14 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from services.api.app import create_app
 from services.core.auth import Role
 from services.core.clock import SystemClock
+from tests.fixtures.app_server import serving
 from tests.fixtures.biased_stream import store_biased_stream
 from tests.fixtures.browser import LAPTOP, Page
-from tests.fixtures.live_server import wait_until
 from tests.fixtures.report_data import report_state
 
 
@@ -40,13 +37,6 @@ class Server:
         r = httpx.get(f"{self.base_url}{path}", params=params, headers=headers, timeout=30)
         r.raise_for_status()
         return r.json()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def label_everything(base_url: str, analyst: str, truth_of: dict[str, str]) -> int:
@@ -71,20 +61,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     truth_of, _ = store_biased_stream(state.engine, state.clock)
     viewer = state.keys.create(Role.VIEWER, "viewer")[0]
     analyst = state.keys.create(Role.ANALYST, "analyst")[0]
-    port = _free_port()
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uv.run, name="adjusted-server", daemon=True)
-    thread.start()
     try:
-        wait_until(lambda: uv.started, timeout_s=30, what="server started")
-        base_url = f"http://127.0.0.1:{port}"
-        assert label_everything(base_url, analyst, truth_of) > 150
-        yield Server(base_url, viewer)
+        with serving(create_app(state), "adjusted-server") as base_url:
+            assert label_everything(base_url, analyst, truth_of) > 150
+            yield Server(base_url, viewer)
     finally:
-        uv.should_exit = True
-        thread.join(timeout=30)
         state.engine.dispose()
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,13 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from services.api.app import create_app
 from services.core.auth import Role
 from services.core.clock import SystemClock
+from tests.fixtures.app_server import serving
 from tests.fixtures.browser import LAPTOP, PHONE, Page, png_size
-from tests.fixtures.live_server import wait_until
 from tests.fixtures.report_data import END, START, fixture_set, report_state
 
 # The page takes dates, its "to" day included: the same period as the API's [START, END).
@@ -42,13 +39,6 @@ class ReportServer:
     def get(self, path: str, **params: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.viewer}"}
         return httpx.get(f"{self.base_url}{path}", params=params, headers=headers, timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +57,10 @@ def report_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReportSe
     # The real clock: the dashboard, opened on the way, asks for "the last 7 days".
     state = report_state(tmp_path_factory.mktemp("report-server"), mentions, SystemClock())
     viewer = state.keys.create(Role.VIEWER, "report viewer")[0]
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="report-server", daemon=True)
-    thread.start()
     try:
-        wait_until(lambda: server.started, timeout_s=30, what="report server started")
-        yield ReportServer(f"http://127.0.0.1:{port}", viewer)
+        with serving(create_app(state), "report-server") as base_url:
+            yield ReportServer(base_url, viewer)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         state.engine.dispose()
 
 
