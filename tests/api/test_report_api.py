@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select
 
@@ -20,9 +21,13 @@ from services.alerts.detection import AlertKind, RuleParams
 from services.api.app import create_app
 from services.api.state import AppState
 from services.core.auth import Role
+from services.core.models import Mention, Sentiment
 from services.core.storage.alerts import AlertRuleStore, store_alert
 from services.core.storage.tables import mentions, review_items, review_labels
+from services.core.storage.writer import MentionWriter, ScoredRecord
+from services.scorer.process import scored_document
 from tests.fixtures.app import Keys
+from tests.fixtures.mentions import mention_doc
 from tests.fixtures.report_data import (
     BIOS,
     END,
@@ -441,3 +446,79 @@ async def test_the_page_and_the_download_refuse_far_future_dates(
         for to in ("9999-12-31", "9999-12-31T23:59:59Z"):
             r = await client.get(path, params={"brand": "Acme", "from": "2026-03-09", "to": to})
             assert r.status_code == 422, (path, to, r.text[:200])
+
+
+async def test_owned_accounts_are_left_out_and_their_answers_measured(
+    client: httpx.AsyncClient, keys: Keys, state: AppState, fixtures: list[Fixture]
+) -> None:
+    r = await client.put(
+        "/api/v1/brands/Acme",
+        json={"query": '"acme"', "competitors": ["Globex"], "owned_handles": ["AcmeHelp"]},
+        headers=keys.header("admin"),
+    )
+    assert r.status_code == 200, r.text
+    before = await get_report(client, keys)
+    negatives = [f for f in fixtures if in_period(f, START, END, "Acme") and f.label == "negative"]
+    # Acme's help desk apologises (a negative text naming Acme, 80,000 followers) to every
+    # third negative mention, after 5 to 95 minutes; twice to the first.
+    answered = negatives[::3]
+    delays = {f.id: timedelta(minutes=5 + 10 * (k % 10)) for k, f in enumerate(answered)}
+    replies = [owned_reply(f"own-{f.id}", f, f.created_at + delays[f.id]) for f in answered] + [
+        owned_reply("own-again", answered[0], answered[0].created_at + timedelta(days=1))
+    ]
+    MentionWriter(state.engine, state.clock).write(replies)
+
+    report = await get_report(client, keys)
+    for figure in ("volume", "net_sentiment"):
+        assert report[figure] == before[figure], figure
+    assert report["share_of_voice"]["brands"] == before["share_of_voice"]["brands"]
+    assert report["top_voices"] == before["top_voices"]
+    own = {r.mention.id for r in replies}
+    assert not own & {m["id"] for m in report["conversation"]["unanswered_negative"]}
+    assert not own & {m["id"] for m in report["top_negative"]}
+
+    resp = report["responsiveness"]
+    assert resp["owned_handles"] == ["AcmeHelp"]
+    assert resp["negative_mentions"] == len(negatives)
+    assert resp["answered"] == len(answered)
+    assert resp["share_answered"] == pytest.approx(len(answered) / len(negatives))
+    assert resp["median_seconds_to_first_answer"] == pytest.approx(
+        statistics.median(d.total_seconds() for d in delays.values())
+    )
+    assert resp["denominators"]["share_answered"]["total"] == len(negatives)
+    assert resp["denominators"]["median_seconds_to_first_answer"]["total"] == len(answered)
+    assert resp["owned_mentions"] == sum(START <= r.mention.created_at < END for r in replies)
+
+    await log_in(client, keys.viewer)
+    page = await client.get(
+        "/reports/executive", params={"brand": "Acme", "from": "2026-03-09", "to": "2026-03-15"}
+    )
+    assert page.status_code == 200
+    section = page.text.split('id="responsiveness"', 1)[1].split("</section>", 1)[0]
+    share = 100 * len(answered) / len(negatives)
+    assert f"{share:.1f}% of {len(negatives):,} negative mentions answered" in section
+    assert "AcmeHelp" in section
+
+
+def owned_reply(id: str, parent: Fixture, at: datetime) -> ScoredRecord:
+    raw = orjson.dumps(
+        mention_doc(
+            id=id,
+            text="so sorry about acme, we are on it: DM us",
+            created_at=at.isoformat(),
+            author={"id": "acme-help", "handle": "@acmehelp", "followers": 80_000},
+            in_reply_to_id=parent.id,
+            conversation_id=parent.conversation or parent.id,
+        )
+    )
+    s = Sentiment(
+        label="negative", score=-0.6, confidence=0.5, method="lexicon", lexicon_compound=-0.6
+    )
+    return ScoredRecord(
+        Mention.model_validate_json(raw),
+        ("Acme",),
+        s,
+        False,
+        at,
+        scored_document(raw, ("Acme",), s, False, at),
+    )

@@ -97,6 +97,7 @@ def make_report(
         end=last,
         compare_previous=compare == "previous",
         min_reach=min_reach,
+        owned_handles=stored.owned_handles,
     )
     alerts, accuracy = report_sources(state)
     with state.engine.connect() as conn:

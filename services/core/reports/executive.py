@@ -43,6 +43,7 @@ from services.core.reports.model import (
     Volume,
     corrected,
 )
+from services.core.reports.responsiveness import build_responsiveness
 from services.core.storage.report_rows import RoleCounts
 from services.core.storage.review import adjustment_labels
 
@@ -69,6 +70,7 @@ class ReportRequest:
     end: int  # exclusive
     compare_previous: bool = True
     min_reach: int = DEFAULT_MIN_REACH
+    owned_handles: tuple[str, ...] = ()  # the brand's own accounts, as listed now
 
     @property
     def names(self) -> list[str]:
@@ -466,6 +468,14 @@ def build_executive_report(
         roles=role_rows,
         conversation=conversation,
         terms=_terms(conn, req),
+        responsiveness=build_responsiveness(
+            conn,
+            brand,
+            req.start,
+            req.end,
+            negative_mentions=me.negative,
+            owned_handles=req.owned_handles,
+        ),
         language_mix=language_mix(conn, brand, req.start, req.end),
         accuracy=None if accuracy is None else accuracy(conn, brand, start_dt, end_dt),
         notes=notes,

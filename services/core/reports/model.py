@@ -244,6 +244,24 @@ class LanguageMix(_Out):
     denominator: Denominator
 
 
+class Responsiveness(_Out):
+    """How the brand answers: its own accounts' replies to negative mentions of it."""
+
+    owned_handles: list[str] = Field(description="The brand's own accounts, as listed now")
+    owned_mentions: int = Field(
+        description="Mentions by the brand's own accounts in the period: stored, left out "
+        "of every figure of the brand"
+    )
+    negative_mentions: int
+    answered: int = Field(
+        description="Negative mentions an owned account replied to (at any time since)"
+    )
+    share_answered: float | None
+    median_seconds_to_first_answer: float | None
+    denominators: dict[str, Denominator]
+    note: str | None = Field(default=None, description="Why a figure is null, if one is")
+
+
 class ExecutiveReport(_Out):
     brand: str
     competitors: list[str]
@@ -266,6 +284,7 @@ class ExecutiveReport(_Out):
     roles: list[RoleFigures]
     conversation: Conversation
     terms: Terms
+    responsiveness: Responsiveness | None = None
     language_mix: LanguageMix
     accuracy: Accuracy | None = Field(
         description="Measured accuracy from spot checks; null when none are available"
