@@ -78,6 +78,7 @@ def run_chunk(
         now=now,
         keep_texts=keep_texts,
         detector=_state.detector,
+        owned=brands.owned,
     )
 
 

@@ -19,7 +19,12 @@ from services.core.models import ScoredMention, Sentiment
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.reads import MentionFilter, list_mentions
-from services.core.storage.tables import brand_minute_rollups, mentions, review_items
+from services.core.storage.tables import (
+    brand_minute_rollups,
+    mention_owners,
+    mentions,
+    review_items,
+)
 from services.core.topics import DEFAULT_TOPICS, RAW, SCORED
 from services.scorer.pipeline import build_pipeline
 from services.scorer.protocol import Route
@@ -168,3 +173,69 @@ async def test_a_small_brand_gets_its_floor_of_spot_checks_through_the_pipeline(
     assert 70 < len(tiny) < 130 and set(tiny) == {4.0}  # 400 mentions at 0.25
     assert len(big) < 25  # 400 at the base rates (2 %, positive ×2)
     assert flagged == len(items)
+
+
+async def test_an_owned_accounts_reply_that_names_no_brand_is_kept_as_an_answer(
+    tmp_path: Path,
+) -> None:
+    """Support replies rarely name the brand: the scorer keeps a reply by one of the
+    brand's own accounts even when it matches no brand (stored, flagged as the brand's,
+    counted for nobody), so that it answers the mention it replies to. Anyone else's
+    reply that names no brand is dropped, as before."""
+    clock = SystemClock()
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    migrate(engine)
+    BrandStore(engine, clock).create("Acme", "acme", owned_handles=["AcmeCare"])
+    bus = MemoryBus()
+    await bus.create_topics(DEFAULT_TOPICS)
+    producer = await bus.producer()
+    pipeline = build_pipeline(
+        ScorerSettings(data_dir=tmp_path, lexicon_processes=1, scorer_mode="lexicon"),
+        bus=bus,
+        producer=producer,
+        engine=engine,
+        clock=clock,
+        metrics=Metrics(CollectorRegistry()),
+    )
+    docs = [
+        mention_doc(id="n1", text="acme broke my build again, awful"),
+        mention_doc(
+            id="r1",
+            text="So sorry about that, we're on it - DM us",
+            author={"id": "care", "handle": "acmecare"},
+            in_reply_to_id="n1",
+        ),
+        mention_doc(
+            id="r2",
+            text="same here, so annoying",
+            author={"id": "eve", "handle": "eve"},
+            in_reply_to_id="n1",
+        ),
+    ]
+    task = asyncio.create_task(pipeline.score.run())
+    try:
+        for doc in docs:
+            await producer.send(RAW, orjson.dumps(doc))
+        await pipeline.score.wait_caught_up(
+            [TopicPartition(RAW, p) for p in range(8)], timeout_s=30
+        )
+    finally:
+        pipeline.score.stop()
+        await task
+        await pipeline.close()
+
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(mentions.c.mention_id)).scalars())
+        owners = conn.execute(
+            select(mentions.c.mention_id, mention_owners.c.brand).join(
+                mention_owners, mention_owners.c.mention_pk == mentions.c.pk
+            )
+        ).all()
+        counted = conn.execute(
+            select(func.sum(brand_minute_rollups.c.mentions)).where(
+                brand_minute_rollups.c.brand == "Acme"
+            )
+        ).scalar_one()
+    assert stored == {"n1", "r1"}
+    assert [tuple(o) for o in owners] == [("r1", "Acme")]
+    assert counted == 1

@@ -27,6 +27,7 @@ from services.core.clock import Clock
 from services.core.languages import is_scorable
 from services.core.metrics import Metrics
 from services.core.models import Mention, Sentiment
+from services.core.owned import OwnedAccounts
 from services.core.storage.brands import BrandStore
 from services.scorer.language import LanguageDetector, mention_language
 from services.scorer.lexicon import UNSCORED, lexicon_sentiment
@@ -38,6 +39,9 @@ if TYPE_CHECKING:  # the workers run ``score_chunk``: a runtime import would be 
     from services.scorer.workers import LexiconWorkers
 
 log = logging.getLogger(__name__)
+
+
+NO_OWNED = OwnedAccounts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,8 @@ class BrandSet:
 
     version: int
     definitions: tuple[tuple[str, str], ...] = field(default=())
+    # Whose accounts are whose (``owned_handles``): their replies are kept unmatched.
+    owned: OwnedAccounts = field(default_factory=OwnedAccounts)
     # The spot checks' per-brand floor rates (``sampling.brand_floor_rates``).
     rates: tuple[tuple[str, float], ...] = field(default=())
 
@@ -89,6 +95,9 @@ class ChunkItem(NamedTuple):
     text: str
     raw: bytes  # the mention.v1 JSON as it arrived
     lang: str | None = None  # the source's language tag
+    # The author's handle when the mention is a reply (an owned account's reply that
+    # names no brand is kept: it answers the mention it replies to).
+    reply_by: str = ""
 
 
 class LexiconResult(NamedTuple):
@@ -135,7 +144,12 @@ class Chunk:
         sampling: SamplingPolicy | None = None,
     ) -> Chunk:
         """A chunk of mentions, each with its ``mention.v1`` JSON as it arrived."""
-        items = [ChunkItem(m.source, m.id, m.text, raw, m.lang) for m, raw in pairs]
+        items = [
+            ChunkItem(
+                m.source, m.id, m.text, raw, m.lang, m.author.handle if m.in_reply_to_id else ""
+            )
+            for m, raw in pairs
+        ]
         return cls([m for m, _ in pairs], items, now, sampling)
 
 
@@ -170,17 +184,23 @@ def score_chunk(
     now: datetime,
     keep_texts: bool = False,
     detector: LanguageDetector | None = None,
+    owned: OwnedAccounts = NO_OWNED,
     timer: Callable[[], float] = time.perf_counter,
 ) -> ChunkResult:
     """Match, decide the language, mask, cap, score, sample and build each document.
-    Mentions matching no brand are dropped unless ``keep_unmatched``. A mention's
+    Mentions matching no brand are dropped unless ``keep_unmatched``, or unless one is a
+    reply by an ``owned`` account (kept with no brand: it answers what it replies to). A mention's
     language is its source's tag, else what ``detector`` finds (``mention_language``);
     one in a language the scorer cannot read is left unscored (``UNSCORED``: not scored
     by the lexicon, never sampled, never routed)."""
     out = ChunkResult()
     for i, item in enumerate(items):
         match = matcher.match(item.text)
-        if not match.brands and not config.keep_unmatched:
+        if (
+            not match.brands
+            and not config.keep_unmatched
+            and not (item.reply_by and owned.owners(item.source, item.reply_by))
+        ):
             out.unmatched += 1
             continue
         brands = tuple(match.brands)
@@ -286,7 +306,8 @@ class BrandMatcherCache:
         version = self._store.version()
         if force or version != self._version:
             usable: list[BrandDefinition] = []
-            for b in self._store.list():
+            listed = self._store.list()
+            for b in listed:
                 # A brand stored under older, looser rules must not stop all scoring.
                 try:
                     definition = b.definition
@@ -300,6 +321,7 @@ class BrandMatcherCache:
                 version=self.brands.version + 1,
                 definitions=tuple((d.name, d.query) for d in usable),
                 rates=self.brands.rates,
+                owned=OwnedAccounts.of((b.name, b.owned_handles) for b in listed),
             )
             self._version = version
             log.info("brand matcher rebuilt for %d brands", len(usable))
