@@ -38,6 +38,8 @@ measure the scorer with, or fewer than ``MIN_LOCAL_LABELS`` for the brand-period
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -56,6 +58,10 @@ MIN_POOL_LABELS = 30
 MIN_LOCAL_LABELS = 10
 PRIOR_LABELS = 8.0
 DRAWS = 2_000
+# The label-shift EM stops when no class share moves by more than EM_TOLERANCE (a
+# hundredth of a percentage point: far below what the labels can tell).
+EM_ITERATIONS = 200
+EM_TOLERANCE = 1e-4
 POOL_DRAWS = 100  # bootstrap replicates of the borrowed confusion, shared by the draws
 
 
@@ -160,11 +166,11 @@ def _posteriors(counts: NDArray[np.float64], auto: NDArray[np.float64]) -> NDArr
     prior = prior_mix * 20.0
     mix = prior_mix.copy()
     total = auto.sum()
-    for _ in range(200):
+    for _ in range(EM_ITERATIONS):
         joint = confusion * mix
         post = joint / joint.sum(axis=2, keepdims=True)
         new = (np.einsum("a,kay->ky", auto, post)[:, None, :] + prior) / (total + 20.0)
-        done = np.abs(new - mix).max() < 1e-9
+        done = np.abs(new - mix).max() < EM_TOLERANCE
         mix = new
         if done:
             break
@@ -195,6 +201,13 @@ def _figure(draws: NDArray[np.float64]) -> Figure:
     return Figure(float(draws.mean()), (float(lo), float(hi)))
 
 
+# Figures already worked out, by everything they depend on: a dashboard asks for the same
+# closed buckets every few seconds, and only new mentions or labels change them.
+_CACHE_SIZE = 4_096
+_cache: OrderedDict[tuple[object, ...], Adjusted | str] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def adjust(
     auto: Mapping[str, int],
     labels: Sequence[LabelledMention],
@@ -210,8 +223,52 @@ def adjust(
 
     ``auto``: the scorer's own counts per label for the brand-period (``automated_counts``);
     ``labels``: its labelled mentions; ``pool``: the confusion measured across brands
-    and periods. ``key`` seeds the simulation, so the same question gets the same answer.
+    and periods. ``key`` seeds the simulation, so the same question gets the same answer
+    (remembered: the last ``_CACHE_SIZE`` answers are served without working them out).
     """
+    cache_key = (
+        key,
+        tuple(sorted(auto.items())),
+        tuple(labels),
+        pool.counts.tobytes(),
+        pool.labels,
+        draws,
+        prior_labels,
+        min_local,
+        min_pool,
+    )
+    with _cache_lock:
+        if (hit := _cache.get(cache_key)) is not None:
+            _cache.move_to_end(cache_key)
+            return hit
+    result = _adjust(
+        auto,
+        labels,
+        pool,
+        key=key,
+        draws=draws,
+        prior_labels=prior_labels,
+        min_local=min_local,
+        min_pool=min_pool,
+    )
+    with _cache_lock:
+        _cache[cache_key] = result
+        if len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return result
+
+
+def _adjust(
+    auto: Mapping[str, int],
+    labels: Sequence[LabelledMention],
+    pool: Pool,
+    *,
+    key: str,
+    draws: int,
+    prior_labels: float,
+    min_local: int,
+    min_pool: int,
+) -> Adjusted | str:
     n_auto = np.array([float(auto.get(c, 0)) for c in SENTIMENTS])
     total = int(n_auto.sum())
     local = [m for m in labels if m.auto in _AUTO and m.human in _CLASS]

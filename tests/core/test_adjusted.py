@@ -4,6 +4,8 @@ labels are too few."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -219,3 +221,17 @@ def test_the_queue_serves_brands_without_a_figure_then_the_widest_intervals() ->
         ]
     )
     assert order == ["Unlabelled big", "Unlabelled", "Wide", "Narrower", "Done", "Quiet"]
+
+
+def test_an_answer_is_remembered_until_a_count_or_a_label_changes() -> None:
+    rng = np.random.default_rng(13)
+    truth, auto = population(rng, 1500, (0.3, 0.3, 0.3, 0.1))
+    p = np.full(len(truth), 0.05)
+    labels = labels_of(truth, auto, rng.random(len(truth)) < p, p)
+    pool = pool_of(labels)
+    first = adjust(counts_of(auto), labels, pool, key="k")
+    assert adjust(counts_of(auto), labels, pool, key="k") is first
+    more = {**counts_of(auto), "neutral": counts_of(auto)["neutral"] + 1}
+    assert adjust(more, labels, pool, key="k") is not first
+    relabelled = [*labels[:-1], dataclasses.replace(labels[-1], human="irrelevant")]
+    assert adjust(counts_of(auto), relabelled, pool, key="k") is not first
