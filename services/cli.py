@@ -15,6 +15,7 @@ from services.api.settings import ApiSettings
 from services.core.auth import Role
 from services.core.brandfile import BrandFileError, checked_competitors, load_brands_file
 from services.core.brands import BrandDefinition, BrandError, BrandMatcher
+from services.core.bus.kafka_logs import install as install_kafka_log_filter
 from services.core.clock import SystemClock
 from services.core.owned import OwnedHandleError, checked_owned_handles
 from services.core.settings import CommonSettings
@@ -48,6 +49,9 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # While Kafka is away aiokafka logs each reconnection attempt (~100 lines a second):
+    # the first of each kind passes, the bus's watch sums up the rest when it is back.
+    install_kafka_log_filter(logging.getLogger().handlers)
     # Migration chatter at every start says nothing an operator needs.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 

@@ -127,6 +127,14 @@ class Metrics:
             ["operation"],
             registry=registry,
         )
+        self.bus_broker_up = Gauge(
+            "sentimon_bus_broker_up",
+            "1 while the Kafka broker answers this process's probe (every second), 0 while "
+            "it does not (readiness is 503 then); by bootstrap address. Absent in embedded mode.",
+            ["broker"],
+            registry=registry,
+            multiprocess_mode="min",
+        )
         # scorer
         self.scoring_latency = Histogram(
             "sentimon_scoring_latency_seconds",

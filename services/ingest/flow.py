@@ -97,9 +97,14 @@ def build_ingest(
     metrics: Metrics,
     brands: BrandStore,
     keys: KeyStore,
+    bus_problem: Callable[[], str | None] | None = None,
+    push_timeout_s: float | None = None,
 ) -> Ingest:
     """Chain the ingest: sources and the push endpoint → accept (validate, dedupe) →
-    produce to ``mentions.raw`` on ``producer``. Nothing runs until ``start``."""
+    produce to ``mentions.raw`` on ``producer``. Nothing runs until ``start``.
+
+    A push is answered 503 at once while ``bus_problem()`` names one, and when the bus has
+    not taken it within ``push_timeout_s`` (``None``: no bound)."""
     publisher = MentionPublisher(producer, RecentKeys(settings.dedupe_capacity), metrics)
     push = PushEndpoint(
         publisher=publisher,
@@ -107,6 +112,8 @@ def build_ingest(
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         max_items=settings.max_items_per_request,
+        bus_problem=bus_problem,
+        timeout_s=push_timeout_s,
     )
     connectors = build_supervisor(
         settings, publisher=publisher, engine=engine, clock=clock, metrics=metrics, brands=brands

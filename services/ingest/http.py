@@ -3,10 +3,19 @@
 The ingest service's endpoint: ``sentimon ingest`` serves it on its own port, and the
 embedded launcher mounts it on the API's app. The key is checked before the body is
 read; the body is capped while it streams; each item takes the one accept path.
+
+A push the bus cannot take now is answered 503 with ``Retry-After``, never left hanging:
+at once while the bus reports a problem (the Kafka broker is away), and after
+``timeout_s`` if the bus has not taken every mention by then. A 503 promises nothing
+(some of its mentions may be on the bus: sent again, they are duplicates, stored once);
+a 202 still means every accepted mention is durable on the bus.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -29,13 +38,27 @@ NDJSON = "application/x-ndjson"
 
 @dataclass(frozen=True, slots=True)
 class PushEndpoint:
-    """What the push endpoint needs: where mentions go, whose keys it takes, its limits."""
+    """What the push endpoint needs: where mentions go, whose keys it takes, its limits;
+    ``bus_problem``: what is wrong with the bus now (``None``: nothing); ``timeout_s``:
+    how long a push may wait for the bus (``None``: as long as it takes)."""
 
     publisher: MentionPublisher
     keys: KeyStore
     metrics: Metrics
     max_body_bytes: int
     max_items: int
+    bus_problem: Callable[[], str | None] | None = None
+    timeout_s: float | None = None
+
+    def unavailable(self, reason: str) -> HTTPException:
+        """The 503 for a push the bus cannot take now, counted as a refused send."""
+        self.metrics.bus_broker_unavailable.labels("send").inc()
+        retry_after = math.ceil(self.timeout_s) if self.timeout_s is not None else 5
+        return HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"bus: {reason}; nothing was answered accepted, send the mentions again",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 class Rejection(BaseModel):
@@ -118,6 +141,10 @@ router = APIRouter(prefix="/api/v1/mentions", tags=["mentions"])
     responses={
         413: {"description": "Body over 10 MB or over 10,000 mentions"},
         422: {"description": "Body is not JSON, or not an array"},
+        503: {
+            "description": "The bus cannot take mentions now (the broker is away): "
+            "send them again after Retry-After seconds",
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -142,12 +169,23 @@ async def push_mentions(
     """Each valid mention is queued for scoring; each invalid one is reported with its
     index and the field that is wrong, and never stops the others. Mentions already
     seen are counted as ``duplicates``. A 202 means every accepted mention is durable on
-    the bus and will be stored."""
+    the bus and will be stored; a 503 (with ``Retry-After``) that the bus cannot take
+    them now."""
     body = await read_body_capped(request, endpoint.max_body_bytes)
     items = parse_items(body, request.headers.get("content-type", ""), endpoint.max_items)
-    outcome = await accept(
-        items, channel="http", publisher=endpoint.publisher, metrics=endpoint.metrics
-    )
+    if endpoint.bus_problem is not None and (problem := endpoint.bus_problem()) is not None:
+        raise endpoint.unavailable(problem)
+    try:
+        # Cancelled at the deadline, the sends not yet acknowledged are forgotten by the
+        # deduplication, so the client's retry produces them again.
+        outcome = await asyncio.wait_for(
+            accept(items, channel="http", publisher=endpoint.publisher, metrics=endpoint.metrics),
+            endpoint.timeout_s,
+        )
+    except TimeoutError:
+        raise endpoint.unavailable(
+            f"not every mention was taken within {endpoint.timeout_s:g} s"
+        ) from None
     return IngestResponse(
         accepted=outcome.accepted,
         duplicates=outcome.duplicates,

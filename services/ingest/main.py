@@ -72,6 +72,8 @@ async def run_ingest(
         # Kafka can take pushes while PostgreSQL is away: keys verified in the last five
         # minutes still authenticate then (revocation is immediate while it answers).
         keys=GraceKeyStore(engine, clock, grace_s=300),
+        bus_problem=bus.broker_problem,
+        push_timeout_s=settings.push_timeout_s,
     )
     await ingest.start()
     if settings.demo:
@@ -79,7 +81,12 @@ async def run_ingest(
         ingest.add_source(demo_source(settings, clock))
     if replay is not None:
         ingest.add_source(file_source(replay, replay_rate))
-    probes = Probes(engine, metrics, [ingest.problem], metrics_token=settings.metrics_token)
+    probes = Probes(
+        engine,
+        metrics,
+        [bus.broker_problem, ingest.problem],
+        metrics_token=settings.metrics_token,
+    )
     stop = asyncio.Event()
     base = f"http://{settings.ingest_host}:{settings.ingest_port}"
     print(f"Sentimon ingest at {base}/api/v1/mentions", flush=True)

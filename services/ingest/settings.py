@@ -64,3 +64,10 @@ class IngestProcessSettings(IngestSettings, KafkaSettings):
     shutdown_timeout_s: float = Field(
         default=30.0, gt=0, description="How long a SIGTERM waits for in-flight pushes."
     )
+    push_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How long a push waits for Kafka to take its mentions before it is "
+        "answered 503 with Retry-After (at once while the broker is known to be away).",
+    )

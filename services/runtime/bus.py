@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from services.core.bus.protocol import Bus, Producer, TopicSpec
 from services.core.metrics import Metrics
 from services.core.settings import KafkaSettings
 from services.core.topics import DLQ, RAW, SCORED
+
+if TYPE_CHECKING:
+    from services.core.bus.kafka import KafkaBus
 
 
 def distributed_topics(partitions: int) -> tuple[TopicSpec, ...]:
@@ -18,11 +23,13 @@ def distributed_topics(partitions: int) -> tuple[TopicSpec, ...]:
     )
 
 
-async def connect_bus(settings: KafkaSettings, metrics: Metrics, client_id: str) -> Bus:
+async def connect_bus(settings: KafkaSettings, metrics: Metrics, client_id: str) -> KafkaBus:
     """The Kafka bus named by the settings, with the topics created if missing.
 
     Waits (with backoff, saying so in the log and in
-    ``sentimon_bus_broker_unavailable_total``) until the broker answers.
+    ``sentimon_bus_broker_unavailable_total``) until the broker answers. Then watches it:
+    register ``bus.broker_problem`` as a readiness check, so ``/readyz`` is 503 naming
+    the broker while it is away.
     """
     from services.core.bus.kafka import KafkaBus
 

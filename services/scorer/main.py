@@ -4,9 +4,10 @@ The same pipeline as embedded mode (``build_pipeline``: score → store with rol
 produce ``mentions.scored`` → commit), reading ``mentions.raw`` from Kafka. Start more
 processes to scale: the raw topic's partitions are shared among the group's members.
 
-HTTP (for probes and Prometheus): ``/healthz``; ``/readyz`` (503 while the database is
-unreachable or behind, or a consumer halted); ``/metrics`` (behind the scrape token when
-``SENTIMON_METRICS_TOKEN`` is set: 401 without it).
+HTTP (for probes and Prometheus): ``/healthz``; ``/readyz`` (503 while the database or
+the Kafka broker is unreachable, the database behind, or a consumer halted);
+``/metrics`` (behind the scrape token when ``SENTIMON_METRICS_TOKEN`` is set: 401
+without it).
 
 SIGTERM: the batch in hand is stored, produced and committed, then the process leaves
 the group (its partitions go to the other members at once). A consumer that halts
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -29,7 +31,7 @@ from services.core.metrics import Metrics
 from services.core.settings import MetricsSettings
 from services.core.storage.db import make_engine
 from services.runtime.bus import close_bus, connect_bus
-from services.runtime.probes import Probes, probe_app
+from services.runtime.probes import Probes, ReadinessCheck, probe_app
 from services.runtime.process import bind_socket, log_failure, serve_http, stop_on_signals
 from services.scorer.pipeline import ScorerPipeline, build_pipeline
 from services.scorer.settings import ScorerProcessSettings
@@ -49,13 +51,21 @@ def pipeline_problem(pipeline: ScorerPipeline) -> str | None:
 
 
 def create_probe_app(
-    settings: MetricsSettings, engine: Engine, metrics: Metrics, pipeline: ScorerPipeline
+    settings: MetricsSettings,
+    engine: Engine,
+    metrics: Metrics,
+    pipeline: ScorerPipeline,
+    checks: Sequence[ReadinessCheck] = (),
 ) -> FastAPI:
     """``/healthz``, ``/metrics`` and ``/readyz``: not ready while the database is
-    unreachable or behind, once a consumer halted, or while one makes no progress;
-    ``/metrics`` requires the metrics token when the settings have one."""
+    unreachable or behind, once a consumer halted, while one makes no progress, or while
+    one of ``checks`` names a problem (the broker's); ``/metrics`` requires the metrics
+    token when the settings have one."""
     probes = Probes(
-        engine, metrics, [pipeline.progress_problem], metrics_token=settings.metrics_token
+        engine,
+        metrics,
+        [*checks, pipeline.progress_problem],
+        metrics_token=settings.metrics_token,
     )
     return probe_app(probes, "Sentimon scorer")
 
@@ -86,7 +96,7 @@ async def run_scorer(settings: ScorerProcessSettings) -> None:
     )
     http = asyncio.create_task(
         serve_http(
-            create_probe_app(settings, engine, metrics, pipeline),
+            create_probe_app(settings, engine, metrics, pipeline, [bus.broker_problem]),
             sock,
             log_level="WARNING",
             stop=stop,

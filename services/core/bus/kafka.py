@@ -18,7 +18,9 @@ the work in hand; one slower than that is dropped from the group and its late co
 fail, so the next owner redoes its work),
 ``linger_ms``, ``request_timeout_ms``, ``replication_factor`` (of the topics it
 creates; 1 for a single broker), ``retry_backoff_s`` / ``max_retry_backoff_s``
-(the backoff while the broker is unavailable), ``sleep`` (injected for tests).
+(the backoff while the broker is unavailable), ``probe_interval_s`` /
+``probe_timeout_s`` (the broker watch below; an interval of 0 turns it off), ``sleep``
+(injected for tests).
 
 Semantics are the protocol's (``services.core.bus.protocol``), mapped onto Kafka:
 
@@ -47,6 +49,14 @@ Semantics are the protocol's (``services.core.bus.protocol``), mapped onto Kafka
   a message (a ``send`` retried after a timeout may store its record twice: duplicates on
   the bus are expected, consumers are idempotent). Only ``close`` ends the wait, with
   ``BusClosedError``;
+* the broker watch: aiokafka reconnects by itself, and while the broker is away its
+  sends and fetches wait rather than fail, so the retries above rarely see an outage.
+  Once connected, the bus asks the broker for its metadata every ``probe_interval_s``;
+  a probe that fails or gets no answer within ``probe_timeout_s`` marks the broker
+  down (``broker_problem`` says so, for ``/readyz``; ``sentimon_bus_broker_up`` is 0;
+  each failed probe counts ``sentimon_bus_broker_unavailable_total{operation="metadata"}``;
+  one ERROR line), the next answered one up again (one WARNING line: for how long, and
+  how many repeated aiokafka records ``kafka_logs.AIOKAFKA_REPEATS`` dropped meanwhile);
 * errors: aiokafka's are translated here into ``services.core.bus.errors``
   (``UnknownTopicError``, ``MessageTooLargeError``, ``CommitFailedError``,
   ``BusClosedError``, and ``BusError`` for anything else).
@@ -55,8 +65,10 @@ Semantics are the protocol's (``services.core.bus.protocol``), mapped onto Kafka
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -87,6 +99,7 @@ from aiokafka.errors import (
 )
 from prometheus_client import CollectorRegistry
 
+from services.core.bus.broker_state import BrokerState
 from services.core.bus.errors import (
     BusClosedError,
     BusError,
@@ -94,6 +107,7 @@ from services.core.bus.errors import (
     MessageTooLargeError,
     UnknownTopicError,
 )
+from services.core.bus.kafka_logs import AIOKAFKA_REPEATS
 from services.core.bus.protocol import (
     Message,
     RecordMetadata,
@@ -170,6 +184,8 @@ class KafkaBus:
         replication_factor: int = 1,
         retry_backoff_s: float = 0.1,
         max_retry_backoff_s: float = 5.0,
+        probe_interval_s: float = 1.0,
+        probe_timeout_s: float = 2.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not bootstrap.strip():
@@ -191,6 +207,10 @@ class KafkaBus:
         self._retry_backoff_s = retry_backoff_s
         self._max_retry_backoff_s = max_retry_backoff_s
         self._sleep = sleep
+        self._probe_interval_s = probe_interval_s
+        self._probe_timeout_s = probe_timeout_s
+        self._broker = BrokerState(bootstrap)
+        self._watch: asyncio.Task[None] | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._offsets_reader: AIOKafkaConsumer | None = None
         self._start_lock = asyncio.Lock()
@@ -314,6 +334,10 @@ class KafkaBus:
             return
         self._closed = True
         self._closing.set()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         for producer in list(self._producers):
             await producer.close()
         for consumer in list(self._consumers):
@@ -322,6 +346,55 @@ class KafkaBus:
             await self._offsets_reader.stop()
         if self._admin is not None:
             await self._admin.close()
+
+    # -- the broker watch -----------------------------------------------------------------
+
+    @property
+    def broker_up(self) -> bool:
+        """Whether the broker answered the last probe (True before the first)."""
+        return self._broker.up
+
+    def broker_problem(self) -> str | None:
+        """``None`` while the broker answers; else what ``/readyz`` says (which broker,
+        for how long, the last error)."""
+        return self._broker.problem(time.monotonic())
+
+    async def _watch_broker(self, admin: AIOKafkaAdminClient) -> None:
+        while not self._closed:
+            try:
+                await asyncio.wait_for(admin.describe_cluster(), self._probe_timeout_s)
+            except TimeoutError:
+                self._probe_failed(f"no answer within {self._probe_timeout_s:g} s")
+            except Exception as e:  # any failure of the probe is the broker's absence
+                said = str(e)
+                name = type(e).__name__
+                self._probe_failed(said if said.startswith(name) else f"{name}: {said}")
+            else:
+                self._probe_answered()
+            await asyncio.sleep(self._probe_interval_s)
+
+    def _probe_failed(self, error: str) -> None:
+        self._metrics.bus_broker_unavailable.labels("metadata").inc()
+        self._metrics.bus_broker_up.labels(self.bootstrap).set(0)
+        if self._broker.probe_failed(time.monotonic(), error):
+            log.error(
+                "kafka: broker %s unreachable (%s); not ready until it answers, repeated "
+                "aiokafka errors suppressed meanwhile",
+                self.bootstrap,
+                error,
+            )
+
+    def _probe_answered(self) -> None:
+        self._metrics.bus_broker_up.labels(self.bootstrap).set(1)
+        down_for = self._broker.probe_answered(time.monotonic())
+        if down_for is not None:
+            log.warning(
+                "kafka: broker %s reachable again after %.0f s; %s repeated aiokafka "
+                "errors suppressed",
+                self.bootstrap,
+                down_for,
+                f"{AIOKAFKA_REPEATS.release():,}",
+            )
 
     # -- internals ----------------------------------------------------------------------
 
@@ -383,6 +456,11 @@ class KafkaBus:
                 )
                 await self._retrying("metadata", admin.start)
                 self._admin = admin
+                self._metrics.bus_broker_up.labels(self.bootstrap).set(1)
+                if self._probe_interval_s > 0:
+                    self._watch = asyncio.create_task(
+                        self._watch_broker(admin), name=f"kafka-watch:{self.bootstrap}"
+                    )
             return self._admin
 
     async def _ensure_offsets_reader(self) -> AIOKafkaConsumer:
