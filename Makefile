@@ -42,7 +42,7 @@ bench: setup
 	$(BIN)/python -m tests.bench.bench_distributed
 
 ## pg-up / pg-down: a PostgreSQL cluster on 127.0.0.1:$${PG_PORT:-5433} (data in .sentimon/postgres)
-.PHONY: pg-up pg-down up down
+.PHONY: pg-up pg-down up down status
 pg-up:
 	@deploy/postgres/pg.sh start
 
@@ -57,12 +57,15 @@ kafka-up:
 kafka-down:
 	@deploy/kafka/kafka.sh stop
 
-## up / down: the distributed stack (Kafka, PostgreSQL, ingest, 2 scorers, API); state in .sentimon/stack
+## up / status / down: the distributed stack (Kafka, PostgreSQL, ingest, 2 scorers, API) with its processes under supervisord; state in .sentimon/stack
 up: setup
 	@deploy/local/stack.sh up
 
 down:
 	@deploy/local/stack.sh down
+
+status:
+	@deploy/local/stack.sh status
 
 ## test-deps: the real servers and browser the tests run (Debian packages, Kafka jars)
 test-deps:
