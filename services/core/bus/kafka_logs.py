@@ -19,6 +19,7 @@ import threading
 
 # A kind of record: the logger, the level and the message before its arguments.
 _Kind = tuple[str, int, str]
+_DECIDED = "sentimon_collapse_repeats"
 
 
 class CollapseRepeats(logging.Filter):
@@ -36,14 +37,19 @@ class CollapseRepeats(logging.Filter):
         name = record.name
         if not (name == self._prefix or name.startswith(self._prefix + ".")):
             return True
+        # One decision per record, however many handlers this filter is installed on.
+        decided: bool | None = getattr(record, _DECIDED, None)
+        if decided is not None:
+            return decided
         kind = (name, record.levelno, str(record.msg))
         with self._lock:
             last = self._last.get(kind)
             self._last[kind] = record.created
-            if last is None or record.created - last > self._quiet_s:
-                return True
-            self._suppressed += 1
-            return False
+            passes = last is None or record.created - last > self._quiet_s
+            if not passes:
+                self._suppressed += 1
+        setattr(record, _DECIDED, passes)
+        return passes
 
     @property
     def suppressed(self) -> int:

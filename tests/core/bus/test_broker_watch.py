@@ -75,17 +75,22 @@ def test_installed_on_a_handler_it_sees_every_aiokafka_logger() -> None:
         def emit(self, record: logging.LogRecord) -> None:
             seen.append(record.getMessage())
 
-    handler = Collect()
-    kafka_logs.install([handler])
+    handler, other = Collect(), Collect()
+    kafka_logs.install([handler, other])
     kafka_logs.install([handler])  # idempotent
     assert handler.filters.count(kafka_logs.AIOKAFKA_REPEATS) == 1
     logger = logging.getLogger("aiokafka.test_broker_watch")
+    logger.propagate = False  # only the two handlers here
     logger.addHandler(handler)
+    logger.addHandler(other)
     try:
         kafka_logs.AIOKAFKA_REPEATS.release()
         for _ in range(10):
             logger.error("Unable connect to node with id %s", 1)
-        assert seen == ["Unable connect to node with id 1"]
+        # Each handler writes the first record; each repeat is counted once.
+        assert seen == ["Unable connect to node with id 1"] * 2
         assert kafka_logs.AIOKAFKA_REPEATS.release() == 9
     finally:
         logger.removeHandler(handler)
+        logger.removeHandler(other)
+        logger.propagate = True
