@@ -169,3 +169,9 @@ def test_postgresql_stopped_for_30_s_mid_stream_loses_and_doubles_nothing(
         stack.postgres.start()
 
     run_scale_out(distributed_stack, stop_postgres)
+    # The outage is told with one traceback per scorer, then a line per restart, and no
+    # task's failure goes unretrieved (a second traceback of the same error).
+    for s in distributed_stack.processes:
+        log = s.log_path.read_text(errors="replace")
+        assert "Task exception was never retrieved" not in log, s.log_tail()
+        assert log.count("restarting from the last committed offsets") <= 1, s.log_tail(80)

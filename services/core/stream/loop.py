@@ -40,6 +40,7 @@ from services.core.bus.protocol import Bus, Consumer, Message, RevocationAware, 
 from services.core.metrics import Metrics
 from services.core.stream.dlq import DeadLetterQueue, DlqGuard, DlqLimit
 from services.core.stream.errors import DlqLimitExceeded, InvalidMessage
+from services.core.stream.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,9 @@ class ConsumerLoop(Generic[T]):
         # held), and the last failure since its last commit: what readiness reports.
         self._held_since: float | None = None
         self.last_error: str | None = None
+        # The kind of failure the loop has been restarting on since its last commit: a
+        # traceback is logged when it changes, one line while it repeats.
+        self._failing_with: type[BaseException] | None = None
         self._guard = DlqGuard(config.dlq_limit)
         self._stopping = asyncio.Event()
         self._committed = asyncio.Condition()
@@ -188,14 +192,16 @@ class ConsumerLoop(Generic[T]):
                 raise
             except Exception as e:
                 error = f"{type(e).__name__}: {e}"[:500]
-                if error != self.last_error:
+                if type(e) is not self._failing_with:
                     log.exception(
                         "consumer group %s failed; restarting from the last committed offsets",
                         self._config.group,
                     )
                 else:
-                    # The same failure again: one line, not a traceback per restart.
+                    # The same kind of failure again (the database still away, whatever
+                    # its driver's words this time): one line, not a traceback per restart.
                     log.warning("consumer group %s failed again: %s", self._config.group, error)
+                self._failing_with = type(e)
                 self.last_error = error
                 if self._held_since is None:
                     self._held_since = self._monotonic()
@@ -246,7 +252,7 @@ class ConsumerLoop(Generic[T]):
                             await self._dlq.send(m, e.reason)
                             self._guard.record(True)
                     tail = await self._step.handle(decoded) if decoded else None
-                    done = asyncio.ensure_future(_finished(tail))
+                    done = spawn(_finished(tail))
                     in_flight.append(_InFlight(messages, done))
                     while len(in_flight) >= cfg.max_in_flight:
                         await self._commit_finished(consumer, in_flight, block=True)
@@ -276,6 +282,7 @@ class ConsumerLoop(Generic[T]):
             await self._commit(consumer, item.messages)
             self._held_since = self._monotonic() if in_flight else None
             self.last_error = None
+            self._failing_with = None
 
     async def _dead_letter_refused(self, refusals: Sequence[Refusal]) -> None:
         if self._dlq is None:

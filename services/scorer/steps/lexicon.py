@@ -29,6 +29,7 @@ from services.core.metrics import Metrics
 from services.core.models import Mention, Sentiment
 from services.core.owned import OwnedAccounts
 from services.core.storage.brands import BrandStore
+from services.core.stream.tasks import spawn
 from services.scorer.language import LanguageDetector, mention_language
 from services.scorer.lexicon import UNSCORED, lexicon_sentiment
 from services.scorer.mask import cap_text, mask_spans
@@ -360,7 +361,7 @@ class ScoreLexicon(Forward[ScoredChunk]):
         )
 
         def score(chunk: Chunk) -> asyncio.Future[ChunkResult]:
-            return asyncio.ensure_future(
+            return spawn(
                 self._runner.score(
                     chunk.items, brands, config, chunk.now, keep_texts=self._keep_texts
                 )

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Sequence
 from services.core.metrics import Metrics
 from services.core.models import Sentiment
 from services.core.storage.writer import MentionWriter, Refused, ScoredRecord
+from services.core.stream.tasks import spawn
 from services.scorer.lexicon import UNSCORED, lexicon_sentiment
 from services.scorer.sampling import SamplingPolicy, spot_check
 from services.scorer.steps.abstract import NextStep
@@ -88,9 +89,9 @@ class WriteBatch:
     async def submit(self, scored: ScoredChunk | Awaitable[ScoredChunk]) -> None:
         if isinstance(scored, ScoredChunk):
             records = scored_records(scored, sampling=self._sampling)
-            self._ready = asyncio.ensure_future(self._write(records, self._ready))
+            self._ready = spawn(self._write(records, self._ready))
         else:
-            self._waiting = asyncio.ensure_future(self._write(scored, self._waiting))
+            self._waiting = spawn(self._write(scored, self._waiting))
 
     def join(self) -> Awaitable[list[Refused]]:
         lanes = [lane for lane in (self._ready, self._waiting) if lane is not None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
@@ -413,3 +414,44 @@ def test_dlq_guard_counts_late_refusals_as_poison() -> None:
     guard.reclassify(5)  # half refused: at the limit, not over it
     with pytest.raises(DlqLimitExceeded):
         guard.reclassify(1)
+
+
+class ChangingFailureStep(IntStep):
+    """Fails ``failures`` times with the driver's changing words, then once with a bug,
+    then works; each failure sets ``failed``."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.left = failures
+        self.failed = asyncio.Event()
+
+    async def handle(self, items: Sequence[tuple[Message, int]]) -> None:
+        if self.left > 0:
+            self.left -= 1
+            self.failed.set()
+            if self.left == 0:
+                raise KeyError("a bug, not the database")
+            raise ConnectionError(f"database away (attempt {self.left})")
+        self.handled += [v for _, v in items]
+
+
+async def test_a_failure_is_logged_with_its_traceback_once_per_kind(
+    bus: MemoryBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Five restarts on the database being away, each in other words, give one traceback
+    and four one-line warnings; a different failure after them gets its own traceback."""
+    step = ChangingFailureStep(6)
+    await produce(bus, [b"1"])
+    with caplog.at_level(logging.WARNING, logger="services.core.stream.loop"):
+        loop, task = await start_step(bus, step)
+        await loop.wait_caught_up(PARTS, timeout_s=5)
+        loop.stop()
+        await task
+    records = [r for r in caplog.records if r.name == "services.core.stream.loop"]
+    with_traceback = [r for r in records if r.exc_info]
+    assert [type(r.exc_info[1]) for r in with_traceback if r.exc_info] == [
+        ConnectionError,
+        KeyError,
+    ]
+    assert sum("failed again" in r.getMessage() for r in records) == 4
+    assert step.handled == [1]
