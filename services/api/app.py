@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -13,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from services.api import errors
+from services.api import errors, openapi
 from services.api.brand_gauges import BrandWindowCollector
 from services.api.routes import (
     admin,
@@ -82,7 +81,8 @@ def create_app(state: AppState) -> FastAPI:
     # Spike alerts and their webhooks (issue 6).
     for alert_module in (alert_rules, alerts, webhooks):
         app.include_router(alert_module.router)
-    _add_mention_schema(app)
+    # The OpenAPI document: the one error shape, each operation's error statuses.
+    app.openapi = openapi.contract(app)  # type: ignore[method-assign]
     app.mount(
         "/static", StaticFiles(directory=str(files("services.api") / "static")), name="static"
     )
@@ -121,28 +121,3 @@ def create_app(state: AppState) -> FastAPI:
         return response
 
     return app
-
-
-def _add_mention_schema(app: FastAPI) -> None:
-    """The POST /mentions body is read raw (to accept NDJSON and report items one by
-    one), so the Mention schema is added to the OpenAPI document by hand."""
-    from fastapi.openapi.utils import get_openapi
-
-    from services.core.models import Mention
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            mention = Mention.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(mention.pop("$defs", {}))
-            components["Mention"] = mention
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -10,7 +10,13 @@ from fastapi import Depends, Request
 from services.api.state import AppState
 from services.core.auth import Permission
 from services.core.storage.keys import ApiKey
-from services.runtime.auth import SESSION_COOKIE, key_from_header, permitted, unknown_key
+from services.runtime.auth import (
+    SESSION_COOKIE,
+    BearerDeclared,
+    key_from_header,
+    permitted,
+    unknown_key,
+)
 
 __all__ = ["SESSION_COOKIE", "Ingester", "Manager", "Reader", "State", "authenticate", "require"]
 
@@ -23,7 +29,7 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def authenticate(request: Request, state: State) -> ApiKey:
+def authenticate(request: Request, state: State, _bearer: BearerDeclared = None) -> ApiKey:
     """The caller's key, from ``Authorization: Bearer`` or the page session cookie."""
     header = request.headers.get("authorization")
     if header or not (cookie := request.cookies.get(SESSION_COOKIE)):

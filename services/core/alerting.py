@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from services.core.models import JsonBool, JsonFloat, JsonInt
+
 
 class AlertKind(StrEnum):
     NEGATIVE_SPIKE = "negative_spike"
@@ -49,6 +51,10 @@ BrandName = Annotated[
 ]
 
 
+WINDOW_MINUTES = tuple(m for m in range(5, 1441) if 1440 % m == 0)
+"""The windows a rule may test: those that divide a day."""
+
+
 class RuleSpec(BaseModel):
     """An alert rule as users write it (minutes and days, not seconds)."""
 
@@ -59,32 +65,41 @@ class RuleSpec(BaseModel):
         description="negative_spike: count of negative mentions; negative_share: share of "
         "negative among all mentions; volume_spike: count of all mentions"
     )
-    window_minutes: int = Field(
-        default=15, ge=5, le=1440, description="Window tested; must divide a day (5, 10, 15, …)."
+    window_minutes: JsonInt = Field(
+        default=15,
+        ge=5,
+        le=1440,
+        description="Window tested; must divide a day (5, 10, 15, …).",
+        json_schema_extra={"enum": list(WINDOW_MINUTES)},
     )
-    baseline_days: int = Field(
+    baseline_days: JsonInt = Field(
         default=7, ge=1, le=28, description="Days before the window the expectation is read from."
     )
-    sensitivity: float = Field(
+    sensitivity: JsonFloat = Field(
         default=1e-5,
         gt=0,
         le=0.01,
         description="A window alerts when its p-value is below this: raise it to hear sooner "
         "and more often, lower it for fewer alerts.",
     )
-    min_count: int = Field(
+    min_count: JsonInt = Field(
         default=10,
         ge=1,
         le=1_000_000,
         description="Fewest mentions counted (negatives for the negative kinds) to alert.",
     )
-    warmup_days: float = Field(
-        default=3.0, ge=0, le=28, description="No alerts until the baseline holds this much data."
+    warmup_days: JsonFloat = Field(
+        default=3.0,
+        ge=0,
+        le=28,
+        description="No alerts until the baseline holds this much data; at most baseline_days.",
+        # Checked when left out too: the default (3) exceeds a baseline of 1 or 2 days.
+        validate_default=True,
     )
-    cooldown_minutes: int = Field(
+    cooldown_minutes: JsonInt = Field(
         default=60, ge=0, le=10_080, description="No repeat of this rule within this time."
     )
-    enabled: bool = True
+    enabled: JsonBool = True
 
     @field_validator("window_minutes")
     @classmethod

@@ -125,6 +125,22 @@ LangTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]
 LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
 # Strict: a count is a JSON integer, never true or "1000" (lax parsing took both).
 Count = Annotated[int, Field(ge=0, le=10**12, strict=True)]
+# A time given as a query parameter or in a request body: RFC 3339 text with an offset.
+Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
+
+def _json_number(value: object) -> object:
+    """Numbers as JSON has them: lax parsing read ``"5"`` and ``true`` as 5 and 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# Request fields as their JSON types: ``0`` is not a boolean and ``"5"`` not a number
+# (an integer may be written ``5.0``, as JSON Schema allows).
+JsonBool = Annotated[bool, Field(strict=True)]
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
+JsonFloat = Annotated[float, BeforeValidator(_json_number)]
 
 
 class _Contract(BaseModel):

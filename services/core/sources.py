@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
+from services.core.models import JsonBool, JsonFloat, JsonInt
 from services.core.urls import Resolver, WebhookUrlError, check_webhook_url, resolve_host
 
 MAX_SOURCES = 50
@@ -41,14 +42,14 @@ class _Base(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: SourceName
-    enabled: bool = True
+    enabled: JsonBool = True
 
 
 class Feed(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: HttpUrl
-    interval_s: float = Field(default=900.0, ge=60.0, le=86_400.0)
+    interval_s: JsonFloat = Field(default=900.0, ge=60.0, le=86_400.0)
 
 
 class RssConfig(_Base):
@@ -65,7 +66,7 @@ class MastodonConfig(_Base):
     instance: HttpUrl
     hashtags: list[Tag] = Field(default_factory=list, max_length=50)
     keywords: list[Word] = Field(default_factory=list, max_length=50)
-    search_interval_s: float = Field(default=300.0, ge=30.0, le=86_400.0)
+    search_interval_s: JsonFloat = Field(default=300.0, ge=30.0, le=86_400.0)
     # Some instances serve streaming from another host (their /api/v1/instance says which).
     streaming: HttpUrl | None = None
 
@@ -75,7 +76,7 @@ class BlueskyConfig(_Base):
 
     kind: Literal["bluesky"] = "bluesky"
     endpoint: WsUrl = "wss://jetstream2.us-east.bsky.network/subscribe"
-    checkpoint_every_s: float = Field(default=5.0, ge=0.0, le=3600.0)
+    checkpoint_every_s: JsonFloat = Field(default=5.0, ge=0.0, le=3600.0)
 
 
 class RedditConfig(_Base):
@@ -84,8 +85,8 @@ class RedditConfig(_Base):
     kind: Literal["reddit"] = "reddit"
     subreddits: list[Subreddit] = Field(default_factory=list, max_length=100)
     searches: list[Word] = Field(default_factory=list, max_length=50)
-    comments: bool = True
-    interval_s: float = Field(default=120.0, ge=10.0, le=86_400.0)
+    comments: JsonBool = True
+    interval_s: JsonFloat = Field(default=120.0, ge=10.0, le=86_400.0)
     api_base: HttpUrl = "https://oauth.reddit.com"
     auth_url: HttpUrl = "https://www.reddit.com/api/v1/access_token"
 
@@ -98,8 +99,8 @@ class XConfig(_Base):
     rule_tag_prefix: Annotated[str, StringConstraints(pattern=r"^[\w.:-]{1,32}$")] = "sentimon:"
     # After a disconnection, fetch what was missed since the checkpoint's last id with the
     # recent search (same rules; covers up to 7 days, counts against the search quota).
-    recover_with_search: bool = True
-    max_rule_chars: int = Field(default=512, ge=64, le=4096)
+    recover_with_search: JsonBool = True
+    max_rule_chars: JsonInt = Field(default=512, ge=64, le=4096)
 
 
 SourceConfig = Annotated[

@@ -29,7 +29,7 @@ from services.core.storage.keys import ApiKey, KeyStore
 from services.ingest.accept import MentionPublisher, accept
 from services.ingest.normalise import mention_from_obj
 from services.ingest.sources.protocol import InvalidRecord, SourceItem
-from services.runtime.auth import key_from_header, permitted
+from services.runtime.auth import BearerDeclared, key_from_header, permitted
 from services.runtime.http import TOO_LARGE, UNPROCESSABLE
 from services.runtime.limits import BodyLimits, GuardedBodies
 
@@ -80,7 +80,7 @@ def _endpoint(request: Request) -> PushEndpoint:
 Endpoint = Annotated[PushEndpoint, Depends(_endpoint)]
 
 
-def _ingest_key(request: Request, endpoint: Endpoint) -> ApiKey:
+def _ingest_key(request: Request, endpoint: Endpoint, _bearer: BearerDeclared) -> ApiKey:
     return permitted(
         key_from_header(endpoint.keys, request.headers.get("authorization")), Permission.INGEST
     )

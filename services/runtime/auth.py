@@ -3,7 +3,10 @@ that serves authenticated routes (the API, the ingest's push endpoint)."""
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+from typing import Annotated
+
+from fastapi import HTTPException, Security, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.core.auth import Permission, allows
 from services.core.storage.keys import ApiKey, KeyStore
@@ -11,6 +14,15 @@ from services.core.storage.keys import ApiKey, KeyStore
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 # The pages' session: an HttpOnly cookie holding a session token, never the key.
 SESSION_COOKIE = "sentimon_session"
+
+# Declares ``Authorization: Bearer <api key>`` in the OpenAPI document (``security`` on each
+# operation that takes a key); the key itself is read and checked by ``key_from_header``.
+BEARER = HTTPBearer(
+    scheme_name="apiKey",
+    description="An API key: `Authorization: Bearer <key>` (`sentimon keys create`)",
+    auto_error=False,
+)
+BearerDeclared = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 
 
 def bearer_token(header: str) -> str:

@@ -12,7 +12,9 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.core.validation import field_path
 
@@ -21,6 +23,23 @@ log = logging.getLogger(__name__)
 # Status codes by number: their names changed across Starlette versions.
 UNPROCESSABLE = 422
 TOO_LARGE = 413
+METHOD_NOT_ALLOWED = 405
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class FieldError(BaseModel):
+    field: str = Field(
+        description="The field that is wrong (``query.limit``, ``body.url``, …); "
+        "empty when the problem is not one field's"
+    )
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer (4xx and 5xx) of every process, as the OpenAPI document says."""
+
+    detail: str = Field(description="The errors in one line: ``field: message; …``")
+    errors: list[FieldError]
 
 
 def _split(message: str) -> dict[str, str]:
@@ -33,11 +52,29 @@ def _split(message: str) -> dict[str, str]:
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = str(exc.detail)
+    headers = exc.headers
+    if exc.status_code == METHOD_NOT_ALLOWED:
+        # Starlette names the methods of the first route whose path matched; a path served
+        # by several routes (GET and POST on one collection) allows all of theirs.
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
     return JSONResponse(
         {"detail": detail, "errors": [_split(detail)]},
         status_code=exc.status_code,
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path (each asked of
+    the app's routes, included routers too, as the router would match it)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:

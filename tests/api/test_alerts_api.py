@@ -106,7 +106,6 @@ async def test_only_admins_manage_rules(client: httpx.AsyncClient, keys: Keys) -
         ({"baseline_days": 90}, "baseline_days"),
         ({"baseline_days": 2, "warmup_days": 5}, "warmup_days"),
         ({"cooldown_minutes": -1}, "cooldown_minutes"),
-        ({"brand": "Nope"}, "brand"),
         ({"brand": "a/b"}, "brand"),
         ({"colour": "red"}, "colour"),
         ({"brand": "x" * 500}, "brand"),
@@ -120,6 +119,34 @@ async def test_bad_rules_are_422_naming_the_field(
     assert r.status_code == 422, r.text
     assert field in fields(r), r.json()
     assert (await client.get(RULES, headers=keys.header("admin"))).json() == []
+
+
+async def test_a_rule_for_an_untracked_brand_is_404_naming_the_brand(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    body = {"brand": "Nope", "kind": "negative_spike"}
+    r = await client.post(RULES, json=body, headers=keys.header("admin"))
+    assert r.status_code == 404, r.text
+    assert r.json()["errors"][0]["field"] == "brand"
+
+
+@pytest.mark.parametrize("enabled", [0, 1, "true", None])
+async def test_enabled_must_be_a_json_boolean(
+    client: httpx.AsyncClient, keys: Keys, enabled: object
+) -> None:
+    body = {"brand": "Acme", "kind": "negative_spike", "enabled": enabled}
+    r = await client.post(RULES, json=body, headers=keys.header("admin"))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "body.enabled"
+
+
+async def test_a_baseline_shorter_than_the_default_warmup_is_refused_not_stored(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    body = {"brand": "Acme", "kind": "negative_spike", "baseline_days": 1}
+    r = await client.post(RULES, json=body, headers=keys.header("admin"))
+    assert r.status_code == 422, r.text
+    assert "warmup_days" in r.json()["detail"]
 
 
 async def test_a_huge_rule_body_is_413(client: httpx.AsyncClient, keys: Keys) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 
 from services.api.deps import Manager, Reader, State
-from services.api.errors import TOO_LARGE, UNPROCESSABLE
+from services.api.errors import TOO_LARGE
 from services.core.alerting import RuleSpec
 from services.core.storage.alerts import AlertRule, AlertRuleStore
 from services.core.storage.errors import NotFoundError
@@ -62,14 +62,18 @@ def list_rules(
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[small_body(MAX_BODY_BYTES)],
-    responses={413: {"description": "Body over 16 KB"}, 422: {"description": "Invalid rule"}},
+    responses={
+        404: {"description": "The brand is not tracked"},
+        413: {"description": "Body over 16 KB"},
+        422: {"description": "Invalid rule"},
+    },
 )
 def create_rule(state: State, _key: Manager, body: RuleSpec) -> RulePublic:
     """Add a rule for a tracked brand. Unset fields take the defaults in ``docs/alerts.md``."""
     try:
         return public_rule(_store(state).create(body.brand, body.params(), enabled=body.enabled))
     except NotFoundError as e:
-        raise HTTPException(UNPROCESSABLE, f"brand: {e}") from e
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"brand: {e}") from e
 
 
 @router.get("/{rule_id}")
@@ -90,7 +94,7 @@ def update_rule(state: State, _key: Manager, rule_id: RuleId, body: RuleSpec) ->
     try:
         return public_rule(store.update(rule_id, body.brand, body.params(), enabled=body.enabled))
     except NotFoundError as e:
-        raise HTTPException(UNPROCESSABLE, f"brand: {e}") from e
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"brand: {e}") from e
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)

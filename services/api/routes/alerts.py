@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
 from services.core.alerting import AlertKind
+from services.core.models import Rfc3339Time
 from services.core.storage.alerts import InvalidAlertCursorError, get_alert, page_alerts
 from services.core.storage.errors import NotFoundError
 
@@ -32,9 +33,11 @@ def list_alerts_route(
     brand: Annotated[str | None, Query(max_length=128)] = None,
     kind: AlertKind | None = None,
     rule_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    from_: Annotated[Rfc3339Time | None, Query(alias="from")] = None,
+    to: Rfc3339Time | None = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page, as given")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AlertPageOut:
     """``from``/``to`` bound the window's start (``[from, to)``)."""
@@ -57,7 +60,7 @@ def list_alerts_route(
     return AlertPageOut(items=[a.doc for a in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{alert_id}", summary="One alert")
+@router.get("/{alert_id}", summary="One alert", responses={404: {"description": "No such alert"}})
 def get_alert_route(
     state: State, _key: Reader, alert_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
 ) -> dict[str, Any]:

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
 from services.api.routes.review import MeasuredAccuracy, measured_accuracy_out
 from services.core.adjusted import Adjusted, AdjustedSeries, adjust_series
+from services.core.models import Rfc3339Time
 from services.core.reports.model import Corrected, corrected
 from services.core.storage.analytics import BrandBuckets, Counts, brand_buckets, bucket_count
 from services.core.storage.review import adjustment_labels
@@ -21,21 +22,24 @@ from services.core.storage.review import adjustment_labels
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 
 MAX_BUCKETS = 2_000
+MAX_BRANDS = 50
+BRANDS_PATTERN = rf"^[^,]*(,[^,]*){{0,{MAX_BRANDS - 1}}}$"
 EARLIEST = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp())
 DEFAULT_RANGE = timedelta(days=7)
-_INTERVAL = re.compile(r"^(\d{1,4})([mhd])$")
+INTERVAL_PATTERN = r"^[1-9][0-9]{0,3}[mhd]$"
+_INTERVAL = re.compile(INTERVAL_PATTERN)
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400}
 
 
 def parse_interval(text: str) -> int:
     """``15m``, ``1h``, ``1d`` → seconds; a multiple of a minute, since rollups are per minute."""
     m = _INTERVAL.fullmatch(text)
-    if m is None or int(m.group(1)) == 0:
+    if m is None:
         raise HTTPException(
             UNPROCESSABLE,
             f"interval: {text!r} is not an interval like 5m, 1h or 1d",
         )
-    return int(m.group(1)) * _UNIT_S[m.group(2)]
+    return int(text[:-1]) * _UNIT_S[text[-1]]
 
 
 def resolve_range(
@@ -126,11 +130,13 @@ def _share(brand: str, c: Counts, total: int, adjusted: Adjusted | str) -> Brand
 def _brand_list(state: State, brands: str | None) -> list[str]:
     if brands is None:
         return [b.name for b in state.brands.list()]
-    names = [b.strip() for b in brands.split(",") if b.strip()]
+    parts = brands.split(",")
+    if len(parts) > MAX_BRANDS:
+        raise HTTPException(UNPROCESSABLE, f"brands: at most {MAX_BRANDS} brands")
+    names = [b.strip() for b in parts if b.strip()]
     if not names:
-        raise HTTPException(UNPROCESSABLE, "brands: empty list")
-    if len(names) > 50:
-        raise HTTPException(UNPROCESSABLE, "brands: at most 50 brands")
+        # Only commas and spaces: no brand named, as if the parameter were not given.
+        return [b.name for b in state.brands.list()]
     return list(dict.fromkeys(names))
 
 
@@ -139,11 +145,20 @@ def share_of_voice(
     state: State,
     _key: Reader,
     brands: Annotated[
-        str | None, Query(description="Comma-separated brand names; default: all tracked")
+        str | None,
+        Query(
+            description=f"Comma-separated brand names (at most {MAX_BRANDS}); default: all tracked",
+            json_schema_extra={"pattern": BRANDS_PATTERN},
+        ),
     ] = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
-    interval: Annotated[str, Query(description="Bucket size: 5m, 1h, 1d…")] = "1h",
+    from_: Annotated[Rfc3339Time | None, Query(alias="from")] = None,
+    to: Rfc3339Time | None = None,
+    interval: Annotated[
+        str,
+        Query(
+            description="Bucket size: 5m, 1h, 1d…", json_schema_extra={"pattern": INTERVAL_PATTERN}
+        ),
+    ] = "1h",
 ) -> ShareOfVoice:
     names = _brand_list(state, brands)
     iv = parse_interval(interval)
@@ -236,9 +251,14 @@ def sentiment(
     state: State,
     _key: Reader,
     brand: Annotated[str, Query(min_length=1, max_length=128)],
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
-    interval: str = "1h",
+    from_: Annotated[Rfc3339Time | None, Query(alias="from")] = None,
+    to: Rfc3339Time | None = None,
+    interval: Annotated[
+        str,
+        Query(
+            description="Bucket size: 5m, 1h, 1d…", json_schema_extra={"pattern": INTERVAL_PATTERN}
+        ),
+    ] = "1h",
 ) -> SentimentSeries:
     iv = parse_interval(interval)
     start, end = resolve_range(from_, to, iv, state.clock.now())

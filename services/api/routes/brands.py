@@ -89,7 +89,11 @@ def get_brand(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "A brand of that name is tracked"}},
+)
 def create_brand(state: State, _key: Manager, body: BrandCreate) -> BrandPublic:
     try:
         return _public(

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
-from services.core.languages import parse_language_code
-from services.core.models import ScoredMention, SourceName, VerdictLabel
+from services.core.languages import LANGUAGE_CODES, parse_language_code
+from services.core.models import Rfc3339Time, ScoredMention, SourceName, VerdictLabel
 from services.core.storage.reads import InvalidCursorError, MentionFilter, list_mentions
 
 router = APIRouter(prefix="/api/v1/mentions", tags=["mentions"])
@@ -34,14 +34,16 @@ def get_mentions(
     lang: Annotated[
         str | None,
         Query(
-            max_length=16,
+            json_schema_extra={"enum": sorted(LANGUAGE_CODES)},
             description="ISO 639-1 code of the language the mentions are written in "
             "(as detected, or as the source said)",
         ),
     ] = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    from_: Annotated[Rfc3339Time | None, Query(alias="from")] = None,
+    to: Rfc3339Time | None = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page, as given")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> MentionPageOut:
     _check_range(from_, to)

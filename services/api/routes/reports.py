@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import AwareDatetime
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.deps import Reader, State
@@ -26,7 +25,7 @@ from services.api.routes.analytics import resolve_range
 from services.api.routes.pages import PageKey, templates
 from services.api.state import AppState
 from services.core.auth import Permission, allows
-from services.core.models import storable_time
+from services.core.models import Rfc3339Time, storable_time
 from services.core.reports import (
     AccuracySource,
     AlertsSource,
@@ -107,14 +106,15 @@ def make_report(
 @router.get(
     "/api/v1/reports/executive",
     summary="Executive report of a brand against its competitive set",
+    responses={404: {"description": "The brand is not tracked"}},
     response_model_by_alias=True,
 )
 def executive_report(
     state: State,
     _key: Reader,
     brand: Annotated[str, Query(min_length=1, max_length=128)],
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    from_: Annotated[Rfc3339Time | None, Query(alias="from")] = None,
+    to: Rfc3339Time | None = None,
     compare: Annotated[
         Compare, Query(description="'previous': changes against the previous period")
     ] = "previous",

@@ -302,7 +302,11 @@ def claim(state: State, store: Store, key: Reviewer) -> ClaimOut:
     return _claim_out(store, key, item)
 
 
-@router.post("/items/{item_id}/label", summary="Label an item you hold")
+@router.post(
+    "/items/{item_id}/label",
+    summary="Label an item you hold",
+    responses={409: {"description": "The item is not yours to label (lease lost, or done)"}},
+)
 def label(state: State, store: Store, key: Reviewer, item_id: ItemId, body: LabelIn) -> ClaimOut:
     """Records the label (it overrides the automated one in every aggregate), releases
     the item and returns your progress; the next item is claimed separately."""
@@ -320,6 +324,7 @@ def label(state: State, store: Store, key: Reviewer, item_id: ItemId, body: Labe
     "/items/{item_id}/skip",
     summary="Give an item back without labelling it",
     status_code=status.HTTP_204_NO_CONTENT,
+    responses={409: {"description": "The item is not yours to give back"}},
 )
 def skip(store: Store, key: Reviewer, item_id: ItemId) -> Response:
     try:
@@ -331,7 +336,14 @@ def skip(store: Store, key: Reviewer, item_id: ItemId) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/undo", summary="Withdraw your last label")
+@router.post(
+    "/undo",
+    summary="Withdraw your last label",
+    responses={
+        404: {"description": "You have no label to withdraw"},
+        409: {"description": "The label can no longer be withdrawn"},
+    },
+)
 def undo(state: State, store: Store, key: Reviewer) -> ClaimOut:
     """Restores the aggregates as they were before that label and gives you the item back
     (claimed, unless another analyst holds it now)."""

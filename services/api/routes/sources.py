@@ -133,7 +133,10 @@ def list_sources(state: State, _key: Manager) -> list[SourcePublic]:
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Add a source (the ingest starts it)",
-    responses={422: {"description": "A bad field, or a URL the source URL policy refuses"}},
+    responses={
+        409: {"description": "A source of that name exists"},
+        422: {"description": "A bad field, or a URL the source URL policy refuses"},
+    },
 )
 async def create_source(state: State, _key: Manager, body: ConfigBody) -> SourcePublic:
     await _check_urls(state, body)

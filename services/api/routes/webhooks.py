@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from services.api.deps import Manager, State
 from services.api.errors import UNPROCESSABLE
 from services.api.routes.alert_rules import small_body
 from services.core.alerting import EVENT_TYPES
+from services.core.models import JsonBool
 from services.core.storage.errors import NotFoundError
 from services.core.storage.webhooks import Delivery, Endpoint, WebhookStore
 from services.core.urls import MAX_URL_CHARS, WebhookUrlError, check_webhook_url
@@ -24,7 +27,18 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
 MAX_BODY_BYTES = 16 * 1024
 EndpointId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-EventTypes = Annotated[list[str], Field(min_length=1, max_length=len(EVENT_TYPES))]
+EventType = Annotated[str, Field(json_schema_extra={"enum": list(EVENT_TYPES)})]
+EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
+# The form check_webhook_url takes, for the OpenAPI document: http(s), a host, no
+# credentials, no #fragment, ASCII only (an internationalised host in punycode). The URL is
+# checked (with a message saying what is wrong) and its host's addresses held to the policy
+# when the endpoint is created or changed.
+_PCT = "%[0-9A-Fa-f]{2}"
+URL_PATTERN = (
+    rf"^https?://([A-Za-z0-9._~!$&'()*+,;=-]|{_PCT})+(:[0-9]{{1,5}})?"
+    rf"([/?]([A-Za-z0-9._~!$&'()*+,;=:@/?-]|{_PCT})*)?$"
+)
+_URL_FORM: JsonDict = {"pattern": URL_PATTERN}
 
 
 def _check_event_types(v: list[str] | None) -> list[str] | None:
@@ -43,7 +57,11 @@ def _check_event_types(v: list[str] | None) -> list[str] | None:
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=MAX_URL_CHARS, description="http(s) URL the alerts are POSTed to")
+    url: str = Field(
+        max_length=MAX_URL_CHARS,
+        json_schema_extra=_URL_FORM,
+        description="http(s) URL the alerts are POSTed to",
+    )
     event_types: EventTypes = Field(default_factory=lambda: sorted(EVENT_TYPES))
     secret: str | None = Field(
         default=None,
@@ -74,9 +92,9 @@ class WebhookCreate(BaseModel):
 class WebhookUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, max_length=MAX_URL_CHARS)
+    url: str | None = Field(default=None, max_length=MAX_URL_CHARS, json_schema_extra=_URL_FORM)
     event_types: EventTypes | None = None
-    enabled: bool | None = Field(default=None, description="Re-enable after a 410, or pause")
+    enabled: JsonBool | None = Field(default=None, description="Re-enable after a 410, or pause")
 
     _types = field_validator("event_types")(_check_event_types)
 
@@ -165,6 +183,10 @@ def _store(state: State) -> WebhookStore:
 
 
 def _checked_url(state: State, url: str) -> str:
+    if not url.isascii():
+        raise HTTPException(
+            UNPROCESSABLE, "url: must be ASCII (write an internationalised host as xn--…)"
+        )
     try:
         check_webhook_url(
             url,
@@ -173,6 +195,8 @@ def _checked_url(state: State, url: str) -> str:
         )
     except WebhookUrlError as e:
         raise HTTPException(UNPROCESSABLE, f"url: {e}") from e
+    if re.fullmatch(URL_PATTERN, url) is None:
+        raise HTTPException(UNPROCESSABLE, "url: not a URI (RFC 3986): percent-encode the rest")
     return url
 
 
