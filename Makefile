@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python -m tests.bench.bench_review
 	$(BIN)/python -m tests.bench.bench_adjusted
 	$(BIN)/python -m tests.bench.bench_language
+	$(BIN)/python -m tests.bench.bench_stories
 	$(BIN)/python -m tests.bench.bench_distributed
 
 ## pg-up / pg-down: a PostgreSQL cluster on 127.0.0.1:$${PG_PORT:-5433} (data in .sentimon/postgres)

@@ -1,0 +1,110 @@
+"""Stories: syndicated copies of one text are one story; texts on one topic in different
+words are not."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.core import stories
+from services.core.stories import Post
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+HEADLINE = "Acme confirms a data breach affecting two million customer accounts, passwords reset"
+SYNDICATED = [
+    HEADLINE,
+    f"{HEADLINE} https://t.co/a1b2c3",
+    f"RT @newsdesk: {HEADLINE} https://bit.ly/3xYz",
+    f"{HEADLINE.replace('confirms', 'admits')} #breach",
+    f"via @reuters {HEADLINE}",
+    f"{HEADLINE} via @techcrunch",
+    HEADLINE.upper() + " https://example.com/story?id=7",
+    HEADLINE.replace("two million", "2 million") + " — @wire",
+]
+# The same incident, each in its own words: not one story.
+SAME_TOPIC = [
+    "Acme data breach? My account password was reset this morning, not happy at all",
+    "Hearing Acme got hacked, millions of customer accounts exposed apparently",
+    "So Acme leaked our data again. Switching providers this week, done with them",
+    "Acme's breach notice landed in my inbox. Two million accounts, what a mess",
+    "Anyone else locked out of Acme after the password reset? Their support is swamped",
+]
+
+
+def post(i: int, text: str, *, author: str = "", followers: int = 100, minutes: int = 0) -> Post:
+    return Post(
+        source="demo",
+        id=f"m{i}",
+        text=text,
+        author=author or f"user{i}",
+        followers=followers,
+        created_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+def test_syndicated_copies_are_one_cluster_and_own_words_stay_apart() -> None:
+    texts = SYNDICATED + SAME_TOPIC
+    groups = stories.clusters(texts)
+    assert sorted(groups[0]) == list(range(len(SYNDICATED)))
+    assert all(len(g) == 1 for g in groups[1:])
+    assert len(groups) == 1 + len(SAME_TOPIC)
+
+
+def test_lsh_pairs_equal_exact_pairs_on_a_mixed_sample() -> None:
+    rng = random.Random(5)
+    texts = SYNDICATED + SAME_TOPIC
+    # More near-duplicates at assorted distances: a word dropped at random from copies.
+    for k in range(30):
+        words = HEADLINE.split()
+        for _ in range(rng.randint(0, 5)):
+            del words[rng.randrange(len(words))]
+        texts.append(" ".join(words) + f" https://t.co/{k}")
+    sets = [stories.shingles(t) for t in texts]
+    assert stories.near_duplicate_pairs(sets) == stories.exact_pairs(sets)
+
+
+def test_reduce_text_drops_what_copies_change() -> None:
+    assert stories.reduce_text("RT @a_b: Big NEWS, today! https://x.y/z #Acme via @c") == (
+        "big news today acme"
+    )
+    assert stories.shingles("acme is down") == frozenset()  # too short to be a story
+
+
+def test_largest_story_names_the_first_post_and_the_combined_reach() -> None:
+    posts = [
+        post(i, t, followers=1_000 * (i + 1), minutes=10 - i) for i, t in enumerate(SYNDICATED)
+    ]
+    posts += [post(100 + i, t, minutes=i) for i, t in enumerate(SAME_TOPIC)]
+    story = stories.largest_story(posts)
+    assert story is not None
+    assert story.size == len(SYNDICATED)
+    earliest = min(posts[: len(SYNDICATED)], key=lambda p: p.created_at)
+    assert story.first == earliest
+    assert story.combined_reach == sum(p.followers for p in posts[: len(SYNDICATED)])
+    doc = story.as_dict(len(posts))
+    assert doc["first_mention_id"] == earliest.id
+    assert doc["first_author"] == earliest.author
+    assert doc["share_of_window"] == pytest.approx(len(SYNDICATED) / len(posts), abs=1e-4)
+    assert doc["sample_text"] == earliest.text
+
+
+def test_no_story_below_the_minimum_size() -> None:
+    posts = [post(i, t) for i, t in enumerate(SYNDICATED[:2] + SAME_TOPIC)]
+    assert stories.largest_story(posts, min_size=3) is None
+    assert stories.largest_story([]) is None
+
+
+def test_drivers_name_the_loudest_author_and_source() -> None:
+    posts = [post(i, f"text {i}", author="spammer") for i in range(6)]
+    posts += [post(10 + i, f"other {i}", followers=5_000) for i in range(4)]
+    posts[-1] = Post("rss", "r1", "x", "feed", 10, T0)
+    d = stories.drivers(posts)
+    assert d["top_authors"][0] == {"handle": "spammer", "mentions": 6, "followers": 100}
+    assert d["top_author_share"] == pytest.approx(0.6)
+    assert d["top_source"] == "demo"
+    assert d["top_source_share"] == pytest.approx(0.9)
+    assert d["authors"] == 5
+    assert stories.drivers([])["top_author_share"] is None
