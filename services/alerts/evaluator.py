@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine
 
 from services.alerts.detection import DAY_S, GUARD_S, AlertKind, Verdict, WindowSeries, judge_window
+from services.alerts.explain import expectation_around, explain
 from services.alerts.settings import AlertSettings
 from services.core import terms
 from services.core.clock import Clock
@@ -37,6 +38,7 @@ from services.core.storage.alerts import (
 )
 from services.core.storage.alerts import store_alert as _store_alert
 from services.core.storage.analytics import brand_buckets, first_minute
+from services.core.storage.stories import story_posts
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ MAX_WINDOW_TEXTS = 500
 MAX_REFERENCE_TEXTS = 2000
 REFERENCE_S = DAY_S
 MAX_TEXT_CHARS = 500
+# Mentions of the window a story is looked for among (clustering is about 2,000 texts/s).
+MAX_STORY_MENTIONS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +133,22 @@ class AlertEvaluator:
                 conn, rule.brand, start, start + p.window_s, self._settings.alert_top_mentions
             )
             top_terms = self._rising_terms(conn, rule.brand, start, start + p.window_s)
+            # The mentions the test counted: the negative ones, or all for volume.
+            posts = story_posts(
+                conn,
+                rule.brand,
+                start,
+                start + p.window_s,
+                MAX_STORY_MENTIONS,
+                negative_only=p.kind != AlertKind.VOLUME_SPIKE,
+            )
+        expectation = expectation_around(p, series, since, verdict.expected)
 
         def build(alert_id: int, created_at: datetime) -> dict[str, Any]:
-            return alert_document(
+            doc = alert_document(
                 alert_id, rule, window_start, verdict, top, top_terms, created_at=created_at
             )
+            return explain(doc, posts, expectation)
 
         alert = _store_alert(
             self._engine,
