@@ -169,3 +169,67 @@ def net_line(points: Sequence[SentimentPoint], title: str, width: int = W) -> st
     out += _axis_labels(points, x_of, h - 6)
     out.append("</svg>")
     return "".join(out)
+
+
+def expectation_chart(
+    points: Sequence[tuple[str, float, float | None]],
+    highlight: str,
+    title: str,
+    *,
+    share: bool = False,
+    width: int = W,
+) -> str:
+    """Observed values per window as columns (``highlight``, the alert's window, marked)
+    against the expected line; ``points`` are ``(start, observed, expected)``, expected
+    ``None`` where unknown. ``share``: values are 0–1, labelled in percent."""
+    h, top, bottom, left = 200, 10, 24, 44
+    plot_h = h - top - bottom
+    n = max(1, len(points))
+    slot = (width - left) / n
+    peak = max([p[1] for p in points] + [p[2] or 0.0 for p in points] + [1e-9])
+
+    def label(v: float) -> str:
+        return f"{100 * v:.0f}%" if share else f"{v:,.0f}"
+
+    def y_of(v: float) -> float:
+        return top + plot_h * (1 - v / peak)
+
+    out = [
+        f'<svg class="chart-svg" viewBox="0 0 {width} {h}" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>",
+        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{width}" y2="{top + plot_h}"/>',
+        f'<text class="axis-label" x="{left - 4}" y="{top + 8}" text-anchor="end">'
+        f"{label(peak)}</text>",
+        f'<text class="axis-label" x="{left - 4}" y="{top + plot_h}" text-anchor="end">0</text>',
+    ]
+    x_of = []
+    for i, (start, observed, expected) in enumerate(points):
+        x = left + i * slot
+        x_of.append(x + slot / 2)
+        bh = plot_h * observed / peak
+        cls = "alert-window" if start == highlight else "observed"
+        fill = SENTIMENT["negative"] if start == highlight else PALETTE[4]
+        exp = "" if expected is None else f", expected {label(expected)}"
+        out.append(
+            f'<rect class="{cls}" x="{_num(x + slot * 0.1)}" y="{_num(y_of(observed))}" '
+            f'width="{_num(slot * 0.8)}" height="{_num(bh)}" fill="{fill}">'
+            f"<title>{escape(start[:16].replace('T', ' '))}: {label(observed)}{exp}</title></rect>"
+        )
+    line = [(x, e) for x, (_, _, e) in zip(x_of, points, strict=True) if e is not None]
+    if len(line) > 1:
+        d = " ".join(
+            f"{'M' if i == 0 else 'L'}{_num(x)},{_num(y_of(e))}" for i, (x, e) in enumerate(line)
+        )
+        out.append(
+            f'<path class="expected-line" d="{d}" fill="none" stroke="{PALETTE[1]}" '
+            'stroke-width="2" stroke-dasharray="5 3"/>'
+        )
+    picks = sorted({0, len(points) // 2, len(points) - 1}) if points else []
+    for i in picks:
+        anchor = "start" if i == 0 else "end" if i == len(points) - 1 else "middle"
+        out.append(
+            f'<text class="axis-label" x="{_num(x_of[i])}" y="{h - 6}" text-anchor="{anchor}">'
+            f"{escape(points[i][0][:16].replace('T', ' '))}</text>"
+        )
+    out.append("</svg>")
+    return "".join(out)

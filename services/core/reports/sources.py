@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
+from services.core.explanation import summarise
 from services.core.reports.model import Accuracy, Alert
-from services.core.storage.alerts import list_alerts
+from services.core.storage.alerts import AlertRecord, list_alerts
 from services.core.storage.review import measured_accuracy
 
 MAX_ALERTS = 50
@@ -17,6 +18,18 @@ MAX_ALERTS = 50
 
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _summary(a: AlertRecord) -> str:
+    """The sentence stored with the alert (``services.core.explanation``), or made from
+    its document for an alert raised before sentences were stored; figures alone for a
+    document that cannot say more."""
+    if isinstance(stored := a.doc.get("summary"), str):
+        return stored
+    try:
+        return summarise(a.doc)
+    except (KeyError, TypeError, ValueError):
+        return f"{a.observed:g} observed where {a.expected:.1f} was expected (p = {a.p_value:.1e})"
 
 
 def stored_alerts(conn: Connection, brand: str, start: datetime, end: datetime) -> list[Alert]:
@@ -30,8 +43,7 @@ def stored_alerts(conn: Connection, brand: str, start: datetime, end: datetime) 
             window_end=_iso(a.window_end),
             observed=a.observed,
             expected=a.expected,
-            summary=f"{a.observed:g} observed where {a.expected:.1f} was expected "
-            f"(p = {a.p_value:.1e})",
+            summary=_summary(a),
         )
         for a in list_alerts(conn, brand=brand, since=start, until=end, limit=MAX_ALERTS)
     ]
