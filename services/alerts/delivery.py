@@ -1,4 +1,5 @@
-"""The delivery worker: sends the webhook outbox, signed per Standard Webhooks v1.
+"""The delivery worker: sends the outbox — webhooks signed per Standard Webhooks v1, and
+the Slack, Microsoft Teams and email channels (``services.alerts.channels``).
 
 Each pass claims the due deliveries (a lease, so several workers never send one
 delivery at once), POSTs each body with ``webhook-id`` (fixed per delivery: the same on
@@ -11,29 +12,43 @@ the ``standardwebhooks`` library), and records the attempt with what it decided:
   an address the URL policy refuses): retried after an exponential backoff with jitter,
   or after ``Retry-After`` when the receiver sent one (429/503), until ``give_up_at``
   (default 24 hours after the alert), after which the delivery is given up.
+
+A channel is held to the same outbox, schedule and history, with two differences: a chat
+channel answering 403, 404 or 410 is disabled (Slack and Teams answer so when the incoming
+webhook was removed or revoked), and one answering another 4xx than 408/429 — or an SMTP
+server refusing with a 5xx reply — gives that delivery up at once ("rejected": retrying
+the same message cannot help). Each pass first gathers the alerts waiting for a digest
+whose time has come into one delivery per channel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
+import orjson
 from standardwebhooks.webhooks import Webhook
 
+from services.alerts.channels import ChatSender, SendResult, parse_retry_after, send_email
+from services.alerts.messages import digest_envelope, email_message, slack_message, teams_message
 from services.alerts.settings import AlertSettings
 from services.core.clock import Clock, SystemClock
 from services.core.metrics import Metrics
 from services.core.storage.webhooks import (
     DELIVERED,
+    EMAIL,
     FAILED,
     PENDING,
+    SLACK,
+    TEAMS,
+    WEBHOOK,
     Attempt,
     ClaimedDelivery,
     WebhookStore,
@@ -50,6 +65,10 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "Sentimon-Webhooks/1"
 MAX_ERROR_CHARS = 500
+CHAT_GONE = frozenset({401, 403, 404, 410})  # the incoming webhook was removed or revoked
+RETRYABLE_4XX = frozenset({408, 429})
+
+__all__ = ["DeliveryWorker", "backoff_delay", "decide", "parse_retry_after", "sign_headers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +91,6 @@ def backoff_delay(attempt: int, base_s: float, max_s: float, jitter: float) -> f
     return ceiling / 2 + ceiling / 2 * jitter
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 def decide(
     *,
     status_code: int | None,
@@ -98,12 +101,28 @@ def decide(
     settings: AlertSettings,
     jitter: float,
     refused: bool = False,
+    kind: str = WEBHOOK,
+    permanent: bool = False,
 ) -> Decision:
-    """What an attempt's result means for the delivery. Pure."""
+    """What an attempt's result means for the delivery. Pure. ``status_code`` is HTTP's
+    (webhooks, Slack, Teams) or the SMTP reply code (email, where ``permanent`` says the
+    server refused for good)."""
     if status_code is not None and 200 <= status_code < 300:
         return Decision("delivered", DELIVERED, None)
-    if status_code == 410:
+    if kind == WEBHOOK and status_code == 410:
         return Decision("endpoint_gone", FAILED, None, "the receiver answered 410 Gone")
+    if (
+        kind in (SLACK, TEAMS)
+        and status_code is not None
+        and 400 <= status_code < 500
+        and status_code not in RETRYABLE_4XX
+    ):
+        if status_code in CHAT_GONE:
+            reason = f"the channel answered {status_code}: its webhook was removed or revoked"
+            return Decision("endpoint_gone", FAILED, None, reason)
+        return Decision("rejected", FAILED, None)
+    if permanent:
+        return Decision("rejected", FAILED, None)
     delay = backoff_delay(
         attempt, settings.webhook_retry_base_s, settings.webhook_retry_max_delay_s, jitter
     )
@@ -142,6 +161,7 @@ class DeliveryWorker:
         client: httpx.AsyncClient | None = None,
         resolve: Resolver = resolve_host,
         rng: random.Random | None = None,
+        chat: ChatSender | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -152,6 +172,7 @@ class DeliveryWorker:
         self._own_client = client is None
         self._resolve = resolve
         self._rng = rng or random.Random()
+        self._chat = chat or ChatSender(settings, resolve)
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -168,6 +189,12 @@ class DeliveryWorker:
         """Send every delivery due now (one claim of up to ``webhook_batch``); returns how
         many attempts were made."""
         now = self._clock.now()
+        await asyncio.to_thread(
+            self._store.close_due_digests,
+            now,
+            now + timedelta(seconds=self._settings.webhook_retry_max_age_s),
+            self._digest_body,
+        )
         lease = timedelta(seconds=self._settings.webhook_timeout_s + 30)
         claimed = await asyncio.to_thread(
             self._store.claim_due, now, self._settings.webhook_batch, lease
@@ -176,14 +203,36 @@ class DeliveryWorker:
             await asyncio.gather(*(self._attempt(d) for d in claimed))
         return len(claimed)
 
-    async def _attempt(self, d: ClaimedDelivery) -> None:
-        number = d.attempts + 1
-        started = self._clock.now()
+    def _digest_body(self, minutes: int, envelopes: list[bytes]) -> bytes:
+        alerts = [orjson.loads(e) for e in envelopes]
+        return orjson.dumps(digest_envelope(minutes, alerts, self._wall.now()))
+
+    async def _send(self, d: ClaimedDelivery, started: datetime) -> SendResult:
+        if d.kind == WEBHOOK:
+            return await self._send_webhook(d, started)
+        envelope: dict[str, Any] = orjson.loads(d.payload)
+        link_base = self._settings.public_url
+        if d.kind == SLACK:
+            body = orjson.dumps(slack_message(envelope, link_base))
+            return await self._chat.post(d.url, body, started)
+        if d.kind == TEAMS:
+            body = orjson.dumps(teams_message(envelope, link_base))
+            return await self._chat.post(d.url, body, started)
+        if d.kind == EMAIL:
+            to = [str(a) for a in d.config.get("to", [])]
+            return await send_email(
+                self._settings,
+                to,
+                email_message(envelope, link_base),
+                message_id=d.webhook_id,
+                at=self._wall.now(),
+            )
+        return SendResult(None, f"unknown endpoint kind {d.kind!r}", permanent=True)
+
+    async def _send_webhook(self, d: ClaimedDelivery, started: datetime) -> SendResult:
         status_code: int | None = None
         retry_after: float | None = None
         error: str | None = None
-        refused = False
-        t0 = time.perf_counter()
         try:
             addresses = await asyncio.to_thread(
                 check_webhook_url,
@@ -205,29 +254,38 @@ class DeliveryWorker:
                         error += f": redirect to {r.headers.get('location', '?')!r} not followed"
                     retry_after = parse_retry_after(r.headers.get("retry-after"), started)
         except WebhookUrlError as e:
-            refused = True
-            error = f"url: {e}"
+            return SendResult(None, f"url: {e}", refused=True)
         except httpx.TimeoutException:
-            error = f"timed out after {self._settings.webhook_timeout_s:g} s"
+            return SendResult(None, f"timed out after {self._settings.webhook_timeout_s:g} s")
         except httpx.HTTPError as e:
-            error = f"{type(e).__name__}: {e}"
+            return SendResult(None, f"{type(e).__name__}: {e}")
+        return SendResult(status_code, error, retry_after)
+
+    async def _attempt(self, d: ClaimedDelivery) -> None:
+        number = d.attempts + 1
+        started = self._clock.now()
+        t0 = time.perf_counter()
+        result = await self._send(d, started)
+        error = result.error
         duration = time.perf_counter() - t0
         self._metrics.webhook_attempt_duration.observe(duration)
         decision = decide(
-            status_code=status_code,
-            retry_after_s=retry_after,
+            status_code=result.status_code,
+            retry_after_s=result.retry_after_s,
             attempt=number,
             now=started,
             give_up_at=d.give_up_at,
             settings=self._settings,
             jitter=self._rng.random(),
-            refused=refused,
+            refused=result.refused,
+            kind=d.kind,
+            permanent=result.permanent,
         )
         attempt = Attempt(
             attempt=number,
             started_at=started,
             duration_s=duration,
-            status_code=status_code,
+            status_code=result.status_code,
             outcome=decision.outcome,
             error=error[:MAX_ERROR_CHARS] if error else None,
             next_attempt_at=decision.next_attempt_at,
@@ -296,3 +354,4 @@ class DeliveryWorker:
         if self._own_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+        await self._chat.aclose()

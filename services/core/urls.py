@@ -153,3 +153,47 @@ def pinned_request(url: str, address: str) -> tuple[str, dict[str, str], dict[st
     pinned = parts._replace(netloc=netloc).geturl()
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
     return pinned, {"Host": host_header}, extensions
+
+
+def check_channel_url(
+    url: str,
+    *,
+    allow_loopback: bool,
+    allow_private: bool,
+    resolve: Resolver = resolve_host,
+    unresolved_ok: bool = False,
+) -> list[str]:
+    """``check_webhook_url`` for a chat channel's incoming-webhook URL (Slack, Teams),
+    which carries its secret in the path and so must be ``https``: plain ``http`` only
+    to a loopback address where loopback is allowed (a local stand-in)."""
+    plain = urlsplit(url).scheme.lower() != "https"
+    if plain and not allow_loopback:
+        parse_webhook_url(url)  # a malformed URL is told as such
+        raise WebhookUrlError("scheme must be https (the URL carries the channel's secret)")
+    addresses = check_webhook_url(
+        url,
+        allow_loopback=allow_loopback,
+        allow_private=allow_private,
+        resolve=resolve,
+        unresolved_ok=unresolved_ok and not plain,
+    )
+    if plain and not all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses):
+        raise WebhookUrlError("scheme must be https (the URL carries the channel's secret)")
+    return addresses
+
+
+def mask_url(url: str) -> str:
+    """A secret-bearing URL as it may be shown: scheme, host, port and the first path
+    segment, the rest masked (``https://hooks.slack.com/services/****``)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "****"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    first = parts.path.lstrip("/").split("/", 1)[0]
+    shown = f"/{first}" if first and len(parts.path.strip("/").split("/")) > 1 else ""
+    return f"{parts.scheme}://{netloc}{shown}/****"

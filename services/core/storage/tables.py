@@ -423,6 +423,31 @@ webhook_endpoints = Table(
     Column("disabled_reason", Text),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # webhook | slack | teams | email; a chat channel's URL (its secret) is in ``url``, an
+    # email channel's recipients in ``config``; ``digest_minutes`` batches its alerts.
+    Column("kind", String(16), nullable=False, server_default="webhook"),
+    Column("config", JSON),
+    Column("digest_minutes", Integer),
+)
+
+# Alerts waiting for their endpoint's next digest: ``delivery_id`` is set when a digest
+# delivery takes them (in the transaction that writes it), so a restart loses none.
+digest_items = Table(
+    "digest_items",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column(
+        "endpoint_id",
+        Integer,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("alert_id", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivery_id", BigInteger),
+    UniqueConstraint("endpoint_id", "alert_id", name="uq_digest_items_endpoint_alert"),
+    Index("ix_digest_items_open", "endpoint_id", "delivery_id", "created_at"),
 )
 
 webhook_deliveries = Table(
