@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from importlib.metadata import version
 from typing import Literal
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
 from services.core.models import Sentiment, SentimentLabel
+from services.scorer.vader import FastVader
 
 # VADER's authors' thresholds for the compound score (Hutto & Gilbert, 2014).
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
 
-# What every lexicon verdict records as its model version.
+# What every lexicon verdict records as its model version. Still vaderSentiment's: the
+# scores come from ``FastVader``, which gives vaderSentiment's scores to the last digit
+# with the lexicon files of this installed version (proven against it in the tests), so
+# a mention scored before and after the switch means the same thing.
 LEXICON_VERSION = f"vaderSentiment-{version('vaderSentiment')}"
 
 
@@ -67,87 +68,59 @@ UNSCORED = Sentiment.model_construct(
 )
 
 
-# VADER's cost grows with (words carrying sentiment) x (all words): several of its rules
-# rebuild the lower-cased word list for each sentiment word, and each emoji becomes the
-# words of its description. A text is therefore scored in windows of at most this many
-# words (emoji counted as their descriptions), so a mention's cost grows linearly with
-# its length. Every text under it — nearly every tweet — gets VADER's own score exactly.
-WINDOW_WORDS = 64
-# Emoji beyond these are not scored: a run of one emoji counts at most ten times, and a
-# text at most this many in all (a wall of emoji is spam, not more sentiment).
-MAX_EMOJI_RUN = 10
+# The lexicon (``services/scorer/vader.py``) gives vaderSentiment's own scores in time
+# linear in a text's length, and the text is capped at ``max_score_chars``. What that
+# does not bound is emoji: each becomes the words of its description (up to six), so a
+# wall of 2,000 emoji is ~4,000 words. Emoji past these limits are therefore dropped
+# before scoring — the one place the scorer's score is not vaderSentiment's: a run of one
+# emoji counts at most twenty times, a text at most forty emoji in all (a wall of emoji is
+# spam, not more sentiment). No text of the shared data sets reaches either limit (the
+# longest run there is 12, the most emoji in one text 14: tests/scorer/test_vader_exact.py).
+MAX_EMOJI_RUN = 20
 MAX_EMOJI = 40
-# VADER's normalisation constant: compound = sum / sqrt(sum^2 + ALPHA).
-ALPHA = 15.0
 
 
-def lexicon_windows(text: str, emoji_words: Mapping[str, int]) -> list[str]:
-    """Split ``text`` into pieces of at most ``WINDOW_WORDS`` words for VADER, and drop the
-    emoji past ``MAX_EMOJI_RUN`` in a run or ``MAX_EMOJI`` in all. ``emoji_words``: the
-    words of each emoji's description. Pure; ``[text]`` when the text needs no split."""
+def trim_emoji(text: str, emoji: frozenset[str]) -> str:
+    """``text`` without the emoji (members of ``emoji``) past ``MAX_EMOJI_RUN`` in a run
+    of one emoji (whitespace between them does not end a run) or ``MAX_EMOJI`` in all.
+    Pure; ``text`` itself when nothing is dropped."""
+    if text.isascii():
+        return text
+    found = emoji.intersection(text)
+    if not found:
+        return text
+    if len(found) <= MAX_EMOJI:
+        counts = [text.count(e) for e in found]
+        if sum(counts) <= MAX_EMOJI and max(counts) <= MAX_EMOJI_RUN:
+            return text
     out: list[str] = []
-    piece: list[str] = []
-    weight = emoji_seen = run = 0
+    kept = run = 0
     previous = ""
-    needs_work = False
-    for token in text.split():
-        kept: list[str] = []
-        token_weight = 0
-        for ch in token:
-            words = emoji_words.get(ch)
-            if words is None:
-                kept.append(ch)
-                previous = ""
-                continue
+    for ch in text:
+        if ch in emoji:
             run = run + 1 if ch == previous else 1
             previous = ch
-            if run > MAX_EMOJI_RUN or emoji_seen >= MAX_EMOJI:
-                needs_work = True
+            if run > MAX_EMOJI_RUN or kept >= MAX_EMOJI:
                 continue
-            emoji_seen += 1
-            if token_weight + words > WINDOW_WORDS:  # a token that is a wall of emoji
-                piece.append("".join(kept))
-                out.append(" ".join(piece))
-                piece, kept, weight, token_weight = [], [], 0, 0
-                needs_work = True
-            kept.append(ch)
-            token_weight += words
-        token_weight = max(token_weight, 1)
-        if piece and weight + token_weight > WINDOW_WORDS:
-            out.append(" ".join(piece))
-            piece, weight = [], 0
-            needs_work = True
-        if kept:
-            piece.append("".join(kept))
-            weight += token_weight
-    if piece:
-        out.append(" ".join(piece))
-    return [text] if not needs_work else [w for w in out if w.strip()] or [""]
-
-
-def _valence_sum(compound: float) -> float:
-    """The valence sum VADER normalised into ``compound`` (inverse of its normalisation)."""
-    c = max(-0.9999, min(0.9999, compound))
-    return c * math.sqrt(ALPHA / (1.0 - c * c))
+            kept += 1
+        elif not ch.isspace():
+            previous = ""
+        out.append(ch)
+    return "".join(out)
 
 
 class VaderScorer:
-    """VADER's compound score of a text, its worst case bounded (``lexicon_windows``): a
-    text split in windows is scored as the sum of its windows' valences, normalised as
-    VADER normalises one text's."""
+    """VADER's compound score of a text: vaderSentiment's own (``FastVader``, exact and
+    linear), emoji past the limits above dropped first (``trim_emoji``)."""
 
     method: Literal["lexicon"] = "lexicon"
 
     def __init__(self) -> None:
-        self._analyzer = SentimentIntensityAnalyzer()
-        self._emoji_words = {e: len(d.split()) for e, d in self._analyzer.emojis.items()}
+        self._vader = FastVader()
+        self._emoji = self._vader.emoji_chars
 
     def compound(self, text: str) -> float:
-        windows = lexicon_windows(text, self._emoji_words)
-        if len(windows) == 1:
-            return float(self._analyzer.polarity_scores(windows[0])["compound"])
-        total = sum(_valence_sum(self._analyzer.polarity_scores(w)["compound"]) for w in windows)
-        return round(total / math.sqrt(total * total + ALPHA), 4)
+        return self._vader.compound(trim_emoji(text, self._emoji))
 
     def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
         return [lexicon_sentiment(self.compound(t)) for t in texts]
