@@ -212,6 +212,29 @@ class Terms(_Out):
     sample: dict[str, int] = Field(description="Mentions sampled in each period for the terms")
 
 
+class StoryItem(_Out):
+    """Mentions that repeat one text (syndicated, retweeted, copied): one story."""
+
+    size: int = Field(description="Mentions of the sample that repeat it")
+    first_mention_id: str
+    first_source: str
+    first_author: str = Field(description="The first poster's handle, without @")
+    first_posted_at: str
+    first_url: str | None
+    combined_reach: int = Field(description="Author followers summed over its mentions")
+    sample_text: str
+    share_of_window: float = Field(description="size ÷ the mentions sampled")
+
+
+class Stories(_Out):
+    """The period's largest stories (``services.core.stories``: near-duplicate texts
+    clustered), each counted once with its combined reach."""
+
+    stories: list[StoryItem]
+    sample: int = Field(description="Mentions of the period the stories were looked for in")
+    min_size: int = Field(description="Fewest mentions a story has")
+
+
 class Accuracy(_Out):
     """Measured accuracy from analysts' spot checks, with its uncertainty."""
 
@@ -284,6 +307,9 @@ class ExecutiveReport(_Out):
     roles: list[RoleFigures]
     conversation: Conversation
     terms: Terms
+    stories: Stories | None = Field(
+        default=None, description="Stories of the period: repeated texts, one story each"
+    )
     responsiveness: Responsiveness | None = None
     language_mix: LanguageMix
     accuracy: Accuracy | None = Field(

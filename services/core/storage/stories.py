@@ -57,3 +57,16 @@ def story_posts(
             )
         )
     return out
+
+
+def story_posts_spread(
+    conn: Connection, brand: str, start: int, end: int, slices: int, per_slice: int
+) -> list[Post]:
+    """Up to ``slices × per_slice`` of ``brand``'s mentions of ``[start, end)``: the latest
+    ``per_slice`` of each of ``slices`` equal slices, so a long period is covered whole
+    and the work stays bounded however many mentions it holds."""
+    out: list[Post] = []
+    step = max(60, -(-(end - start) // slices))
+    for s in range(start, end, step):
+        out.extend(story_posts(conn, brand, s, min(end, s + step), per_slice))
+    return out
