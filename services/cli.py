@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 import orjson
+from sqlalchemy import Engine
 
 from services.api.settings import ApiSettings
+from services.core.alerting import RuleParams
 from services.core.auth import Role
 from services.core.brandfile import BrandFileError, checked_competitors, load_brands_file
 from services.core.brands import BrandDefinition, BrandError, BrandMatcher
@@ -456,8 +459,19 @@ def alert_rules() -> None:
 @click.option(
     "--cooldown", "cooldown_minutes", type=int, default=60, show_default=True, help="Minutes."
 )
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Do not add the rule: show the alerts it would have raised over the last "
+    "--preview-days days (a backtest on the stored mentions).",
+)
+@click.option(
+    "--preview-days", type=click.IntRange(1, 366), default=28, show_default=True, help="Days."
+)
 @data_dir_option
-def alert_rules_add(brand: str, data_dir: Path | None, **fields: Any) -> None:
+def alert_rules_add(
+    brand: str, data_dir: Path | None, preview: bool, preview_days: int, **fields: Any
+) -> None:
     """Alert when BRAND's mentions spike (see docs/alerts.md for the statistics)."""
     from pydantic import ValidationError
 
@@ -470,8 +484,18 @@ def alert_rules_add(brand: str, data_dir: Path | None, **fields: Any) -> None:
     except ValidationError as e:
         raise click.ClickException(describe(e)) from e
     settings = CommonSettings(**_overrides(data_dir))
-    _open_stores(settings)
-    store = AlertRuleStore(make_engine(settings.resolved_database_url()), SystemClock())
+    _, brands_store = _open_stores(settings)
+    engine = make_engine(settings.resolved_database_url())
+    if preview:
+        try:
+            brands_store.get(spec.brand)
+        except NotFoundError as e:
+            raise click.ClickException(f"brand: {e}") from e
+        end = int(SystemClock().now().timestamp())
+        _echo_backtest(engine, spec.brand, spec.params(), end - preview_days * 86_400, end)
+        click.echo("preview only: run again without --preview to add the rule")
+        return
+    store = AlertRuleStore(engine, SystemClock())
     try:
         rule = store.create(spec.brand, spec.params(), enabled=spec.enabled)
     except NotFoundError as e:
@@ -512,6 +536,81 @@ def alert_rules_delete(rule_id: int, data_dir: Path | None) -> None:
     except NotFoundError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"deleted rule {rule_id}")
+
+
+def _cli_time(name: str, text: str | None) -> datetime | None:
+    """An RFC 3339 time or a date (UTC midnight); a time without offset is UTC."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise click.BadParameter(
+            f"{text!r} is not a date or an RFC 3339 time", param_hint=name
+        ) from e
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _echo_backtest(
+    engine: Engine, brand: str, params: RuleParams, start: int, end: int, *, as_json: bool = False
+) -> None:
+    from services.alerts.backtest import BacktestRangeError, backtest_lines
+
+    try:
+        lines = backtest_lines(engine, brand, params, start, end)
+    except BacktestRangeError as e:
+        raise click.BadParameter(e.message, param_hint=f"--{e.field}") from e
+    for line in lines:
+        if as_json:
+            click.echo(orjson.dumps(line).decode())
+        elif line["type"] == "window":
+            click.echo(
+                f"{line['window']['start']}\tobserved {line['observed']:g}\t"
+                f"expected {line['expected']:.3g}\tp={line['p_value']:.2g}"
+            )
+        else:
+            click.echo(
+                f"{line['windows_evaluated']} windows judged from {line['from']} to {line['to']}: "
+                f"{line['alerts']} alerts ({line['alerts_per_week']:.2f} a week), "
+                f"{line['held_by_cooldown']} more held back by the cooldown"
+            )
+
+
+@alerts.command("backtest")
+@click.argument("rule_id", type=int)
+@click.option(
+    "--from",
+    "from_",
+    default=None,
+    help="Start (RFC 3339 or a date) [default: 28 days before --to].",
+)
+@click.option("--to", default=None, help="End (RFC 3339 or a date) [default: now].")
+@click.option("--json", "as_json", is_flag=True, help="NDJSON lines, as the API streams them.")
+@data_dir_option
+def alerts_backtest(
+    rule_id: int, from_: str | None, to: str | None, as_json: bool, data_dir: Path | None
+) -> None:
+    """The alerts RULE_ID would have raised over a stored period: the live evaluator's
+    test on every window, the cooldown applied (see docs/alerts.md)."""
+    from services.core.storage.alerts import AlertRuleStore
+
+    settings = CommonSettings(**_overrides(data_dir))
+    _open_stores(settings)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        rule = AlertRuleStore(engine, SystemClock()).get(rule_id)
+    except NotFoundError as e:
+        raise click.ClickException(str(e)) from e
+    end = _cli_time("--to", to) or SystemClock().now()
+    start = _cli_time("--from", from_) or end - timedelta(days=28)
+    _echo_backtest(
+        engine,
+        rule.brand,
+        rule.params,
+        int(start.timestamp()),
+        int(end.timestamp()),
+        as_json=as_json,
+    )
 
 
 # --- calibrate (the spot-check queue's labels → routing thresholds) -------------------

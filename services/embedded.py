@@ -160,6 +160,7 @@ class Embedded:
             brands=self.brands,
             alerts=self.alerts,
             wake_delivery=self.alert_runtime.wake,
+            backtest=self.alert_runtime.backtest,
         )
         state.readiness.append(self._pipeline_problem)
         return state

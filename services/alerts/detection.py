@@ -31,7 +31,18 @@ from scipy import stats  # type: ignore[import-untyped]
 
 from services.core.alerting import AlertKind, RuleParams
 
-__all__ = ["AlertKind", "RuleParams", "Verdict", "WindowSeries", "judge_window"]
+__all__ = [
+    "AlertKind",
+    "RuleParams",
+    "Verdict",
+    "WindowSeries",
+    "baseline_windows",
+    "judge_at",
+    "judge_window",
+    "may_fire",
+    "suppressed_by_cooldown",
+    "window_under_test",
+]
 
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
@@ -91,7 +102,7 @@ def judge_window(params: RuleParams, series: WindowSeries, data_since: int | Non
     if data_since is not None:
         keep &= series.starts[base] >= data_since - data_since % params.window_s
     kind = params.kind
-    count = int(series.negative[-1] if kind != AlertKind.VOLUME_SPIKE else series.mentions[-1])
+    count = tested_count(params, series, -1)
     total = int(series.mentions[-1])
     if kind == AlertKind.NEGATIVE_SHARE:
         verdict = _share_verdict(
@@ -109,7 +120,7 @@ def judge_window(params: RuleParams, series: WindowSeries, data_since: int | Non
         )
     observed, expected, p_value, statistic, method = verdict
     reason = ""
-    if data_since is None or start - data_since < params.warmup_days * DAY_S:
+    if not warmed_up(params, start, data_since):
         reason = "warming up: the baseline does not hold enough data yet"
     elif count < params.min_count:
         reason = f"below min_count ({count} < {params.min_count})"
@@ -126,6 +137,57 @@ def judge_window(params: RuleParams, series: WindowSeries, data_since: int | Non
         count=count,
         total=total,
     )
+
+
+def tested_count(params: RuleParams, series: WindowSeries, index: int) -> int:
+    """The count a rule's ``min_count`` applies to: negatives for the negative kinds, all
+    mentions for ``volume_spike``."""
+    xs = series.mentions if params.kind == AlertKind.VOLUME_SPIKE else series.negative
+    return int(xs[index])
+
+
+def warmed_up(params: RuleParams, start: int, data_since: int | None) -> bool:
+    """Whether the brand has ``warmup_days`` of data before the window starting at ``start``."""
+    return data_since is not None and start - data_since >= params.warmup_days * DAY_S
+
+
+def may_fire(params: RuleParams, series: WindowSeries, index: int, data_since: int | None) -> bool:
+    """False when the window at ``index`` cannot fire whatever its p-value (warming up, or
+    below ``min_count``: ``judge_window``'s first two reasons), so a backtest may skip the
+    statistics for it."""
+    start = int(series.starts[index])
+    return warmed_up(params, start, data_since) and (
+        tested_count(params, series, index) >= params.min_count
+    )
+
+
+def baseline_windows(params: RuleParams) -> int:
+    """How many windows a rule's baseline holds (``baseline_days`` of its windows)."""
+    return params.baseline_days * DAY_S // params.window_s
+
+
+def window_under_test(params: RuleParams, series: WindowSeries, index: int) -> WindowSeries:
+    """The window at ``index`` of a longer ``series`` with the baseline windows before it
+    (as many of them as ``series`` holds): what ``judge_window`` tests for that window."""
+    lo = max(0, index - baseline_windows(params))
+    hi = index + 1
+    return WindowSeries(series.starts[lo:hi], series.mentions[lo:hi], series.negative[lo:hi])
+
+
+def judge_at(
+    params: RuleParams, series: WindowSeries, index: int, data_since: int | None
+) -> Verdict:
+    """``judge_window`` on the window at ``index`` of ``series``: the one test per window
+    that the live evaluator (each tick) and the backtest (over a stored period) share."""
+    return judge_window(params, window_under_test(params, series, index), data_since)
+
+
+def suppressed_by_cooldown(last_alert_start: int | None, start: int, cooldown_s: int) -> bool:
+    """Whether a window starting at ``start`` that fires is held back because the rule's
+    previous alert (its window starting at ``last_alert_start``, earlier) is within the
+    cooldown: the rule the store applies to live alerts (``alert_within``), for windows
+    taken in time order."""
+    return last_alert_start is not None and last_alert_start > start - cooldown_s
 
 
 def seasonal_period(baseline_days: int) -> int:

@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from services.alerts.detection import DAY_S, GUARD_S, AlertKind, Verdict, WindowSeries, judge_window
+from services.alerts.detection import (
+    DAY_S,
+    GUARD_S,
+    AlertKind,
+    Verdict,
+    WindowSeries,
+    judge_window,
+    window_under_test,
+)
 from services.alerts.explain import expectation_around, explain
 from services.alerts.settings import AlertSettings
 from services.core import terms
@@ -95,11 +103,8 @@ class AlertEvaluator:
                     series[key] = (full, first_minute(conn, rule.brand))
             full, since = series[key]
             n = len(full.starts)
-            for end in (n - 1, n):  # the previous window, then the one in progress
-                lo = end - (n - 1)
-                part = WindowSeries(
-                    full.starts[lo:end], full.mentions[lo:end], full.negative[lo:end]
-                )
+            for index in (n - 2, n - 1):  # the previous window, then the one in progress
+                part = window_under_test(p, full, index)
                 result = self.evaluate_window(rule, int(part.starts[-1]), part, since)
                 if result is not None:
                     results.append(result)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from services.alerts.backtest import backtest_lines
 from services.alerts.delivery import DeliveryWorker
 from services.alerts.evaluator import AlertEvaluator
 from services.alerts.settings import AlertSettings
+from services.core.alerting import RuleParams
 from services.core.clock import Clock
 from services.core.metrics import Metrics
 from services.core.settings import WebhookSettings
@@ -31,6 +33,7 @@ class AlertRuntime:
         self, engine: Engine, settings: AlertSettings, clock: Clock, metrics: Metrics
     ) -> None:
         self.settings = settings
+        self._engine = engine
         self.worker = DeliveryWorker(WebhookStore(engine, clock), settings, clock, metrics)
         self.evaluator = AlertEvaluator(engine, settings, clock, metrics, on_alert=self._fired)
         self._stop = asyncio.Event()
@@ -42,6 +45,14 @@ class AlertRuntime:
     def wake(self) -> None:
         """Have the delivery worker send what is due now."""
         self.worker.wake()
+
+    def backtest(
+        self, brand: str, params: RuleParams, start: int, end: int
+    ) -> Iterator[dict[str, Any]]:
+        """``services.alerts.backtest.backtest_lines`` on this runtime's store: the
+        rollups are read when called; ``ValueError`` (``'field: message'``) for a period
+        the backtest refuses."""
+        return backtest_lines(self._engine, brand, params, start, end)
 
     def start(self) -> None:
         self._stop.clear()
@@ -61,14 +72,15 @@ class AlertRuntime:
 
 class Host(Protocol):
     """What a process hosting the alerts service offers it (an API process's state): the
-    store, clock and metrics, and two slots its routes read back — the settings and the
-    delivery worker's wake-up."""
+    store, clock and metrics, and the slots its routes read back — the settings, the
+    delivery worker's wake-up and the backtest."""
 
     engine: Engine
     clock: Clock
     metrics: Metrics
     alerts: WebhookSettings
     wake_delivery: Callable[[], None] | None
+    backtest: Callable[[str, RuleParams, int, int], Iterator[dict[str, Any]]] | None
 
 
 def attach_alerts(state: Host, settings: AlertSettings | None = None) -> AlertRuntime:
@@ -79,6 +91,7 @@ def attach_alerts(state: Host, settings: AlertSettings | None = None) -> AlertRu
     runtime = AlertRuntime(state.engine, settings, state.clock, state.metrics)
     state.alerts = settings
     state.wake_delivery = runtime.wake
+    state.backtest = runtime.backtest
     if settings.alerts_enabled:
         runtime.start()
     return runtime

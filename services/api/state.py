@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
 from services.api.settings import ApiSettings
+from services.core.alerting import RuleParams
 from services.core.clock import Clock
 from services.core.metrics import Metrics
 from services.core.settings import WebhookSettings
@@ -29,6 +31,10 @@ class AppState:
     # delivery worker to send now (after a manual redelivery), if it runs one.
     alerts: WebhookSettings = field(default_factory=WebhookSettings)
     wake_delivery: Callable[[], None] | None = None
+    # The alerts service's backtest, if this process runs one: the lines of
+    # ``/alert-rules/{id}/backtest`` for (brand, params, start, end); ValueError
+    # ("field: message") for a period it refuses.
+    backtest: Callable[[str, RuleParams, int, int], Iterator[dict[str, Any]]] | None = None
     # The review queue's brand order (``services.core.adjusted.review_order``) and when it
     # was worked out (monotonic seconds): recomputed at most every ``REVIEW_ORDER_TTL_S``.
     review_order: tuple[float, tuple[str, ...]] | None = None

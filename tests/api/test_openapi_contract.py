@@ -20,9 +20,10 @@ MIN_CASES = 1_000
 
 # A request valid by the schema may still be refused (422) where the rule relates two
 # parameters, or a parameter and the present, which JSON Schema cannot say: ``from``
-# before ``to``, a period of at most 400 days, at most 2,000 buckets, an alert rule's
-# warm-up within its baseline, a cursor only as the API gave it. Their descriptions say
-# so; for these operations a 422 to valid data is not a failure.
+# before ``to``, a period of at most 400 days (a backtest: 366 days and 36,000 windows),
+# at most 2,000 buckets, an alert rule's warm-up within its baseline, a cursor only as
+# the API gave it. Their descriptions say so; for these operations a 422 to valid data is
+# not a failure.
 CROSS_FIELD = (
     ("GET", "/api/v1/mentions"),
     ("GET", "/api/v1/alerts"),
@@ -31,6 +32,8 @@ CROSS_FIELD = (
     ("GET", "/api/v1/reports/executive"),
     ("POST", "/api/v1/alert-rules"),
     ("PUT", "/api/v1/alert-rules/{rule_id}"),
+    ("GET", "/api/v1/alert-rules/{rule_id}/backtest"),
+    ("POST", "/api/v1/alert-rules/preview"),
 )
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from services.api.deps import Manager, Reader, State
-from services.api.errors import TOO_LARGE
-from services.core.alerting import RuleSpec
+from services.api.errors import TOO_LARGE, UNPROCESSABLE
+from services.api.state import AppState
+from services.core.alerting import RuleParams, RuleSpec
+from services.core.models import Rfc3339Time, storable_time
 from services.core.storage.alerts import AlertRule, AlertRuleStore
 from services.core.storage.errors import NotFoundError
 
@@ -76,7 +82,7 @@ def create_rule(state: State, _key: Manager, body: RuleSpec) -> RulePublic:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"brand: {e}") from e
 
 
-@router.get("/{rule_id}")
+@router.get("/{rule_id:int}")
 def get_rule(state: State, _key: Reader, rule_id: RuleId) -> RulePublic:
     try:
         return public_rule(_store(state).get(rule_id))
@@ -84,7 +90,7 @@ def get_rule(state: State, _key: Reader, rule_id: RuleId) -> RulePublic:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
 
 
-@router.put("/{rule_id}", dependencies=[small_body(MAX_BODY_BYTES)])
+@router.put("/{rule_id:int}", dependencies=[small_body(MAX_BODY_BYTES)])
 def update_rule(state: State, _key: Manager, rule_id: RuleId, body: RuleSpec) -> RulePublic:
     store = _store(state)
     try:
@@ -97,7 +103,7 @@ def update_rule(state: State, _key: Manager, rule_id: RuleId, body: RuleSpec) ->
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"brand: {e}") from e
 
 
-@router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{rule_id:int}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_rule(state: State, _key: Manager, rule_id: RuleId) -> Response:
     """Delete a rule; the alerts it raised are kept."""
     try:
@@ -105,3 +111,163 @@ def delete_rule(state: State, _key: Manager, rule_id: RuleId) -> Response:
     except NotFoundError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- backtest and preview (issue 17 §1) --------------------------------------------------
+
+NDJSON = "application/x-ndjson"
+DEFAULT_BACKTEST = timedelta(days=28)
+MAX_PREVIEW_DAYS = 366
+
+
+class BacktestWindow(BaseModel):
+    """A window the rule would have alerted on (an alert's figures, without the mentions
+    it would quote)."""
+
+    type: Literal["window"]
+    window: dict[str, datetime]
+    observed: float
+    expected: float
+    unit: Literal["mentions", "share"]
+    count: int
+    total: int
+    p_value: float
+    statistic: float
+    method: str
+
+
+class BacktestSummary(BaseModel):
+    """The last line: the period, the windows judged, and the alerts it came to."""
+
+    type: Literal["summary"]
+    from_: datetime = Field(alias="from")
+    to: datetime
+    windows_evaluated: int
+    alerts: int
+    held_by_cooldown: int
+    weeks: float
+    alerts_per_week: float
+
+
+class RulePreview(BaseModel):
+    """What a rule would have raised over the last ``days`` days."""
+
+    brand: str
+    kind: str
+    days: int
+    summary: BacktestSummary
+    windows: list[BacktestWindow]
+
+
+def _run_backtest(
+    state: AppState, brand: str, params: RuleParams, start: int, end: int, field: str | None
+) -> Iterator[dict[str, Any]]:
+    if state.backtest is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "alerts: this process runs no alerts service"
+        )
+    try:
+        return state.backtest(brand, params, start, end)
+    except ValueError as e:
+        name, _, message = str(e).partition(": ")
+        raise HTTPException(UNPROCESSABLE, f"{field or 'query.' + name}: {message}") from e
+
+
+def _ndjson(lines: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    for line in lines:
+        yield orjson.dumps(line) + b"\n"
+
+
+@router.get(
+    "/{rule_id}/backtest",
+    summary="The alerts a rule would have raised over a stored period (streamed NDJSON)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One JSON object a line (``application/x-ndjson``), as found: a "
+            "``window`` line per window that would have alerted (the cooldown applied), "
+            "then one ``summary`` line. See docs/alerts.md.",
+            "content": {
+                NDJSON: {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/BacktestWindow"},
+                            {"$ref": "#/components/schemas/BacktestSummary"},
+                        ]
+                    }
+                }
+            },
+        },
+        404: {"description": "No such rule"},
+        422: {
+            "description": "A field is invalid: `from` not before `to`, a period over 366 "
+            "days or over 36,000 of the rule's windows"
+        },
+    },
+)
+def backtest_rule(
+    state: State,
+    _key: Reader,
+    rule_id: RuleId,
+    from_: Annotated[
+        Rfc3339Time | None,
+        Query(alias="from", description="Start of the period; default: 28 days before `to`"),
+    ] = None,
+    to: Annotated[Rfc3339Time | None, Query(description="End of the period; default: now")] = None,
+) -> StreamingResponse:
+    """Judge every window of the rule starting in ``[from, to)`` on the stored rollups,
+    with the live evaluator's code; history imported after the fact is judged too."""
+    try:
+        rule = _store(state).get(rule_id)
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+    for name, when in (("from", from_), ("to", to)):
+        if when is not None:
+            try:
+                storable_time(when)
+            except ValueError as e:
+                raise HTTPException(UNPROCESSABLE, f"query.{name}: {e}") from e
+    end = to or state.clock.now()
+    start = from_ or end - DEFAULT_BACKTEST
+    lines = _run_backtest(
+        state, rule.brand, rule.params, int(start.timestamp()), int(end.timestamp()), None
+    )
+    return StreamingResponse(_ndjson(lines), media_type=NDJSON)
+
+
+@router.post(
+    "/preview",
+    summary="What a rule would raise: its alerts over the last days, before creating it",
+    dependencies=[small_body(MAX_BODY_BYTES)],
+    responses={
+        404: {"description": "The brand is not tracked"},
+        413: {"description": "Body over 16 KB"},
+        422: {"description": "Invalid rule, or more than 36,000 of its windows in `days`"},
+    },
+)
+def preview_rule(
+    state: State,
+    _key: Reader,
+    body: RuleSpec,
+    days: Annotated[
+        int, Query(ge=1, le=MAX_PREVIEW_DAYS, description="Days back from now to judge")
+    ] = DEFAULT_BACKTEST.days,
+) -> RulePreview:
+    """The backtest of a rule not stored yet: every window of the last ``days`` days
+    judged as the live evaluator would, and the alerts per week that comes to."""
+    try:
+        state.brands.get(body.brand)
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"brand: {e}") from e
+    end = int(state.clock.now().timestamp())
+    lines = list(
+        _run_backtest(state, body.brand, body.params(), end - days * 86_400, end, "query.days")
+    )
+    summary = lines.pop()
+    return RulePreview(
+        brand=body.brand,
+        kind=body.kind.value,
+        days=days,
+        summary=BacktestSummary.model_validate(summary),
+        windows=[BacktestWindow.model_validate(w) for w in lines],
+    )
