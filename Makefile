@@ -32,6 +32,7 @@ bench: setup
 	$(BIN)/python -m tests.bench.bench_pipeline
 	$(BIN)/python -m tests.bench.bench_matcher
 	$(BIN)/python -m tests.bench.bench_hostile
+	$(BIN)/python -m tests.bench.bench_lexicon
 	$(BIN)/python -m tests.bench.bench_brand_gauges
 	$(BIN)/python -m tests.bench.bench_reports
 	$(BIN)/python -m tests.bench.bench_sentiment

@@ -69,49 +69,42 @@ UNSCORED = Sentiment.model_construct(
 
 
 # The lexicon (``services/scorer/vader.py``) gives vaderSentiment's own scores in time
-# linear in a text's length, and the text is capped at ``max_score_chars``. What that
-# does not bound is emoji: each becomes the words of its description (up to six), so a
-# wall of 2,000 emoji is ~4,000 words. Emoji past these limits are therefore dropped
-# before scoring — the one place the scorer's score is not vaderSentiment's: a run of one
-# emoji counts at most twenty times, a text at most forty emoji in all (a wall of emoji is
-# spam, not more sentiment). No text of the shared data sets reaches either limit (the
-# longest run there is 12, the most emoji in one text 14: tests/scorer/test_vader_exact.py).
-MAX_EMOJI_RUN = 20
+# linear in a text's length, and the text is capped at ``max_score_chars``; long texts are
+# no longer cut in windows. What that does not bound is emoji: each becomes the words of
+# its description (up to six), so a wall of 2,000 emoji is ~4,000 words. Emoji past the
+# first ``MAX_EMOJI`` of a text are therefore dropped before scoring — the one place the
+# scorer's score is not vaderSentiment's (a wall of emoji is spam, not more sentiment).
+# No text of the shared data sets has more than 14 (tests/scorer/test_vader_exact.py).
+# (The former limit on a run of one emoji bounded no cost this one does not, so it went.)
 MAX_EMOJI = 40
 
 
 def trim_emoji(text: str, emoji: frozenset[str]) -> str:
-    """``text`` without the emoji (members of ``emoji``) past ``MAX_EMOJI_RUN`` in a run
-    of one emoji (whitespace between them does not end a run) or ``MAX_EMOJI`` in all.
+    """``text`` without the emoji (members of ``emoji``) past its first ``MAX_EMOJI``.
     Pure; ``text`` itself when nothing is dropped."""
     if text.isascii():
         return text
-    found = emoji.intersection(text)
-    if not found:
+    # Each emoji is at least two bytes in UTF-8: a text whose UTF-8 is at most
+    # ``MAX_EMOJI`` bytes longer than its length holds no more emoji than that.
+    if len(text.encode("utf-8", "surrogatepass")) - len(text) <= MAX_EMOJI:
         return text
-    if len(found) <= MAX_EMOJI:
-        counts = [text.count(e) for e in found]
-        if sum(counts) <= MAX_EMOJI and max(counts) <= MAX_EMOJI_RUN:
-            return text
+    found = emoji.intersection(text)
+    if len(found) <= MAX_EMOJI and sum(text.count(e) for e in found) <= MAX_EMOJI:
+        return text
     out: list[str] = []
-    kept = run = 0
-    previous = ""
+    kept = 0
     for ch in text:
         if ch in emoji:
-            run = run + 1 if ch == previous else 1
-            previous = ch
-            if run > MAX_EMOJI_RUN or kept >= MAX_EMOJI:
+            if kept >= MAX_EMOJI:
                 continue
             kept += 1
-        elif not ch.isspace():
-            previous = ""
         out.append(ch)
     return "".join(out)
 
 
 class VaderScorer:
     """VADER's compound score of a text: vaderSentiment's own (``FastVader``, exact and
-    linear), emoji past the limits above dropped first (``trim_emoji``)."""
+    linear), emoji past the first ``MAX_EMOJI`` dropped first (``trim_emoji``)."""
 
     method: Literal["lexicon"] = "lexicon"
 

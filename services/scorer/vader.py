@@ -31,6 +31,7 @@ import string
 from heapq import heappop, heappush
 from importlib.resources import files
 from itertools import compress
+from operator import getitem
 
 # The reference's constants (vaderSentiment 3.3.2), copied so that vaderSentiment is only
 # the test's reference; the tests check them against it.
@@ -101,6 +102,8 @@ _NEIGHBOURS = (
     | {"no", "never", "without", "doubt", "so", "this", "least", "or", "nor", "at", "very"}
     | {"kind", "of"}
 )
+# Texts longer than this many words score each surrounding of a word once (``_valences``).
+_MEMO_WORDS = 48
 # More kinds of emoji in a text than this: ``str.translate`` (one pass) instead of one
 # ``str.replace`` per kind.
 _REPLACE_MAX = 8
@@ -226,6 +229,12 @@ class FastVader:
         self.emoji_chars = frozenset(chr(k) for k in self._emoji_table)
         # Words scored as sentiment: in the lexicon and not boosters (always 0).
         self._scorable = frozenset(w for w in self.lexicon if w not in BOOSTER_DICT)
+        # Each word's valence in capitals where other words are not (the reference adds
+        # or subtracts ``C_INCR`` exactly so), and whether any valence is zero.
+        self._lexicon_capitals = {
+            w: v + C_INCR if v > 0 else v - C_INCR for w, v in self.lexicon.items()
+        }
+        self._zero_valences = any(self.lexicon[w] == 0 for w in self._scorable)
         self._strip = _StripMemo()
 
     def _scored(self, text: str) -> tuple[str, int, list[float]]:
@@ -267,103 +276,151 @@ class FastVader:
                 tokens = t.split()
             caps = sum(map(str.isupper, tokens))
             cap_diff = 0 < caps < n
-        positions, values = self._valences(tokens, lw, cap_diff)
+        scorable = list(map(self._scorable.__contains__, lw))
+        if "n't" not in " ".join(lw) and _NEIGHBOURS.isdisjoint(lw):
+            # No word of the text can trigger a rule but capitals: each sentiment word
+            # keeps its lexicon valence (plus or minus the capitals' increment), which
+            # C-level passes can look up for all of them at once.
+            if cap_diff:
+                tables = (self.lexicon, self._lexicon_capitals)
+                picked = map(tables.__getitem__, compress(map(str.isupper, tokens), scorable))
+                values = list(map(getitem, picked, compress(lw, scorable)))
+            else:
+                values = list(map(self.lexicon.__getitem__, compress(lw, scorable)))
+            if values and "but" in lw:
+                positions = list(compress(range(n), scorable))
+                if self._zero_valences:
+                    positions = list(compress(positions, values))
+                    values = list(compress(values, values))
+                _but_check(positions, values, lw.index("but"))
+            elif self._zero_valences:
+                values = list(compress(values, values))
+            return t, n, values
+        positions, values = self._valences(tokens, lw, cap_diff, scorable)
         if values and "but" in lw:
             _but_check(positions, values, lw.index("but"))
         return t, n, values
 
     def _valences(
-        self, tokens: list[str], lw: list[str], cap_diff: bool
+        self, tokens: list[str], lw: list[str], cap_diff: bool, scorable: list[bool]
     ) -> tuple[list[int], list[float]]:
         """The non-zero sentiment values in text order, before the "but" rule, and their
-        positions. Each rule reads only the word's neighbours, as the reference does.
-        ``tokens`` are read only where ``cap_diff``."""
+        positions. ``tokens`` are read only where ``cap_diff``."""
         n = len(lw)
-        lex = self.lexicon
         positions: list[int] = []
         values: list[float] = []
-        last = n - 1
-        for i in compress(range(n), map(self._scorable.__contains__, lw)):
-            item = lw[i]
-            w1 = lw[i - 1] if i > 0 else ""
-            w2 = lw[i - 2] if i > 1 else ""
-            w3 = lw[i - 3] if i > 2 else ""
-            f1 = lw[i + 1] if i < last else ""
-            if (
-                item not in _NEIGHBOURS
-                and w1 not in _NEIGHBOURS
-                and w2 not in _NEIGHBOURS
-                and w3 not in _NEIGHBOURS
-                and f1 not in _IDIOM_LAST
-                and (i + 2 >= n or lw[i + 2] not in _IDIOM_LAST)
-                and "n't" not in w1
-                and "n't" not in w2
-                and "n't" not in w3
-            ):
-                # No rule but capitals can change this word's valence.
-                valence = lex[item]
-                if cap_diff and tokens[i].isupper():
-                    if valence > 0:
-                        valence += C_INCR
-                    else:
-                        valence -= C_INCR
+        valence_at = self._valence
+        if n <= _MEMO_WORDS:
+            for i in compress(range(n), scorable):
+                valence = valence_at(tokens, lw, i, cap_diff)
                 if valence != 0:
                     positions.append(i)
                     values.append(valence)
-                continue
-            if item == "kind" and f1 == "of" and i < last:
-                continue
+            return positions, values
+        # A long text: a word's valence depends only on the three words before it, the
+        # two after, and (where ``cap_diff``) which of itself and the three before are
+        # in capitals, so words in the same surroundings are scored once.
+        memo: dict[object, float] = {}
+        words = tuple(lw)
+        capitals = tuple(map(str.isupper, tokens)) if cap_diff else ()
+        inner = n - 3
+        for i in compress(range(n), scorable):
+            if 3 <= i <= inner:
+                key: object = words[i - 3 : i + 3]
+                if cap_diff:
+                    key = (key, capitals[i - 3 : i + 1])
+                known = memo.get(key)
+                if known is None:
+                    valence = memo[key] = valence_at(tokens, lw, i, cap_diff)
+                else:
+                    valence = known
+            else:
+                valence = valence_at(tokens, lw, i, cap_diff)
+            if valence != 0:
+                positions.append(i)
+                values.append(valence)
+        return positions, values
+
+    def _valence(self, tokens: list[str], lw: list[str], i: int, cap_diff: bool) -> float:
+        """The valence of the sentiment word at ``i``, by the reference's rules; each rule
+        reads only the word's neighbours."""
+        lex = self.lexicon
+        n = len(lw)
+        last = n - 1
+        item = lw[i]
+        w1 = lw[i - 1] if i > 0 else ""
+        w2 = lw[i - 2] if i > 1 else ""
+        w3 = lw[i - 3] if i > 2 else ""
+        f1 = lw[i + 1] if i < last else ""
+        if (
+            item not in _NEIGHBOURS
+            and w1 not in _NEIGHBOURS
+            and w2 not in _NEIGHBOURS
+            and w3 not in _NEIGHBOURS
+            and f1 not in _IDIOM_LAST
+            and (i + 2 >= n or lw[i + 2] not in _IDIOM_LAST)
+            and "n't" not in w1
+            and "n't" not in w2
+            and "n't" not in w3
+        ):
+            # No rule but capitals can change this word's valence.
             valence = lex[item]
-            if item == "no" and i != last and f1 in lex:
-                valence = 0.0
-            if w1 == "no" or w2 == "no" or (w3 == "no" and w1 in _OR_NOR):
-                valence = lex[item] * N_SCALAR
             if cap_diff and tokens[i].isupper():
                 if valence > 0:
                     valence += C_INCR
                 else:
                     valence -= C_INCR
-            # The reference's three steps back, each on its own condition.
-            if i > 0 and w1 not in lex:
-                if w1 in BOOSTER_DICT:
-                    valence = valence + _scalar(w1, cap_diff and tokens[i - 1].isupper(), valence)
-                if _negated(w1):
+            return valence
+        if item == "kind" and f1 == "of" and i < last:
+            return 0
+        valence = lex[item]
+        if item == "no" and i != last and f1 in lex:
+            valence = 0.0
+        if w1 == "no" or w2 == "no" or (w3 == "no" and w1 in _OR_NOR):
+            valence = lex[item] * N_SCALAR
+        if cap_diff and tokens[i].isupper():
+            if valence > 0:
+                valence += C_INCR
+            else:
+                valence -= C_INCR
+        # The reference's three steps back, each on its own condition.
+        if i > 0 and w1 not in lex:
+            if w1 in BOOSTER_DICT:
+                valence = valence + _scalar(w1, cap_diff and tokens[i - 1].isupper(), valence)
+            if _negated(w1):
+                valence = valence * N_SCALAR
+        if i > 1 and w2 not in lex:
+            if w2 in BOOSTER_DICT:
+                s = _scalar(w2, cap_diff and tokens[i - 2].isupper(), valence)
+                if s != 0:
+                    s = s * 0.95
+                valence = valence + s
+            if w2 == "never" and w1 in _SO_THIS:
+                valence = valence * 1.25
+            elif w2 == "without" and w1 == "doubt":
+                pass
+            elif _negated(w2):
+                valence = valence * N_SCALAR
+        if i > 2 and w3 not in lex:
+            if w3 in BOOSTER_DICT:
+                s = _scalar(w3, cap_diff and tokens[i - 3].isupper(), valence)
+                if s != 0:
+                    s = s * 0.9
+                valence = valence + s
+            if (w3 == "never" and w2 in _SO_THIS) or w1 in _SO_THIS:
+                valence = valence * 1.25
+            elif w3 == "without" and (w2 == "doubt" or w1 == "doubt"):
+                pass
+            elif _negated(w3):
+                valence = valence * N_SCALAR
+            valence = self._idioms(valence, lw, i, n)
+        if w1 == "least" and i > 0 and w1 not in lex:
+            if i > 1:
+                if w2 != "at" and w2 != "very":
                     valence = valence * N_SCALAR
-            if i > 1 and w2 not in lex:
-                if w2 in BOOSTER_DICT:
-                    s = _scalar(w2, cap_diff and tokens[i - 2].isupper(), valence)
-                    if s != 0:
-                        s = s * 0.95
-                    valence = valence + s
-                if w2 == "never" and w1 in _SO_THIS:
-                    valence = valence * 1.25
-                elif w2 == "without" and w1 == "doubt":
-                    pass
-                elif _negated(w2):
-                    valence = valence * N_SCALAR
-            if i > 2 and w3 not in lex:
-                if w3 in BOOSTER_DICT:
-                    s = _scalar(w3, cap_diff and tokens[i - 3].isupper(), valence)
-                    if s != 0:
-                        s = s * 0.9
-                    valence = valence + s
-                if (w3 == "never" and w2 in _SO_THIS) or w1 in _SO_THIS:
-                    valence = valence * 1.25
-                elif w3 == "without" and (w2 == "doubt" or w1 == "doubt"):
-                    pass
-                elif _negated(w3):
-                    valence = valence * N_SCALAR
-                valence = self._idioms(valence, lw, i, n)
-            if w1 == "least" and i > 0 and w1 not in lex:
-                if i > 1:
-                    if w2 != "at" and w2 != "very":
-                        valence = valence * N_SCALAR
-                else:
-                    valence = valence * N_SCALAR
-            if valence != 0:
-                positions.append(i)
-                values.append(valence)
-        return positions, values
+            else:
+                valence = valence * N_SCALAR
+        return valence
 
     @staticmethod
     def _idioms(valence: float, lw: list[str], i: int, n: int) -> float:

@@ -145,7 +145,7 @@ crafted = st.lists(st.tuples(token, st.sampled_from(SEPARATORS)), max_size=40).m
     lambda parts: "".join(t + s for t, s in parts)
 )
 
-EXAMPLES = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @EXAMPLES
@@ -153,6 +153,28 @@ EXAMPLES = settings(max_examples=600, deadline=None, suppress_health_check=[Heal
 def test_crafted_texts_score_as_vadersentiment_scores_them(text: str) -> None:
     assert FAST.polarity_scores(text) == REF.polarity_scores(text)
     assert FAST.compound(text) == REF.polarity_scores(text)["compound"]
+
+
+# Long enough for the per-surrounding memo of long texts (``vader._MEMO_WORDS``), and
+# repetitive, as hostile texts are: the words again, some in other capitals.
+@st.composite
+def long_crafted(draw: st.DrawFn) -> str:
+    parts = draw(
+        st.lists(
+            st.tuples(st.sampled_from(RULE_WORDS + PIECES[:30]), st.sampled_from(SEPARATORS)),
+            min_size=vader._MEMO_WORDS + 1,
+            max_size=100,
+        )
+    )
+    flips = draw(st.lists(st.booleans(), min_size=len(parts), max_size=len(parts)))
+    again = [(t.swapcase() if f else t, s) for (t, s), f in zip(parts, flips, strict=True)]
+    return "".join(t + s for t, s in parts + again)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=long_crafted())
+def test_long_crafted_texts_score_as_vadersentiment_scores_them(text: str) -> None:
+    assert FAST.polarity_scores(text) == REF.polarity_scores(text)
 
 
 @EXAMPLES
