@@ -33,6 +33,7 @@ from services.alerts.detection import (
 from services.alerts.explain import expectation_around, explain
 from services.alerts.settings import AlertSettings
 from services.core import terms
+from services.core.alerting import severity, snoozed
 from services.core.clock import Clock
 from services.core.metrics import Metrics
 from services.core.storage.alerts import (
@@ -117,10 +118,14 @@ class AlertEvaluator:
         series: WindowSeries | None = None,
         since: int | None = None,
     ) -> WindowResult | None:
-        """Test one window of one rule (``None`` if it has its alert already); the series
+        """Test one window of one rule (``None`` if it has its alert already, or the rule's
+        snooze silences it: ``services.core.alerting.snoozed``); the series
         and the brand's first minute are read from the rollups unless given."""
         p = rule.params
         window_start = datetime.fromtimestamp(start, UTC)
+        window_end = window_start + timedelta(seconds=p.window_s)
+        if snoozed(rule.snoozed_until, self._clock.now(), window_end):
+            return None
         with self._engine.connect() as conn:
             if alert_exists(conn, rule.id, window_start):
                 return None
@@ -298,6 +303,7 @@ def alert_document(
         "count": verdict.count,
         "total": verdict.total,
         "p_value": verdict.p_value,
+        "severity": severity(verdict.p_value, p.sensitivity).value,
         "statistic": round(verdict.statistic, 4),
         "method": verdict.method,
         "rule": {

@@ -10,6 +10,7 @@ The statistics that judge a window live in the alerts service
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -23,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from services.core.models import JsonBool, JsonFloat, JsonInt
+from services.core.models import JsonBool, JsonFloat, JsonInt, Rfc3339Time
 
 
 class AlertKind(StrEnum):
@@ -145,3 +146,68 @@ class RuleSpec(BaseModel):
 
 
 EVENT_TYPES = tuple(f"alert.{k.value}" for k in AlertKind)
+
+
+# --- hygiene (issue 17 §5): severity, snoozes ---------------------------------------------
+
+
+class Severity(StrEnum):
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+SEVERITY_STEP = 100.0
+"""Each grade above ``medium`` is a p-value this many times further below the rule's
+sensitivity: with the default 1e-5, ``high`` below 1e-7 and ``critical`` below 1e-9."""
+
+
+def severity(p_value: float, sensitivity: float) -> Severity:
+    """How far past its rule's threshold an alert's window was. Pure.
+
+    Relative to the rule's ``sensitivity`` (the p-value below which it fires), so a
+    rule tuned to hear sooner does not call everything it hears critical:
+    ``medium`` p < sensitivity, ``high`` p < sensitivity / 100, ``critical``
+    p < sensitivity / 10,000.
+    """
+    if p_value < sensitivity / SEVERITY_STEP**2:
+        return Severity.CRITICAL
+    if p_value < sensitivity / SEVERITY_STEP:
+        return Severity.HIGH
+    return Severity.MEDIUM
+
+
+MAX_SNOOZE = timedelta(days=90)
+
+
+class SnoozeSpec(BaseModel):
+    """A snooze as users write it: silent until ``until``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    until: Rfc3339Time = Field(
+        description="RFC 3339 time with an offset, in the future and at most 90 days ahead. "
+        "Windows that end before it are never alerted, not even after it."
+    )
+
+
+def snooze_problem(until: datetime, now: datetime) -> str | None:
+    """Why ``until`` cannot end a snooze that starts ``now`` (``None`` if it can). Pure."""
+    if until <= now:
+        return "must be in the future"
+    if until - now > MAX_SNOOZE:
+        return f"must be at most {MAX_SNOOZE.days} days ahead"
+    return None
+
+
+def snoozed(snoozed_until: datetime | None, now: datetime, window_end: datetime) -> bool:
+    """Whether a snooze lasting to ``snoozed_until`` silences, at ``now``, the window
+    ending at ``window_end``. Pure.
+
+    While the snooze lasts, every window is silent. After it, a window that ended during
+    it stays silent for good (a snooze skips its windows, it does not postpone them); the
+    window in progress when it ends is tested as usual.
+    """
+    if snoozed_until is None:
+        return False
+    return now < snoozed_until or window_end <= snoozed_until

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from services.api.deps import Manager, Reader, State
 from services.api.errors import TOO_LARGE, UNPROCESSABLE
 from services.api.state import AppState
-from services.core.alerting import RuleParams, RuleSpec
+from services.core.alerting import RuleParams, RuleSpec, SnoozeSpec, snooze_problem
 from services.core.models import Rfc3339Time, storable_time
 from services.core.storage.alerts import AlertRule, AlertRuleStore
 from services.core.storage.errors import NotFoundError
@@ -39,12 +39,23 @@ class RulePublic(RuleSpec):
     id: int
     created_at: datetime
     updated_at: datetime
+    snoozed_until: datetime | None = Field(
+        default=None,
+        description="Silent until then (POST …/snooze); windows ending before it are "
+        "never alerted. Null when not snoozed, or once the time has passed.",
+    )
 
 
-def public_rule(r: AlertRule) -> RulePublic:
+def public_rule(r: AlertRule, now: datetime | None = None) -> RulePublic:
     spec = RuleSpec.of(r.brand, r.params, r.enabled)
+    # A snooze that has ended is shown as none: the rule is live again.
+    until = r.snoozed_until if r.snoozed_until and (now is None or now < r.snoozed_until) else None
     return RulePublic(
-        id=r.id, created_at=r.created_at, updated_at=r.updated_at, **spec.model_dump()
+        id=r.id,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        snoozed_until=until,
+        **spec.model_dump(),
     )
 
 
@@ -61,7 +72,7 @@ def list_rules(
     _key: Reader,
     brand: Annotated[str | None, Query(max_length=128)] = None,
 ) -> list[RulePublic]:
-    return [public_rule(r) for r in _store(state).list(brand=brand)]
+    return [public_rule(r, state.clock.now()) for r in _store(state).list(brand=brand)]
 
 
 @router.post(
@@ -85,7 +96,7 @@ def create_rule(state: State, _key: Manager, body: RuleSpec) -> RulePublic:
 @router.get("/{rule_id:int}")
 def get_rule(state: State, _key: Reader, rule_id: RuleId) -> RulePublic:
     try:
-        return public_rule(_store(state).get(rule_id))
+        return public_rule(_store(state).get(rule_id), state.clock.now())
     except NotFoundError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
 
@@ -98,7 +109,8 @@ def update_rule(state: State, _key: Manager, rule_id: RuleId, body: RuleSpec) ->
     except NotFoundError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
     try:
-        return public_rule(store.update(rule_id, body.brand, body.params(), enabled=body.enabled))
+        rule = store.update(rule_id, body.brand, body.params(), enabled=body.enabled)
+        return public_rule(rule, state.clock.now())
     except NotFoundError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"brand: {e}") from e
 
@@ -111,6 +123,45 @@ def delete_rule(state: State, _key: Manager, rule_id: RuleId) -> Response:
     except NotFoundError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- snooze (issue 17 §5) ----------------------------------------------------------------
+
+
+@router.post(
+    "/{rule_id}/snooze",
+    dependencies=[small_body(MAX_BODY_BYTES)],
+    summary="Silence a rule until a time",
+    responses={
+        404: {"description": "No such rule"},
+        413: {"description": "Body over 16 KB"},
+        422: {"description": "`until` is not an RFC 3339 time in the next 90 days"},
+    },
+)
+def snooze_rule(state: State, _key: Manager, rule_id: RuleId, body: SnoozeSpec) -> RulePublic:
+    """No alert of this rule until ``until``; the windows that end before it are skipped
+    for good, not raised when the snooze ends. Snoozing again replaces the time."""
+    now = state.clock.now()
+    if (problem := snooze_problem(body.until, now)) is not None:
+        raise HTTPException(UNPROCESSABLE, f"body.until: {problem}")
+    try:
+        return public_rule(_store(state).snooze(rule_id, body.until), now)
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+
+
+@router.delete(
+    "/{rule_id}/snooze",
+    summary="End a rule's snooze now",
+    responses={404: {"description": "No such rule"}},
+)
+def unsnooze_rule(state: State, _key: Manager, rule_id: RuleId) -> RulePublic:
+    """The rule alerts again from its window in progress (a rule not snoozed is left as it
+    is)."""
+    try:
+        return public_rule(_store(state).snooze(rule_id, None), state.clock.now())
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
 
 
 # --- backtest and preview (issue 17 §1) --------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, Row, and_, delete, insert, or_, select, update
 
-from services.core.alerting import AlertKind, RuleParams
+from services.core.alerting import AlertKind, RuleParams, severity
 from services.core.clock import Clock
 from services.core.storage.db import SQLITE_BEGIN, writing
 from services.core.storage.errors import NotFoundError
@@ -36,6 +36,7 @@ class AlertRule:
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    snoozed_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,9 @@ class AlertRecord:
     p_value: float
     created_at: datetime
     doc: dict[str, Any]
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    acknowledged_by_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,17 @@ class AlertRuleStore:
         with self._engine.connect() as conn:
             return [_to_rule(r) for r in conn.execute(stmt)]
 
+    def snooze(self, rule_id: int, until: datetime | None) -> AlertRule:
+        """Silence the rule until ``until`` (``None``: unsnooze); ``NotFoundError`` if the
+        rule does not exist. The rule's definition, and ``updated_at``, are unchanged."""
+        with writing(self._engine) as conn:
+            done = conn.execute(
+                update(alert_rules).where(alert_rules.c.id == rule_id).values(snoozed_until=until)
+            ).rowcount
+        if done == 0:
+            raise NotFoundError(f"alert rule {rule_id} does not exist")
+        return self.get(rule_id)
+
     def delete(self, rule_id: int) -> None:
         """Delete a rule; the alerts it raised are kept."""
         with writing(self._engine) as conn:
@@ -146,7 +161,9 @@ def _to_rule(r: Row[Any]) -> AlertRule:
         warmup_days=r.warmup_days,
         cooldown_s=r.cooldown_s,
     )
-    return AlertRule(r.id, r.brand, params, bool(r.enabled), r.created_at, r.updated_at)
+    return AlertRule(
+        r.id, r.brand, params, bool(r.enabled), r.created_at, r.updated_at, r.snoozed_until
+    )
 
 
 # --- alerts ------------------------------------------------------------------------------
@@ -287,10 +304,16 @@ def page_alerts(
     rule_id: int | None,
     limit: int,
     cursor: str | None,
+    acknowledged: bool | None = None,
 ) -> AlertPage:
-    """One page of ``list_alerts``; raises ``InvalidAlertCursorError`` for a bad cursor."""
+    """One page of ``list_alerts``; raises ``InvalidAlertCursorError`` for a bad cursor.
+    ``acknowledged``: only the alerts acknowledged (``True``) or not yet (``False``)."""
     a = alerts.c
     stmt = select(alerts)
+    if acknowledged is not None:
+        stmt = stmt.where(
+            a.acknowledged_at.is_not(None) if acknowledged else a.acknowledged_at.is_(None)
+        )
     if brand is not None:
         stmt = stmt.where(a.brand == brand)
     if kind is not None:
@@ -313,6 +336,22 @@ def page_alerts(
     return AlertPage(items, next_cursor)
 
 
+def acknowledge_alert(
+    engine: Engine, alert_id: int, *, by: str, by_key: str, now: datetime
+) -> AlertRecord:
+    """Record that the key named ``by`` (prefix ``by_key``) acknowledged the alert at
+    ``now``, and return the alert. The first acknowledgement is kept: acknowledging again,
+    by anyone, changes nothing. ``NotFoundError`` if there is no such alert."""
+    a = alerts.c
+    with writing(engine) as conn:
+        conn.execute(
+            update(alerts)
+            .where(a.id == alert_id, a.acknowledged_at.is_(None))
+            .values(acknowledged_at=now, acknowledged_by=by[:128], acknowledged_by_key=by_key)
+        )
+        return get_alert(conn, alert_id)
+
+
 def get_alert(conn: Connection, alert_id: int) -> AlertRecord:
     row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
     if row is None:
@@ -321,6 +360,13 @@ def get_alert(conn: Connection, alert_id: int) -> AlertRecord:
 
 
 def _to_alert(r: Row[Any]) -> AlertRecord:
+    doc = orjson.loads(r.doc)
+    # Alerts raised before severities were stored get theirs from the same rule.
+    if "severity" not in doc and isinstance(doc.get("rule"), dict):
+        doc["severity"] = severity(r.p_value, float(doc["rule"]["sensitivity"])).value
+    if r.acknowledged_at is not None:
+        doc["acknowledged_at"] = r.acknowledged_at.isoformat()
+        doc["acknowledged_by"] = {"name": r.acknowledged_by, "key": r.acknowledged_by_key}
     return AlertRecord(
         id=r.id,
         rule_id=r.rule_id,
@@ -332,7 +378,10 @@ def _to_alert(r: Row[Any]) -> AlertRecord:
         expected=r.expected,
         p_value=r.p_value,
         created_at=r.created_at,
-        doc=orjson.loads(r.doc),
+        doc=doc,
+        acknowledged_at=r.acknowledged_at,
+        acknowledged_by=r.acknowledged_by,
+        acknowledged_by_key=r.acknowledged_by_key,
     )
 
 

@@ -389,6 +389,8 @@ alert_rules = Table(
     Column("warmup_days", Float, nullable=False),
     Column("cooldown_s", Integer, nullable=False),
     Column("enabled", Boolean, nullable=False),
+    # Silent until then: the windows that end before it are never alerted (issue 17 §5).
+    Column("snoozed_until", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -407,6 +409,11 @@ alerts = Table(
     Column("p_value", Float, nullable=False),
     Column("doc", Text, nullable=False),  # the alert.v1 ``data`` object, as served
     Column("created_at", UTCDateTime, nullable=False),
+    # The first acknowledgement only: who (the key's name and prefix, kept if the key is
+    # revoked or renamed) and when.
+    Column("acknowledged_at", UTCDateTime),
+    Column("acknowledged_by", String(128)),
+    Column("acknowledged_by_key", String(16)),
     UniqueConstraint("rule_id", "window_start", name="uq_alerts_rule_window"),
     Index("ix_alerts_window_start_id", "window_start", "id"),
     Index("ix_alerts_brand_window_start", "brand", "window_start"),
