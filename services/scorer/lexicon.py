@@ -79,27 +79,40 @@ UNSCORED = Sentiment.model_construct(
 MAX_EMOJI = 40
 
 
+@functools.cache
+def _lead_bytes(emoji: frozenset[str]) -> tuple[bytes, ...]:
+    """The first bytes of the emoji's UTF-8 forms."""
+    return tuple(sorted({e.encode("utf-8", "surrogatepass")[:1] for e in emoji}))
+
+
 def trim_emoji(text: str, emoji: frozenset[str]) -> str:
     """``text`` without the emoji (members of ``emoji``) past its first ``MAX_EMOJI``.
     Pure; ``text`` itself when nothing is dropped."""
     if text.isascii():
         return text
-    # Each emoji is at least two bytes in UTF-8: a text whose UTF-8 is at most
-    # ``MAX_EMOJI`` bytes longer than its length holds no more emoji than that.
-    if len(text.encode("utf-8", "surrogatepass")) - len(text) <= MAX_EMOJI:
+    # A bound on the number of emoji from C-level byte counts: each emoji starts with one
+    # of a few lead bytes in UTF-8 (letters with accents, CJK and the rest mostly do not).
+    encoded = text.encode("utf-8", "surrogatepass")
+    if sum(encoded.count(lead) for lead in _lead_bytes(emoji)) <= MAX_EMOJI:
         return text
-    found = emoji.intersection(text)
-    if len(found) <= MAX_EMOJI and sum(text.count(e) for e in found) <= MAX_EMOJI:
-        return text
-    out: list[str] = []
-    kept = 0
-    for ch in text:
+    kept, cut = 0, -1
+    for i, ch in enumerate(text):
         if ch in emoji:
-            if kept >= MAX_EMOJI:
-                continue
             kept += 1
-        out.append(ch)
-    return "".join(out)
+            if kept > MAX_EMOJI:
+                cut = i
+                break
+    if cut < 0:
+        return text
+    # Past the cut, every emoji goes: a pass per kind when there are few kinds.
+    tail = text[cut:]
+    kinds = emoji.intersection(tail)
+    if len(kinds) <= 8:
+        for e in kinds:
+            tail = tail.replace(e, "")
+    else:
+        tail = tail.translate(dict.fromkeys(map(ord, kinds)))
+    return text[:cut] + tail
 
 
 class VaderScorer:

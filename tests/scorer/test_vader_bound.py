@@ -95,3 +95,12 @@ def test_walls_of_emoji_are_scored_after_trimming(
     assert sum(ch in emoji for ch in trimmed) <= MAX_EMOJI
     expected = SentimentIntensityAnalyzer().polarity_scores(trimmed)["compound"]
     assert scorer.compound(text) == expected
+
+
+def test_a_wall_of_every_kind_of_emoji_keeps_the_first_ones_and_the_words(
+    emoji: frozenset[str],
+) -> None:
+    kinds = sorted(emoji)
+    text = "good " + " ok ".join(kinds[:300])
+    trimmed = trim_emoji(text, emoji)
+    assert trimmed == "good " + " ok ".join(kinds[:MAX_EMOJI]) + " ok " * (300 - MAX_EMOJI)
