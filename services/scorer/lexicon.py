@@ -85,6 +85,11 @@ def _lead_bytes(emoji: frozenset[str]) -> tuple[bytes, ...]:
     return tuple(sorted({e.encode("utf-8", "surrogatepass")[:1] for e in emoji}))
 
 
+@functools.cache
+def _deletion_table(emoji: frozenset[str]) -> dict[int, None]:
+    return dict.fromkeys(map(ord, emoji))
+
+
 def trim_emoji(text: str, emoji: frozenset[str]) -> str:
     """``text`` without the emoji (members of ``emoji``) past its first ``MAX_EMOJI``.
     Pure; ``text`` itself when nothing is dropped."""
@@ -96,23 +101,27 @@ def trim_emoji(text: str, emoji: frozenset[str]) -> str:
     if sum(encoded.count(lead) for lead in _lead_bytes(emoji)) <= MAX_EMOJI:
         return text
     kept, cut = 0, -1
+    seen: set[str] = set()
     for i, ch in enumerate(text):
         if ch in emoji:
             kept += 1
             if kept > MAX_EMOJI:
                 cut = i
                 break
+            seen.add(ch)
     if cut < 0:
         return text
-    # Past the cut, every emoji goes: a pass per kind when there are few kinds.
+    # Past the cut, every emoji goes: the kinds seen before it a pass each when they are
+    # few (a wall repeats a few kinds), then, if emoji may remain, one pass for all.
     tail = text[cut:]
-    kinds = emoji.intersection(tail)
-    if len(kinds) <= 8:
-        for e in kinds:
+    if len(seen) <= 8:
+        for e in seen:
             tail = tail.replace(e, "")
-    else:
-        tail = tail.translate(dict.fromkeys(map(ord, kinds)))
-    return text[:cut] + tail
+        leads = _lead_bytes(emoji)
+        encoded = tail.encode("utf-8", "surrogatepass")
+        if not any(lead in encoded for lead in leads):
+            return text[:cut] + tail
+    return text[:cut] + tail.translate(_deletion_table(emoji))
 
 
 class VaderScorer:

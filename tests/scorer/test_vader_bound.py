@@ -104,3 +104,8 @@ def test_a_wall_of_every_kind_of_emoji_keeps_the_first_ones_and_the_words(
     text = "good " + " ok ".join(kinds[:300])
     trimmed = trim_emoji(text, emoji)
     assert trimmed == "good " + " ok ".join(kinds[:MAX_EMOJI]) + " ok " * (300 - MAX_EMOJI)
+
+
+def test_kinds_first_seen_past_the_limit_are_dropped_too(emoji: frozenset[str]) -> None:
+    text = "😀" * MAX_EMOJI + " a 😀 b 😍 c ’ é"
+    assert trim_emoji(text, emoji) == "😀" * MAX_EMOJI + " a  b  c ’ é"
