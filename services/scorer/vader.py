@@ -259,11 +259,14 @@ class FastVader:
             # stripping each word equals the reference's strip-then-lower per word.
             lw = list(map(self._strip.__getitem__, lowered_text.split()))
         else:
+            # The same per token, except the few tokens holding U+0130 or U+03A3: those
+            # are stripped, then lower-cased, word by word as the reference does.
             tokens = t.split()
-            lw = []
-            for token in tokens:
-                stripped = token.strip(_PUNCTUATION)
-                lw.append((token if len(stripped) <= 2 else stripped).lower())
+            lw = list(map(self._strip.__getitem__, map(str.lower, tokens)))
+            for i, token in enumerate(tokens):
+                if "\u0130" in token or "\u03a3" in token:
+                    stripped = token.strip(_PUNCTUATION)
+                    lw[i] = (token if len(stripped) <= 2 else stripped).lower()
         n = len(lw)
         if self._scorable.isdisjoint(lw):
             return t, n, []
