@@ -97,32 +97,33 @@ def _window(window: Any) -> str:
     return f"{start.strftime('%Y-%m-%d %H:%M')}–{tail} UTC"
 
 
+def _reach(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f} M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f} k"
+    return f"{n:,}"
+
+
 def _story(story: Any) -> str | None:
-    # The story is the largest cluster of near-duplicate texts (issue 17 §4); its shape
-    # may grow, so only what is recognisably there is shown.
-    if story is None:
+    # The largest cluster of near-duplicate mentions (``schemas/alert.v1.json``: size,
+    # first_author without @, combined_reach, sample_text); shown as far as it is there.
+    if not isinstance(story, dict):
         return None
-    if isinstance(story, str):
-        text = story
-    elif isinstance(story, dict):
-        said = story.get("summary") or story.get("sentence")
-        if isinstance(said, str) and said:
-            text = said
-        else:
-            parts = []
-            size = story.get("size", story.get("mentions", story.get("count")))
-            if isinstance(size, int):
-                parts.append(f"{size} mentions repeat one story")
-            first = story.get("first_author") or story.get("first_posted_by")
-            if isinstance(first, str) and first:
-                parts.append(f"first posted by {first}")
-            sample = story.get("text") or story.get("example") or story.get("title")
-            if isinstance(sample, str) and sample:
-                parts.append(f"“{sample}”")
-            text = ", ".join(parts)
-    else:
-        return None
-    text = " ".join(text.split())
+    parts = []
+    size = story.get("size")
+    if isinstance(size, int):
+        parts.append(f"{size} mentions repeat one story")
+    first = story.get("first_author")
+    if isinstance(first, str) and first:
+        parts.append(f"first posted by @{first.removeprefix('@')}")
+    reach = story.get("combined_reach")
+    if isinstance(reach, int):
+        parts.append(f"combined reach {_reach(reach)}")
+    text = ", ".join(parts)
+    sample = story.get("sample_text")
+    if isinstance(sample, str) and sample.strip():
+        text += (": " if text else "") + f"“{' '.join(sample.split())}”"
     if len(text) > MAX_STORY_CHARS:
         text = text[: MAX_STORY_CHARS - 1] + "…"
     return text or None
@@ -139,9 +140,13 @@ def view(doc: dict[str, Any], public_url: str | None) -> AlertView:
     if alert_id is not None:
         path = f"/alerts/{alert_id}"
         link = public_url.rstrip("/") + path if public_url else path
+    severity = doc.get("severity")
+    label = KIND_LABELS.get(kind, kind or "Alert")
+    if isinstance(severity, str) and severity:
+        label = f"{label} ({severity})"
     return AlertView(
         id=alert_id,
-        title=f"{KIND_LABELS.get(kind, kind or 'Alert')}: {doc.get('brand', '?')}",
+        title=f"{label}: {doc.get('brand', '?')}",
         window=_window(doc.get("window")),
         observed=_number(doc.get("observed"), unit),
         expected=_number(doc.get("expected"), unit),

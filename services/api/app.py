@@ -20,6 +20,7 @@ from services.api.routes import (
     alerts,
     analytics,
     brands,
+    channels,
     mentions,
     pages,
     reports,
@@ -81,6 +82,8 @@ def create_app(state: AppState) -> FastAPI:
     # Spike alerts and their webhooks (issue 6).
     for alert_module in (alert_rules, alerts, webhooks):
         app.include_router(alert_module.router)
+    # Slack, Teams and email channels, on the webhooks' outbox (issue 17 §3).
+    app.include_router(channels.router)
     # The OpenAPI document: the one error shape, each operation's error statuses.
     app.openapi = openapi.contract(app)  # type: ignore[method-assign]
     app.mount(

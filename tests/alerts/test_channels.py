@@ -194,7 +194,17 @@ async def test_slack_gets_the_alert_with_its_summary_story_and_link(
     clock = FrozenClock(NOW)
     store = WebhookStore(engine, clock)
     channel = store.create(chat_url(webhook_receiver), ["alert.negative_spike"], kind="slack")
-    story = {"size": 142, "first_author": "@newsdesk", "text": "Acme outage hits Europe"}
+    story = {
+        "size": 142,
+        "first_mention_id": "m1",
+        "first_source": "x",
+        "first_author": "newsdesk",
+        "first_posted_at": "2026-03-02T10:01:00+00:00",
+        "first_url": None,
+        "combined_reach": 1_234_567,
+        "sample_text": "Acme outage hits Europe",
+        "share_of_window": 0.5,
+    }
     doc = alert_doc(7, summary="Acme: 49 negative mentions where 6.5 were expected.", story=story)
     enqueue(engine, clock, doc)
     assert await worker(engine, clock).deliver_due() == 1
@@ -206,7 +216,8 @@ async def test_slack_gets_the_alert_with_its_summary_story_and_link(
     for fact in ("Negative spike: Acme", "2026-03-02 10:00–10:15 UTC", "49", "6.5", "3.2e-09"):
         assert fact in text, fact
     assert "Acme: 49 negative mentions where 6.5 were expected." in text
-    assert "142 mentions repeat one story" in text and "@newsdesk" in text
+    assert "142 mentions repeat one story, first posted by @newsdesk" in text
+    assert "combined reach 1.2 M" in text and "Acme outage hits Europe" in text
     assert f"<{PUBLIC}/alerts/7|" in text
     (d,) = deliveries(store, channel.id)
     assert (d.status, d.alert_ids, d.attempt_log[0].status_code) == ("delivered", (7,), 204)
@@ -218,7 +229,7 @@ async def test_teams_gets_an_adaptive_card(
     clock = FrozenClock(NOW)
     store = WebhookStore(engine, clock)
     store.create(chat_url(webhook_receiver), ["alert.negative_spike"], kind="teams")
-    enqueue(engine, clock, alert_doc(3))  # no summary, no story: an older alert
+    enqueue(engine, clock, alert_doc(3, story=None))  # no summary, no story
     await worker(engine, clock).deliver_due()
     (got,) = webhook_receiver.received
     (attachment,) = got.payload["attachments"]
@@ -246,7 +257,7 @@ async def test_email_goes_through_smtp_with_text_and_html(
     store = WebhookStore(engine, clock)
     to = ["oncall@example.com", "comms@example.org"]
     channel = store.create("", ["alert.negative_spike"], kind="email", config={"to": to})
-    doc = alert_doc(9, brand="Acme <Corp>", summary="Acme & co: a spike.")
+    doc = alert_doc(9, brand="Acme <Corp>", summary="Acme & co: a spike.", severity="high")
     enqueue(engine, clock, doc)
     settings = smtp_settings(smtp_server)
     assert await worker(engine, clock, settings).deliver_due() == 1
@@ -254,8 +265,8 @@ async def test_email_goes_through_smtp_with_text_and_html(
     assert smtp_server.recipients == [to]
     assert smtp_server.logins == [("sentimon", SMTP_PASSWORD)]
     expected = email_message({"type": "alert.negative_spike", "data": doc}, PUBLIC)
-    assert msg["Subject"] == expected.subject
-    assert "Negative spike: Acme <Corp>" in msg["Subject"]
+    assert str(msg["Subject"]).strip() == expected.subject
+    assert "Negative spike (high): Acme <Corp>" in msg["Subject"]
     assert msg["From"] == "alerts@sentimon.example.com"
     text = msg.get_body(("plain",))
     html = msg.get_body(("html",))

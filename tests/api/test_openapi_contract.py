@@ -34,6 +34,9 @@ CROSS_FIELD = (
     ("PUT", "/api/v1/alert-rules/{rule_id}"),
     ("GET", "/api/v1/alert-rules/{rule_id}/backtest"),
     ("POST", "/api/v1/alert-rules/preview"),
+    # A channel's kind decides which of url (chat) and to (email) it takes.
+    ("POST", "/api/v1/channels"),
+    ("PATCH", "/api/v1/channels/{endpoint_id}"),
 )
 
 

@@ -20,7 +20,7 @@ from services.api.routes.alert_rules import small_body
 from services.core.alerting import EVENT_TYPES
 from services.core.models import JsonBool
 from services.core.storage.errors import NotFoundError
-from services.core.storage.webhooks import Delivery, Endpoint, WebhookStore
+from services.core.storage.webhooks import WEBHOOK, Delivery, Endpoint, WebhookStore
 from services.core.urls import MAX_URL_CHARS, WebhookUrlError, check_webhook_url
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -182,6 +182,14 @@ def _store(state: State) -> WebhookStore:
     return WebhookStore(state.engine, state.clock)
 
 
+def _webhook(store: WebhookStore, endpoint_id: int) -> Endpoint:
+    """The webhook (a channel's id is no webhook's: 404, as /api/v1/channels serves them)."""
+    try:
+        return store.get(endpoint_id, (WEBHOOK,))
+    except NotFoundError as e:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+
+
 def _checked_url(state: State, url: str) -> str:
     if not url.isascii():
         raise HTTPException(
@@ -202,7 +210,7 @@ def _checked_url(state: State, url: str) -> str:
 
 @router.get("", summary="Webhook endpoints (never their secrets)")
 def list_webhooks(state: State, _key: Manager) -> list[WebhookPublic]:
-    return [_public(e) for e in _store(state).endpoints()]
+    return [_public(e) for e in _store(state).endpoints((WEBHOOK,))]
 
 
 @router.post(
@@ -227,16 +235,14 @@ def create_webhook(state: State, _key: Manager, body: WebhookCreate) -> WebhookC
 
 @router.get("/{endpoint_id}")
 def get_webhook(state: State, _key: Manager, endpoint_id: EndpointId) -> WebhookPublic:
-    try:
-        return _public(_store(state).get(endpoint_id))
-    except NotFoundError as e:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
+    return _public(_webhook(_store(state), endpoint_id))
 
 
 @router.patch("/{endpoint_id}", dependencies=[small_body(MAX_BODY_BYTES)])
 def update_webhook(
     state: State, _key: Manager, endpoint_id: EndpointId, body: WebhookUpdate
 ) -> WebhookPublic:
+    _webhook(_store(state), endpoint_id)
     url = _checked_url(state, body.url) if body.url is not None else None
     try:
         return _public(
@@ -251,6 +257,7 @@ def update_webhook(
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_webhook(state: State, _key: Manager, endpoint_id: EndpointId) -> Response:
     """Delete an endpoint with its delivery log."""
+    _webhook(_store(state), endpoint_id)
     try:
         _store(state).delete(endpoint_id)
     except NotFoundError as e:
@@ -266,6 +273,7 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="delivery id")] = None,
 ) -> list[DeliveryPublic]:
+    _webhook(_store(state), endpoint_id)
     try:
         return [
             _delivery(d)
@@ -286,6 +294,7 @@ def redeliver(
     endpoint_id: EndpointId,
     delivery_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
 ) -> DeliveryPublic:
+    _webhook(_store(state), endpoint_id)
     try:
         d = _store(state).redeliver(
             endpoint_id, delivery_id, timedelta(seconds=state.alerts.webhook_retry_max_age_s)
