@@ -35,13 +35,14 @@ from services.core.bus.memory import MemoryBus
 from services.core.bus.protocol import Bus, Producer, TopicPartition
 from services.core.clock import Clock, SystemClock
 from services.core.metrics import Metrics
+from services.core.storage.alerts import AlertRuleStore
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.keys import KeyStore
 from services.core.topics import DEFAULT_TOPICS, DLQ, RAW
 from services.ingest.flow import Ingest, build_ingest, demo_source
 from services.ingest.http import mount_push
-from services.ingest.seed import seed_brands
+from services.ingest.seed import seed_brands, seed_demo_rules
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.protocol import Source
 from services.ingest.worker import IngestStats, MentionPublisher
@@ -253,6 +254,9 @@ async def run_embedded(
     sock = bind_socket(api.host, api.port)
     async with Embedded(ingest=ingest, scorer=scorer, api=api) as emb:
         await asyncio.to_thread(seed_brands, emb.brands, brand_entries, demo=ingest.demo)
+        if ingest.demo:
+            rules = AlertRuleStore(emb.engine, emb.clock)
+            await asyncio.to_thread(seed_demo_rules, rules, emb.brands)
         await emb.refresh_brands()
         assert emb.flow is not None
         await emb.flow.start()

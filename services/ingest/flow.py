@@ -122,14 +122,15 @@ def build_ingest(
 
 
 def demo_source(settings: IngestSettings, clock: Clock) -> Source:
-    """The demo stream (fictional brands), with its backfill."""
-    from services.ingest.sources.demo import DemoSource
+    """The demo stream (fictional brands), with its backfill and its opening incident."""
+    from services.ingest.sources.demo import OPENING_DELAY, DemoSource
 
     return DemoSource(
         clock,
         seed=settings.demo_seed,
         backfill=demo_backfill(settings),
         rate_per_s=settings.demo_rate_per_s,
+        opening=OPENING_DELAY if settings.demo_opening_incident else None,
     )
 
 

@@ -25,11 +25,12 @@ from prometheus_client import CollectorRegistry
 
 from services.core.clock import SystemClock
 from services.core.metrics import Metrics
+from services.core.storage.alerts import AlertRuleStore
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine
 from services.ingest.flow import build_ingest, demo_source, file_source
 from services.ingest.http import PushEndpoint, mount_push
-from services.ingest.seed import seed_brands
+from services.ingest.seed import seed_brands, seed_demo_rules
 from services.ingest.settings import IngestProcessSettings
 from services.runtime.bus import close_bus, connect_bus
 from services.runtime.keycache import GraceKeyStore
@@ -78,6 +79,7 @@ async def run_ingest(
     await ingest.start()
     if settings.demo:
         await asyncio.to_thread(seed_brands, brands, (), demo=True)
+        await asyncio.to_thread(seed_demo_rules, AlertRuleStore(engine, clock), brands)
         ingest.add_source(demo_source(settings, clock))
     if replay is not None:
         ingest.add_source(file_source(replay, replay_rate))

@@ -21,6 +21,11 @@ class IngestSettings(SourceUrlSettings, MetricsSettings):
         default=7 * 24, ge=0, le=90 * 24, description="History the demo generates at start."
     )
     demo_seed: int = 7
+    demo_opening_incident: bool = Field(
+        default=True,
+        description="The live demo starts with an outage of one brand 90 s after its "
+        "backfill, so the demo's alert rules fire within its first minutes.",
+    )
     # The push endpoint's limits (POST /api/v1/mentions).
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_items_per_request: int = Field(default=10_000, ge=1)

@@ -34,7 +34,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Generic, Literal, TypeVar
@@ -57,6 +57,8 @@ from services.ingest.sources.protocol import SourceItem
 __all__ = [
     "DEMO_BRANDS",
     "INCIDENT_EVERY",
+    "OPENING_DELAY",
+    "OPENING_LENGTH",
     "DemoBrand",
     "DemoBrandConfig",
     "DemoSource",
@@ -77,6 +79,17 @@ IncidentKind = Literal["outage", "price_hike", "data_breach"]
 INCIDENT_EVERY = timedelta(hours=48)
 """One incident starts in every such period (counted from the Unix epoch), so any
 seven-day window holds at least two of them and a live demo sees one within two days."""
+
+OPENING_DELAY = timedelta(seconds=90)
+"""When the live demo's opening incident starts, after the backfill: soon enough that a
+new instance shows an alert (and what it says) in its first minutes."""
+OPENING_LENGTH = timedelta(minutes=4)
+# Its size: this many times the brand's usual mentions in 15 minutes at that hour, and at
+# least OPENING_MIN, so the default alert rules hear it whatever the hour; this share of
+# it reposts one news story (which the alert's explanation finds as the story).
+_OPENING_FACTOR = 3.0
+_OPENING_MIN = 60
+_OPENING_REPOSTS = 0.35
 
 _PACKAGE = "services.ingest.sources"
 _BRANDS_FILE = "demo_brands.yaml"
@@ -454,6 +467,8 @@ class _WordsFile(BaseModel):
 class _Texts:
     by_tone: Mapping[Tone, _Weighted[_Kind]]
     by_incident: Mapping[IncidentKind, _Weighted[_Kind]]
+    # What the press writes about each kind of incident (the story others repost).
+    incident_news: Mapping[IncidentKind, tuple[_Kind, ...]]
     replies: _Replies
     words: _WordsFile
 
@@ -480,6 +495,10 @@ def _texts() -> _Texts:
     return _Texts(
         by_tone={tone: weighted(kinds) for tone, kinds in texts.mentions.items()},
         by_incident={kind: weighted(kinds) for kind, kinds in texts.incidents.items()},
+        incident_news={
+            kind: tuple(k for k in kinds if k.voice == "media")
+            for kind, kinds in texts.incidents.items()
+        },
         replies=texts.replies,
         words=_load("words.yaml", _WordsFile),
     )
@@ -1058,6 +1077,48 @@ class _Timeline:
             return rng.choices(candidates, weights)[0]
         return None
 
+    # -- the opening incident
+
+    def opening_incident(self, b: int, start_ms: int, length_ms: int) -> list[Mention]:
+        """A scripted outage of brand ``b`` from ``start_ms``: complaints and questions, a
+        news post about it and reposts of that post, in time order. Sized from the brand's
+        rate at that hour (see ``_OPENING_FACTOR``); a pure function of the base seed, the
+        brand and ``start_ms``. Its ids use their own part of the id space, so they meet
+        no mention of the timeline."""
+        rng = random.Random(f"{self._base}:opening:{b}:{start_ms}")
+        usual = self._rates[b] * _volume_weight(start_ms // _HOUR_MS) / 4
+        count = max(_OPENING_MIN, round(_OPENING_FACTOR * usual))
+        incident = Incident(
+            brand=self._brands[b].name,
+            kind="outage",
+            start=_from_ms(start_ms),
+            end=_from_ms(start_ms + length_ms),
+            volume_multiplier=_OPENING_FACTOR,
+        )
+        times = sorted(start_ms + rng.randrange(length_ms) for _ in range(count))
+        news = self._texts.incident_news[incident.kind]
+        story = None
+        if news:
+            story = self._write(rng, times[0], b, rng.choice(news), parent=None, incident=True)
+        drafts = [] if story is None else [story]
+        for ms in times[len(drafts) :]:
+            draft = self._incident_draft(rng, ms, b, incident)
+            if story is not None and rng.random() < _OPENING_REPOSTS:
+                handle = story.person.author.handle
+                draft = replace(draft, text=f"RT @{handle}: {story.text}")
+            drafts.append(draft)
+        return [
+            self._post(draft, self._opening_id(draft.ms, start_ms, i), parent=None).mention
+            for i, draft in enumerate(drafts)
+        ]
+
+    @staticmethod
+    def _opening_id(ms: int, start_ms: int, index: int) -> str:
+        # The upper half of the sequence space, like the follow-ups', mixed from the
+        # incident's start so that one incident's ids never repeat.
+        mixed = ((start_ms * _GOLDEN) >> 20) + index * 0x2545F491
+        return _snowflake(ms, (1 << (_SEQUENCE_BITS - 1)) | (mixed & _SEQUENCE_MASK))
+
     # -- one mention
 
     def _draft(self, rng: random.Random, ms: int, b: int) -> _Draft:
@@ -1290,6 +1351,12 @@ class DemoSource:
     awaiting ``sleep``. ``rate_per_s`` is the weekly average; working hours run above it,
     nights and weekends below. The same ``seed`` gives the same mentions and ids for the
     same times, so a restart re-delivers its backfill as duplicates, not new mentions.
+
+    With ``opening`` set, the live stream adds an opening incident: from ``opening``
+    after the backfill, for ``OPENING_LENGTH``, an outage of the first brand (a burst of
+    complaints and reposts of one news post; ``_Timeline.opening_incident``), so that
+    the demo's alert rules fire in a new instance's first minutes. Each start has its
+    own (a restart's backfill does not regenerate the last one: it stays stored once).
     """
 
     name: str = "demo"
@@ -1303,6 +1370,7 @@ class DemoSource:
         rate_per_s: float = 2.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         brands: Sequence[DemoBrand] = DEMO_BRANDS,
+        opening: timedelta | None = None,
     ) -> None:
         if not rate_per_s > 0.0 or math.isinf(rate_per_s):
             raise ValueError("DemoSource: rate_per_s must be a positive finite number")
@@ -1317,6 +1385,7 @@ class DemoSource:
         self._tick_s = min(max(1.0 / rate_per_s, _MIN_TICK_S), _MAX_TICK_S)
         self._sleep = sleep
         self._brands = tuple(brands)
+        self._opening = opening
 
     def _timeline(self, around_ms: int) -> tuple[_Timeline, int]:
         """A timeline with incidents planned from a day before the backfill that ends at
@@ -1337,6 +1406,11 @@ class DemoSource:
             if n % _BACKFILL_YIELD_EVERY == 0:
                 await self._sleep(0)
         cursor = now_ms
+        opening: list[Mention] = []
+        if self._opening is not None:
+            opening = timeline.opening_incident(
+                0, now_ms + self._opening // _ONE_MS, OPENING_LENGTH // _ONE_MS
+            )
         while True:
             await self._sleep(self._tick_s)
             now_ms = _to_ms(self._clock.now())
@@ -1344,7 +1418,12 @@ class DemoSource:
                 continue
             if now_ms > usable_until:
                 timeline, usable_until = self._timeline(cursor)
-            for mention in timeline.between(cursor, now_ms):
+            due = list(timeline.between(cursor, now_ms))
+            if opening and _to_ms(opening[0].created_at) < now_ms:
+                n = bisect.bisect_left([_to_ms(m.created_at) for m in opening], now_ms)
+                due = sorted([*due, *opening[:n]], key=lambda m: m.created_at)
+                del opening[:n]
+            for mention in due:
                 yield mention
             cursor = now_ms
 
