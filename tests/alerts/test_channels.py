@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -57,8 +56,9 @@ def alert_doc(alert_id: int, brand: str = "Acme", **extra: Any) -> dict[str, Any
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    e = make_engine(f"sqlite:///{tmp_path / 'd.db'}")
+def engine(database_url: str) -> Iterator[Engine]:
+    """The outbox on SQLite and on PostgreSQL (the digest's conditional claim, JSON config)."""
+    e = make_engine(database_url)
     migrate(e)
     yield e
     e.dispose()
@@ -483,7 +483,7 @@ async def test_a_digest_batches_alerts_into_one_message_and_survives_a_restart(
     assert await w.deliver_due() == 0  # the oldest has waited 14 minutes: not yet
     # The process restarts: a new engine and worker find the queue in the store.
     clock.advance(timedelta(minutes=1))
-    restarted = worker(make_engine(str(engine.url)), clock)
+    restarted = worker(make_engine(engine.url.render_as_string(hide_password=False)), clock)
     assert await restarted.deliver_due() == 1
     assert await restarted.deliver_due() == 0
     (d,) = deliveries(store, digest.id)
