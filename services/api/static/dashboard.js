@@ -17,10 +17,18 @@
     "#7f6bd6", "#8c8c2a", "#b8475d", "#3d8a8a"];
   const SVG_NS = "http://www.w3.org/2000/svg";
   const MENTIONS_LIMIT = 24;
+  const ALERTS_LIMIT = 8;
+  const KIND_NAMES = {
+    negative_spike: "Negative spike",
+    negative_share: "Negative share",
+    volume_spike: "Volume spike",
+  };
 
   const $ = (id) => document.getElementById(id);
   const main = $("dashboard");
   const refreshMs = 1000 * Number(main.dataset.refreshSeconds || 15);
+  // Analysts and admins may acknowledge alerts (the API says so too: 403 for others).
+  const canAcknowledge = main.dataset.canAcknowledge === "true";
   const askedRange = new URLSearchParams(location.search).get("range");
   const state = {
     range: Object.hasOwn(RANGES, askedRange) ? askedRange : "7d",
@@ -174,14 +182,21 @@
     });
   }
 
+  function loadAlerts() {
+    return api("/api/v1/alerts", { limit: String(ALERTS_LIMIT) });
+  }
+
   // --- Refresh loop ----------------------------------------------------------------------
 
   async function refresh() {
     clearTimeout(state.timer);
     const generation = ++state.generation;
-    const [sov, mentions] = await Promise.allSettled([loadShareOfVoice(), loadMentions()]);
+    const [sov, mentions, alerts] = await Promise.allSettled(
+      [loadShareOfVoice(), loadMentions(), loadAlerts()]);
     if (generation !== state.generation) return; // a newer refresh has started
     const errors = [];
+    if (alerts.status === "fulfilled") renderAlerts(alerts.value.items);
+    else errors.push(alerts.reason.message);
     if (sov.status === "fulfilled") renderShareOfVoice(sov.value);
     else errors.push(sov.reason.message);
     if (mentions.status === "fulfilled") renderMentions(mentions.value.items);
@@ -398,6 +413,69 @@
     const p = Math.pow(10, Math.floor(Math.log10(v)));
     for (const k of [1, 2, 4, 6, 8, 10]) if (k * p >= v) return k * p;
     return 10 * p;
+  }
+
+  // --- Recent alerts ---------------------------------------------------------------------
+
+  function renderAlerts(items) {
+    const list = $("alerts");
+    const ids = items.map((a) => a.id + ":" + (a.acknowledged_at || "")).join("\n");
+    if (list.dataset.ids === ids) {
+      list.querySelectorAll("time").forEach((t) => {
+        t.textContent = fmtAgo(new Date(t.getAttribute("datetime")));
+      });
+      return;
+    }
+    list.dataset.ids = ids;
+    list.replaceChildren(...items.map(alertItem));
+    $("alerts-empty").hidden = items.length > 0;
+  }
+
+  function alertItem(a) {
+    const start = new Date(a.window.start);
+    const severity = a.severity || "medium";
+    const summary = a.summary || (KIND_NAMES[a.kind] + " for " + a.brand + ": " +
+      a.observed + " against " + Number(a.expected).toFixed(1) + " expected");
+    const meta = el("div", { class: "alert-meta" },
+      el("span", { class: "brand-chip" }, swatch(a.brand), a.brand),
+      el("span", {}, KIND_NAMES[a.kind] || a.kind),
+      el("time", { datetime: a.window.start, title: start.toLocaleString() }, fmtAgo(start)),
+      el("a", { href: "/alerts/" + encodeURIComponent(a.id) }, "Explain",
+        el("span", { class: "visually-hidden" }, " alert " + a.id)));
+    if (a.acknowledged_at) {
+      const by = (a.acknowledged_by && a.acknowledged_by.name) || "someone";
+      const when = new Date(a.acknowledged_at);
+      meta.append(el("span", { class: "acknowledged", title: when.toLocaleString() },
+        "Acknowledged by " + by + " " + fmtAgo(when)));
+    } else if (canAcknowledge) {
+      const button = el("button", { type: "button", class: "button-quiet acknowledge" },
+        "Acknowledge", el("span", { class: "visually-hidden" }, " alert " + a.id));
+      button.addEventListener("click", () => acknowledge(a.id, button));
+      meta.append(button);
+    }
+    return el("li", { class: "alert-item", "data-alert-id": String(a.id),
+      "data-acknowledged": a.acknowledged_at ? "true" : "false" },
+      el("span", { class: "badge badge-" + severity, title: "p = " + a.p_value }, severity),
+      el("p", { class: "alert-summary" }, summary),
+      meta);
+  }
+
+  async function acknowledge(id, button) {
+    button.disabled = true;
+    let res = null;
+    try {
+      res = await fetch("/api/v1/alerts/" + encodeURIComponent(id) + "/ack", {
+        method: "POST", credentials: "same-origin", headers: { Accept: "application/json" },
+      });
+    } catch (e) {
+      showError(["cannot reach the Sentimon server (" + e.message + ")"]);
+    }
+    if (res && !res.ok) {
+      const body = await res.json().catch(() => ({}));
+      showError(["acknowledge: " + (body.detail || res.statusText) + " (HTTP " + res.status + ")"]);
+    }
+    button.disabled = false;
+    if (res && res.ok) refresh();
   }
 
   // --- Latest mentions -------------------------------------------------------------------
