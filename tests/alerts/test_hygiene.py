@@ -10,14 +10,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from services.alerts.detection import AlertKind, RuleParams
 from services.alerts.evaluator import AlertEvaluator
 from services.alerts.settings import AlertSettings
 from services.core.alerting import (
+    EVENT_TYPES,
     MAX_SNOOZE,
     SEVERITY_STEP,
     Severity,
@@ -27,6 +29,7 @@ from services.core.alerting import (
 )
 from services.core.clock import FrozenClock
 from services.core.metrics import Metrics
+from services.core.reports.sources import stored_alerts
 from services.core.storage.alerts import (
     AlertRuleStore,
     acknowledge_alert,
@@ -36,6 +39,8 @@ from services.core.storage.alerts import (
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.errors import NotFoundError
+from services.core.storage.tables import webhook_deliveries
+from services.core.storage.webhooks import WebhookStore
 from services.core.storage.writer import MentionWriter
 from tests.alerts.test_evaluator import BURST_START, burst_records, load_rollups
 from tests.fixtures.synthetic_traffic import BRANDS, T0, synthetic_timeline
@@ -216,3 +221,17 @@ def test_an_acknowledgement_keeps_the_first_who_and_when(engine: Engine) -> None
         jsonschema.validate(a.doc, ALERT)
     with pytest.raises(NotFoundError):
         acknowledge_alert(engine, alert.id + 1, by="alice", by_key="aaaa1111", now=first)
+
+
+def test_the_webhook_payload_and_the_report_carry_the_severity(engine: Engine) -> None:
+    clock = FrozenClock(BURST_START + timedelta(minutes=20))
+    acme_rule(engine, clock)
+    WebhookStore(engine, clock).create("https://hooks.example/in", list(EVENT_TYPES))
+    evaluator = AlertEvaluator(engine, AlertSettings(), clock, Metrics(CollectorRegistry()))
+    (alert,) = [r.alert for r in evaluator.evaluate_once() if r.alert is not None]
+    want = severity(alert.p_value, RuleParams(kind=AlertKind.NEGATIVE_SPIKE).sensitivity).value
+    with engine.connect() as conn:
+        (payload,) = conn.execute(select(webhook_deliveries.c.payload)).scalars()
+        (reported,) = stored_alerts(conn, "Acme", BURST_START - WINDOW, BURST_START + WINDOW * 4)
+    assert orjson.loads(payload)["data"]["severity"] == want
+    assert reported.severity == want

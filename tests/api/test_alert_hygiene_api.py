@@ -207,3 +207,18 @@ async def test_alerts_filter_by_acknowledged_and_carry_their_severity(
     r = await client.get(ALERTS, params={"acknowledged": "no"}, headers=viewer)
     assert r.status_code == 422
     assert [e["field"] for e in r.json()["errors"]] == ["query.acknowledged"]
+
+
+async def test_the_report_page_shows_each_alert_severity(
+    client: httpx.AsyncClient, keys: Keys, embedded: Embedded
+) -> None:
+    rule_id = await new_rule(client, keys)
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    stored_alert(embedded, rule_id, start, 5e-10)
+    r = await client.get(
+        "/reports/executive",
+        params={"brand": "Acme", "from": "2026-03-01", "to": "2026-03-03"},
+        headers=keys.header("viewer"),
+    )
+    assert r.status_code == 200, r.text[:300]
+    assert '<span class="severity severity-critical">critical</span>' in r.text

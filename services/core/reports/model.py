@@ -135,6 +135,8 @@ class Alert(_Out):
     observed: float
     expected: float
     summary: str
+    # medium | high | critical: the p-value against the rule's sensitivity (docs/alerts.md)
+    severity: str = "medium"
 
 
 class MentionItem(_Out):

@@ -44,6 +44,7 @@ def stored_alerts(conn: Connection, brand: str, start: datetime, end: datetime) 
             observed=a.observed,
             expected=a.expected,
             summary=_summary(a),
+            severity=str(a.doc.get("severity", "medium")),
         )
         for a in list_alerts(conn, brand=brand, since=start, until=end, limit=MAX_ALERTS)
     ]
