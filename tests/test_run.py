@@ -51,14 +51,25 @@ def test_sigterm_drains_what_was_accepted_and_the_key_is_shown_once(tmp_path: Pa
         proc.send_signal(signal.SIGTERM)  # at once: most of the 5,000 are still in the bus
         assert proc.wait(timeout=60) == 0
     assert "stopping: storing what is in flight" in log.read_text()
-    with engine.connect() as conn:
-        stored = conn.execute(select(func.count()).select_from(mentions)).scalar_one()
-    assert stored == 5_000  # nothing accepted was lost in the in-memory bus
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(mentions)).scalar_one())
+
+    # Either the drain stored everything, or (on a machine too loaded to drain within
+    # the stop's deadline) it said so and left the rest in the journal for the next start.
+    first = stored()
+    assert first == 5_000 or "kept in the journal for the next start" in log.read_text(), first
 
     # A second start keeps the first admin key and shows no new one.
     proc = start_server(data, port, log)
     try:
         wait_until(lambda: _ready(base, proc, log), timeout_s=60, what="second start ready")
+        wait_until(lambda: stored() >= 5_000, timeout_s=60, what="journal replayed")
+        with engine.connect() as conn:
+            distinct = select(func.count(func.distinct(mentions.c.mention_id)))
+            ids = conn.execute(distinct).scalar_one()
+        assert stored() == ids == 5_000  # nothing accepted lost, nothing doubled
         assert len(KEY.findall(log.read_text())) == 1
         assert httpx.get(f"{base}/api/v1/brands", headers=headers).status_code == 200
     finally:

@@ -34,8 +34,11 @@ EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT
 # checked (with a message saying what is wrong) and its host's addresses held to the policy
 # when the endpoint is created or changed.
 _PCT = "%[0-9A-Fa-f]{2}"
+# A port is 0–65535: the form says so, so a client's valid-looking :90023 is refused by
+# the document too, not only by the check.
+_PORT = r"0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 URL_PATTERN = (
-    rf"^https?://([A-Za-z0-9._~!$&'()*+,;=-]|{_PCT})+(:[0-9]{{1,5}})?"
+    rf"^https?://([A-Za-z0-9._~!$&'()*+,;=-]|{_PCT})+(:{_PORT})?"
     rf"([/?]([A-Za-z0-9._~!$&'()*+,;=:@/?-]|{_PCT})*)?$"
 )
 _URL_FORM: JsonDict = {"pattern": URL_PATTERN}
