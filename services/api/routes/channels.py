@@ -27,6 +27,7 @@ from services.api.routes.webhooks import (
     EventTypes,
     _check_event_types,
     _delivery,
+    checked_url,
 )
 from services.core.alerting import EVENT_TYPES
 from services.core.models import JsonBool
@@ -38,7 +39,7 @@ from services.core.storage.webhooks import (
     Endpoint,
     WebhookStore,
 )
-from services.core.urls import MAX_URL_CHARS, WebhookUrlError, check_channel_url, mask_url
+from services.core.urls import MAX_URL_CHARS, check_channel_url, mask_url
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 
@@ -160,25 +161,6 @@ def _channel_delivery(d: Delivery) -> ChannelDeliveryPublic:
     return ChannelDeliveryPublic(**_delivery(d).model_dump(), alert_ids=list(d.alert_ids))
 
 
-def _checked_url(state: State, url: str) -> str:
-    # The URL is the secret: a message about it names the problem, never the URL.
-    if not url.isascii():
-        raise HTTPException(
-            UNPROCESSABLE, "url: must be ASCII (write an internationalised host as xn--…)"
-        )
-    try:
-        check_channel_url(
-            url,
-            allow_loopback=state.alerts.webhook_allow_loopback,
-            allow_private=state.alerts.webhook_allow_private,
-        )
-    except WebhookUrlError as e:
-        raise HTTPException(UNPROCESSABLE, f"url: {e}") from e
-    if re.fullmatch(URL_PATTERN, url) is None:
-        raise HTTPException(UNPROCESSABLE, "url: not a URI (RFC 3986): percent-encode the rest")
-    return url
-
-
 def _get(store: WebhookStore, endpoint_id: int) -> Endpoint:
     try:
         return store.get(endpoint_id, CHANNEL_KINDS)
@@ -230,7 +212,7 @@ def create_channel(state: State, _key: Manager, body: ChannelCreate) -> ChannelP
             )
         if body.url is None:
             raise HTTPException(UNPROCESSABLE, f"url: a {body.kind} channel needs its URL")
-        url = _checked_url(state, body.url)
+        url = checked_url(state, body.url, check_channel_url)
         e = store.create(url, body.event_types, kind=body.kind, digest_minutes=body.digest_minutes)
     return _public(store, e)
 
@@ -255,7 +237,7 @@ def update_channel(
         raise HTTPException(UNPROCESSABLE, "url: an email channel has recipients (to), no URL")
     if body.to is not None and current.kind != EMAIL:
         raise HTTPException(UNPROCESSABLE, f"to: a {current.kind} channel has a URL, no recipients")
-    url = _checked_url(state, body.url) if body.url is not None else None
+    url = checked_url(state, body.url, check_channel_url) if body.url is not None else None
     changes: dict[str, Any] = {}
     if "digest_minutes" in body.model_fields_set:
         changes["digest_minutes"] = body.digest_minutes

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -193,13 +194,15 @@ def _webhook(store: WebhookStore, endpoint_id: int) -> Endpoint:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(e)) from e
 
 
-def _checked_url(state: State, url: str) -> str:
+def checked_url(state: State, url: str, check: Callable[..., object] = check_webhook_url) -> str:
+    """``url`` held to the URL policy by ``check`` (webhooks' or channels'), or a 422
+    naming ``url``; a message names the problem, never the URL (a chat URL is a secret)."""
     if not url.isascii():
         raise HTTPException(
             UNPROCESSABLE, "url: must be ASCII (write an internationalised host as xn--…)"
         )
     try:
-        check_webhook_url(
+        check(
             url,
             allow_loopback=state.alerts.webhook_allow_loopback,
             allow_private=state.alerts.webhook_allow_private,
@@ -231,7 +234,7 @@ def create_webhook(state: State, _key: Manager, body: WebhookCreate) -> WebhookC
     URLs whose host resolves to loopback, private or link-local addresses are refused
     unless ``SENTIMON_WEBHOOK_ALLOW_LOOPBACK`` / ``SENTIMON_WEBHOOK_ALLOW_PRIVATE`` allow them.
     """
-    url = _checked_url(state, body.url)
+    url = checked_url(state, body.url)
     e = _store(state).create(url, body.event_types, body.secret)
     return WebhookCreated(secret=e.secret, **_public(e).model_dump())
 
@@ -246,7 +249,7 @@ def update_webhook(
     state: State, _key: Manager, endpoint_id: EndpointId, body: WebhookUpdate
 ) -> WebhookPublic:
     _webhook(_store(state), endpoint_id)
-    url = _checked_url(state, body.url) if body.url is not None else None
+    url = checked_url(state, body.url) if body.url is not None else None
     try:
         return _public(
             _store(state).update(
