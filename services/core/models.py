@@ -218,14 +218,49 @@ class Sentiment(_Contract):
     fallback: bool = False
 
 
+class BrandSentiment(_Contract):
+    """The sentiment a mention expresses toward one of the brands it names.
+
+    A mention naming one brand has that brand's verdict equal to the mention's own
+    (``targeted`` false). A mention naming several is scored once per brand (issue 16):
+    by the target-aware model (method ``transformer``) or, where the model is off or
+    had no room, by the lexicon on the clauses naming the brand (method ``lexicon``);
+    ``targeted`` is then true."""
+
+    label: VerdictLabel
+    score: Annotated[float, Field(ge=-1.0, le=1.0)]
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)]
+    method: ScoringMethod
+    targeted: bool = False
+
+    @classmethod
+    def of(cls, sentiment: Sentiment, *, targeted: bool = False) -> BrandSentiment:
+        return cls(
+            label=sentiment.label,
+            score=sentiment.score,
+            confidence=sentiment.confidence,
+            method=sentiment.method,
+            targeted=targeted,
+        )
+
+
 class ScoredMention(Mention):
     """A mention after scoring (``scored_mention.v1``): matched brands and sentiment added."""
 
     brands: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]]
     sentiment: Sentiment
+    # The sentiment toward each matched brand, when the mention names two or more
+    # (issue 16); absent (None): every brand gets ``sentiment`` (see ``sentiment_for``).
+    sentiment_by_brand: dict[str, BrandSentiment] | None = None
     spot_check: bool = False
     scored_at: AwareDatetime
     # The language the scorer read it in: the source's ``lang`` when it names an ISO 639-1
     # language, else detected; None when it could not tell (then read as English), and in
     # documents stored before languages were detected.
     language: LanguageCode | None = None
+
+    def sentiment_for(self, brand: str) -> BrandSentiment:
+        """The verdict toward ``brand``: its own if scored per brand, else the mention's."""
+        if self.sentiment_by_brand is not None and brand in self.sentiment_by_brand:
+            return self.sentiment_by_brand[brand]
+        return BrandSentiment.of(self.sentiment)

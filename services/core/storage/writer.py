@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.core.clock import Clock
-from services.core.models import Mention, Sentiment
+from services.core.models import BrandSentiment, Mention, Sentiment
 from services.core.spotcheck import UNWEIGHTED, SpotCheck
 from services.core.storage.analytics import Counts
 from services.core.storage.db import SQLITE_BEGIN
@@ -45,10 +45,19 @@ class ScoredRecord:
     spot: SpotCheck | None = None
     # ISO 639-1, as the scorer decided it; None: undetermined.
     language: str | None = None
+    # The verdict toward each brand when the mention names several (issue 16); None, or
+    # a brand missing from it: that brand gets ``sentiment``.
+    by_brand: dict[str, BrandSentiment] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         return self.mention.key
+
+    def sentiment_for(self, brand: str) -> BrandSentiment:
+        """The verdict toward ``brand``: what every per-brand figure counts."""
+        if self.by_brand is not None and brand in self.by_brand:
+            return self.by_brand[brand]
+        return BrandSentiment.of(self.sentiment)
 
 
 @dataclass(frozen=True, slots=True)

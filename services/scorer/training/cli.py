@@ -55,6 +55,15 @@ def model() -> None:
     "[default: $SENTIMON_SHARED_DATA/tweeteval].",
 )
 @click.option(
+    "--target-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Dong et al.'s target-dependent tweets (train.raw, test.raw) "
+    "[default: $SENTIMON_SHARED_DATA/target_dependent]; --no-targets: the general model only.",
+)
+@click.option("--no-targets", is_flag=True, help="Train without the target-dependent tweets.")
+@click.option("--target-repeat", type=click.IntRange(1, 10), default=2, show_default=True)
+@click.option(
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("models") / DEFAULT_NAME,
@@ -82,6 +91,9 @@ def train(
     base_model: Path | None,
     train_file: Path | None,
     tweeteval_dir: Path | None,
+    target_dir: Path | None,
+    no_targets: bool,
+    target_repeat: int,
     output: Path,
     work_dir: Path,
     name: str,
@@ -111,6 +123,8 @@ def train(
         base_model=base,
         train_file=train_file or data / "semeval" / "train_2013_2016.tsv",
         tweeteval_dir=tweeteval_dir or data / "tweeteval",
+        target_dir=None if no_targets else (target_dir or data / "target_dependent"),
+        target_repeat=target_repeat,
         output_dir=output,
         work_dir=work_dir,
         name=name,
@@ -134,6 +148,11 @@ def train(
         f"{test['macro_recall']:.3f}, macro-F1 {test['macro_f1']:.3f}, "
         f"accuracy {test['accuracy']:.3f}"
     )
+    if (target := manifest["metrics"].get("int8_target_test")) is not None:
+        click.echo(
+            f"target-dependent test (Dong et al.): accuracy {target['accuracy']:.3f}, "
+            f"macro-F1 {target['macro_f1']:.3f}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

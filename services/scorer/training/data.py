@@ -91,6 +91,39 @@ def read_tweeteval(directory: Path, split: str) -> Labelled:
     return Labelled(texts, labels)
 
 
+# Dong et al.'s tokenisation writes brackets as Penn Treebank tokens.
+_PTB = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
+_PTB_TOKEN = re.compile("|".join(re.escape(k) for k in _PTB))
+_DONG_LABELS = {"-1": 0, "0": 1, "1": 2}
+
+
+def read_target_dependent(path: Path, mark: str) -> Labelled:
+    """Dong et al.'s ``.raw`` file (three lines an item: the tweet with its target written
+    ``$T$``, the target, the polarity ``-1``/``0``/``1`` toward it) as texts with the
+    target written ``mark``, the form the scorer gives the model (``services.scorer.targets``)."""
+    if not path.is_file():
+        raise DataError(f"target-dependent data not found: {path}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) % 3:
+        raise DataError(f"{path}: expected three lines per item, got {len(lines)} lines")
+    texts: list[str] = []
+    labels: list[int] = []
+    for n in range(0, len(lines), 3):
+        tweet, target, polarity = lines[n], lines[n + 1], lines[n + 2].strip()
+        if "$T$" not in tweet or not target.strip() or polarity not in _DONG_LABELS:
+            raise DataError(f"{path}:{n + 1}: expected a tweet with $T$, a target, -1|0|1")
+        tweet = _PTB_TOKEN.sub(lambda m: _PTB[m.group()], tweet)
+        texts.append(tweet.replace("$T$", mark))
+        labels.append(_DONG_LABELS[polarity])
+    return Labelled(texts, labels)
+
+
+def concat(*parts: Labelled) -> Labelled:
+    return Labelled([t for p in parts for t in p.texts], [x for p in parts for x in p.labels])
+
+
 def without(data: Labelled, held_out: Labelled) -> tuple[Labelled, int]:
     """``data`` less every text that is also in ``held_out`` (by ``overlap_key``); and
     how many were removed."""

@@ -19,12 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.scorer.targets import TARGET_MARK
 from services.scorer.training.card import write_model_card
 from services.scorer.training.data import (
     LABELS,
     Labelled,
+    concat,
     file_sha256,
     read_semeval,
+    read_target_dependent,
     read_tweeteval,
     without,
 )
@@ -60,6 +63,11 @@ class TrainConfig:
     threads: int = 2
     opset: int = 17
     limit: int | None = None  # train on the first N shuffled tweets (smoke runs)
+    # Dong et al.'s target-dependent tweets (train.raw, test.raw): trained on with the
+    # general tweets, ``target_repeat`` times over, so one model also answers "toward
+    # this brand?"; None: the general model alone.
+    target_dir: Path | None = None
+    target_repeat: int = 2
     reuse_checkpoint: bool = False  # skip fitting if work_dir has a checkpoint
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -92,6 +100,18 @@ def run(config: TrainConfig) -> dict[str, Any]:
     # TweetEval val tunes the router, so none of it may be trained on.
     train_data, held_out = without(semeval, val)
     log.info("training tweets: %d (%d TweetEval val tweets held out)", len(train_data), held_out)
+    target_train: Labelled | None = None
+    target_test: Labelled | None = None
+    if config.target_dir is not None:
+        target_train = read_target_dependent(config.target_dir / "train.raw", TARGET_MARK)
+        target_test = read_target_dependent(config.target_dir / "test.raw", TARGET_MARK)
+        train_data = concat(train_data, *([target_train] * config.target_repeat))
+        log.info(
+            "target-dependent tweets: %d, %d times over (test: %d, never trained on)",
+            len(target_train),
+            config.target_repeat,
+            len(target_test),
+        )
 
     checkpoint = config.work_dir / "checkpoint"
     if config.reuse_checkpoint and (checkpoint / "config.json").is_file():
@@ -101,6 +121,11 @@ def run(config: TrainConfig) -> dict[str, Any]:
         fit_info = _fit(config, train_data, checkpoint)
     fp32_val = _evaluate_torch(checkpoint, val, config)
     log.info("fp32 TweetEval val: %s", fp32_val)
+    targeted: dict[str, Any] = {}
+    if target_test is not None:
+        fp32_target = _evaluate_torch(checkpoint, target_test, config)
+        log.info("fp32 target-dependent test: %s", fp32_target)
+        targeted["fp32_target_test"] = fp32_target.as_dict()
 
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -108,6 +133,10 @@ def run(config: TrainConfig) -> dict[str, Any]:
     int8_val = _evaluate_onnx(out, val, config)
     int8_test = _evaluate_onnx(out, test, config)
     log.info("int8 TweetEval val: %s; test: %s", int8_val, int8_test)
+    if target_test is not None:
+        int8_target = _evaluate_onnx(out, target_test, config)
+        log.info("int8 target-dependent test: %s", int8_target)
+        targeted["int8_target_test"] = int8_target.as_dict()
 
     import onnx
     import onnxruntime
@@ -135,6 +164,20 @@ def run(config: TrainConfig) -> dict[str, Any]:
                 "held_out_tweeteval_val": held_out,
                 "trained_on": fit_info["trained_on"],
             },
+            **(
+                {}
+                if config.target_dir is None or target_train is None or target_test is None
+                else {
+                    "target_dependent": {
+                        "train_sha256": file_sha256(config.target_dir / "train.raw"),
+                        "test_sha256": file_sha256(config.target_dir / "test.raw"),
+                        "train_tweets": len(target_train),
+                        "test_tweets": len(target_test),
+                        "repeat": config.target_repeat,
+                        "mark": TARGET_MARK,
+                    }
+                }
+            ),
             "tweeteval_val": {
                 "sha256": file_sha256(config.tweeteval_dir / "val_text.txt"),
                 "labels_sha256": file_sha256(config.tweeteval_dir / "val_labels.txt"),
@@ -158,6 +201,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
                 "work_dir",
                 "reuse_checkpoint",
                 "extra",
+                "target_dir",
             )
         },
         "fit": fit_info,
@@ -165,6 +209,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
             "fp32_tweeteval_val": fp32_val.as_dict(),
             "int8_tweeteval_val": int8_val.as_dict(),
             "int8_tweeteval_test": int8_test.as_dict(),
+            **targeted,
         },
         "onnx": {"file": "model.onnx", "sha256": onnx_sha, "opset": config.opset},
         "libraries": {
