@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import accumulate, compress
+from typing import NamedTuple
 
 from services.core.brands.errors import BrandDefinitionError, BrandQueryError
 from services.core.brands.query import And, Not, QueryNode, Term, parse_query, positive_terms
@@ -83,31 +84,41 @@ class BrandDefinition:
         object.__setattr__(self, "name", name)
 
 
-@dataclass(frozen=True, slots=True)
-class MatchResult:
-    """What one text matched.
+class MatchResult(NamedTuple):
+    """What one text matched (a tuple: one is made per mention, and a tuple is made
+    several times faster than a frozen dataclass).
 
     ``brands``: the names of the brands whose query is true, in the order the brands
     were given to ``compile``. ``mask_spans``: sorted, merged ``(start, end)`` offsets
     into the original text of every occurrence of a positive term of any tracked brand
     (matched or not), for masking brand names before sentiment scoring.
+    ``brand_spans``: for each matched brand, in the order of ``brands``, its name and the
+    sorted, merged spans of its own positive terms (where the text names it: what the
+    per-brand scoring marks as the target, ``services.scorer.targets``).
     """
 
     brands: tuple[str, ...]
     mask_spans: tuple[tuple[int, int], ...]
+    brand_spans: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
+
+    def spans_by_brand(self) -> dict[str, tuple[tuple[int, int], ...]]:
+        """``brand_spans`` as a dict: matched brand → its spans."""
+        return dict(self.brand_spans)
 
 
 _NO_MATCH = MatchResult(brands=(), mask_spans=())
 
 
 class _TrieNode:
-    __slots__ = ("children", "masked", "other", "term_ids")
+    __slots__ = ("children", "masked", "other", "owners", "term_ids")
 
     def __init__(self, token: str) -> None:
         self.children: dict[tuple[bool, str], _TrieNode] = {}
         self.term_ids: tuple[int, ...] = ()
         # Whether a term ending here is a positive term of some brand, so it is masked.
         self.masked = False
+        # The brands (indexes) of which a term ending here is a positive term.
+        self.owners: frozenset[int] = frozenset()
         # A single character that is neither a word character nor whitespace: the only
         # kind of token whose edges are not word boundaries already, so a term that
         # starts or ends with one needs its neighbour checked.
@@ -144,7 +155,6 @@ class BrandMatcher:
         id_of: dict[Term, int] = {}
         brands_by_term: list[list[int]] = []
         predicates: list[_Predicate] = []
-        masked_ids: set[int] = set()
         seen: set[str] = set()
         for index, brand in enumerate(brands):
             if brand.name in seen:
@@ -165,11 +175,10 @@ class BrandMatcher:
                 id_of[term] = term_id
             for term in positive:
                 term_id = id_of[term]
-                masked_ids.add(term_id)
                 if not brands_by_term[term_id] or brands_by_term[term_id][-1] != index:
                     brands_by_term[term_id].append(index)
             predicates.append(_compile_predicate(node, id_of))
-        root = _build_trie(term_ids, masked_ids)
+        root = _build_trie(term_ids, brands_by_term)
         return cls(
             tuple(brands),
             root,
@@ -198,6 +207,7 @@ class BrandMatcher:
             return _NO_MATCH
         present: set[int] = set()
         found_spans: list[tuple[int, int]] = []
+        found_owners: list[frozenset[int]] = []  # whose positive term each span is
         starts: list[int] | None = None
         count = len(raw)
         for first in hits:
@@ -214,6 +224,7 @@ class BrandMatcher:
                         if starts is None:
                             starts = list(accumulate(map(len, raw), initial=0))
                         found_spans.append((starts[first], starts[last + 1]))
+                        found_owners.append(node.owners)
                 if not node.children:
                     break
                 following = last + 1
@@ -231,10 +242,27 @@ class BrandMatcher:
         for term_id in present:
             candidates.update(self._brands_by_term[term_id])
         predicates = self._predicates
-        matched = tuple(
-            self._names[index] for index in sorted(candidates) if predicates[index](present)
+        matched = [index for index in sorted(candidates) if predicates[index](present)]
+        if not matched:
+            return MatchResult((), _merge(found_spans))
+        names = self._names
+        if len(matched) == 1:
+            # The common case, kept cheap: one brand, its spans without per-brand lists.
+            (only,) = matched
+            pairs = zip(found_spans, found_owners, strict=True)
+            own = [span for span, owners in pairs if only in owners]
+            brand_spans = ((names[only], tuple(own) if len(own) == 1 else _merge(own)),)
+            return MatchResult((names[only],), _merge(found_spans), brand_spans)
+        wanted: dict[int, list[tuple[int, int]]] = {index: [] for index in matched}
+        for span, owners in zip(found_spans, found_owners, strict=True):
+            for index in owners:
+                if index in wanted:
+                    wanted[index].append(span)
+        return MatchResult(
+            tuple(names[index] for index in matched),
+            _merge(found_spans),
+            tuple((names[index], _merge(own)) for index, own in wanted.items()),
         )
-        return MatchResult(brands=matched, mask_spans=_merge(found_spans))
 
 
 def _terms(node: QueryNode) -> list[Term]:
@@ -263,7 +291,9 @@ def _term_key(text: str) -> _TermKey:
     return tuple(key)
 
 
-def _build_trie(term_ids: dict[_TermKey, int], masked_ids: set[int]) -> dict[str, _TrieNode]:
+def _build_trie(
+    term_ids: dict[_TermKey, int], brands_by_term: Sequence[Sequence[int]]
+) -> dict[str, _TrieNode]:
     root: dict[str, _TrieNode] = {}
     for key, term_id in term_ids.items():
         (_, first), *rest = key
@@ -271,7 +301,8 @@ def _build_trie(term_ids: dict[_TermKey, int], masked_ids: set[int]) -> dict[str
         for step in rest:
             node = node.children.get(step) or node.children.setdefault(step, _TrieNode(step[1]))
         node.term_ids = (*node.term_ids, term_id)
-        node.masked = node.masked or term_id in masked_ids
+        node.owners = node.owners.union(brands_by_term[term_id])
+        node.masked = bool(node.owners)
     return root
 
 

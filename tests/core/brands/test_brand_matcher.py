@@ -334,16 +334,26 @@ def _reference_match(brands: list[tuple[str, QueryNode]], text: str) -> MatchRes
         if evaluate(node, lambda term: pattern(term).search(folded) is not None)
     )
     spans: list[tuple[int, int]] = []
-    for _, node in brands:
+    own: dict[str, list[tuple[int, int]]] = {}
+    for name, node in brands:
         for term in positive_terms(node):
-            spans.extend(match.span(1) for match in pattern(term).finditer(folded))
+            found = [match.span(1) for match in pattern(term).finditer(folded)]
+            spans.extend(found)
+            if name in names:
+                own.setdefault(name, []).extend(found)
+    return MatchResult(
+        names, _reference_merge(spans), tuple((n, _reference_merge(own[n])) for n in names)
+    )
+
+
+def _reference_merge(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
             merged.append((start, end))
-    return MatchResult(names, tuple(merged))
+    return tuple(merged)
 
 
 _QUERY_TERMS = [
@@ -478,6 +488,7 @@ def test_matcher_agrees_with_a_regex_per_term_reference() -> None:
             if len(text.casefold()) == len(text):
                 # The reference's offsets are into the casefolded text.
                 assert actual.mask_spans == expected.mask_spans, (text, brands)
+                assert actual.brand_spans == expected.brand_spans, (text, brands)
             brand_matches += len(actual.brands)
             cases += 1
     # The generator must produce matches, or the comparison proves little.
