@@ -242,12 +242,15 @@ def load_series(
 def top_negative_mentions(
     conn: Connection, brand: str, start: int, end: int, limit: int
 ) -> list[dict[str, Any]]:
-    """The window's negative mentions of ``brand`` with the widest author reach."""
+    """The window's mentions negative toward ``brand`` with the widest author reach, each
+    with its score toward ``brand`` (issue 16: a mention naming two brands has one each)."""
     if limit == 0:
         return []
     out = []
     for d, followers in negative_mentions_by_reach(conn, brand, start, end, limit):
         author = d.get("author", {})
+        by_brand = d.get("sentiment_by_brand") or {}
+        toward = by_brand.get(brand) or d.get("sentiment", {})
         out.append(
             {
                 "source": d.get("source"),
@@ -257,7 +260,7 @@ def top_negative_mentions(
                 "created_at": d.get("created_at"),
                 "author_handle": author.get("handle"),
                 "author_followers": followers,
-                "score": d.get("sentiment", {}).get("score"),
+                "score": toward.get("score"),
             }
         )
     return out

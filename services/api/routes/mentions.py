@@ -8,19 +8,34 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.api.deps import Reader, State
 from services.api.errors import UNPROCESSABLE
 from services.core.languages import LANGUAGE_CODES, parse_language_code
-from services.core.models import Rfc3339Time, ScoredMention, SourceName, VerdictLabel
+from services.core.models import (
+    BrandSentiment,
+    Rfc3339Time,
+    ScoredMention,
+    SourceName,
+    VerdictLabel,
+)
 from services.core.storage.reads import InvalidCursorError, MentionFilter, list_mentions
 
 router = APIRouter(prefix="/api/v1/mentions", tags=["mentions"])
 
 
+class MentionOut(ScoredMention):
+    """A stored mention as served: ``sentiment_by_brand`` always present (issue 16)."""
+
+    sentiment_by_brand: dict[str, BrandSentiment] = Field(
+        description="The sentiment toward each matched brand: scored per brand when the "
+        "mention names several (targeted true), else the mention's own (targeted false)"
+    )
+
+
 class MentionPageOut(BaseModel):
-    items: list[ScoredMention]
+    items: list[MentionOut]
     next_cursor: str | None
 
 
@@ -28,8 +43,21 @@ class MentionPageOut(BaseModel):
 def get_mentions(
     state: State,
     _key: Reader,
-    brand: Annotated[str | None, Query(max_length=128)] = None,
-    label: VerdictLabel | None = None,
+    brand: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            description="Mentions naming this brand; each item's sentiment is then the "
+            "sentiment toward it",
+        ),
+    ] = None,
+    label: Annotated[
+        VerdictLabel | None,
+        Query(
+            description="The sentiment label: toward the brand with `brand` (an analyst's "
+            "label once one counts), else the mention's own"
+        ),
+    ] = None,
     source: SourceName | None = None,
     lang: Annotated[
         str | None,
@@ -70,7 +98,10 @@ def get_mentions(
             )
     except InvalidCursorError as e:
         raise HTTPException(UNPROCESSABLE, str(e)) from e
-    return MentionPageOut(items=page.items, next_cursor=page.next_cursor)
+    return MentionPageOut(
+        items=[MentionOut.model_validate(m, from_attributes=True) for m in page.items],
+        next_cursor=page.next_cursor,
+    )
 
 
 def _check_range(start: datetime | None, end: datetime | None) -> None:

@@ -150,8 +150,10 @@ class MentionItem(_Out):
     author_role: str
     followers: int
     engagement: int
-    label: str
-    score: float
+    label: str = Field(
+        description="The sentiment toward the report's brand (an analyst's label once one counts)"
+    )
+    score: float = Field(description="The automated score toward the report's brand, −1…1")
 
 
 class Voice(_Out):

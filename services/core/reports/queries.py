@@ -100,8 +100,25 @@ class MentionRow:
         return data if isinstance(data, dict) else {}
 
 
-def mention_rows(conn: Connection, ranked: Sequence[tuple[int, str]]) -> list[MentionRow]:
-    """The stored mentions of ``ranked`` ``(pk, author role)`` pairs, in that order."""
+def score_toward(doc: str, brand: str, score: float) -> float:
+    """The score toward ``brand`` in a stored document (its ``sentiment_by_brand``, issue
+    16); ``score``, the mention's own, where it has none (or is broken). Pure."""
+    try:
+        data = orjson.loads(doc)
+    except orjson.JSONDecodeError:
+        return score
+    by_brand = data.get("sentiment_by_brand") if isinstance(data, dict) else None
+    verdict = by_brand.get(brand) if isinstance(by_brand, dict) else None
+    toward = verdict.get("score") if isinstance(verdict, dict) else None
+    return float(toward) if isinstance(toward, int | float) else score
+
+
+def mention_rows(
+    conn: Connection, brand: str, ranked: Sequence[tuple[int, str, str]]
+) -> list[MentionRow]:
+    """The stored mentions of ``ranked`` ``(pk, author role, label)`` facts of ``brand``,
+    in that order: label and score are toward ``brand`` (the facts' label, an analyst's
+    once one counts), not the mention's own."""
     if not ranked:
         return []
     m = mentions.c
@@ -116,14 +133,13 @@ def mention_rows(conn: Connection, ranked: Sequence[tuple[int, str]]) -> list[Me
                 m.author_handle,
                 m.author_followers,
                 m.engagement,
-                m.label,
                 m.score,
                 m.doc,
-            ).where(m.pk.in_([pk for pk, _ in ranked]))
+            ).where(m.pk.in_([pk for pk, _, _ in ranked]))
         )
     }
     out = []
-    for pk, role in ranked:
+    for pk, role, label in ranked:
         if (r := rows.get(pk)) is not None:
             out.append(
                 MentionRow(
@@ -134,8 +150,8 @@ def mention_rows(conn: Connection, ranked: Sequence[tuple[int, str]]) -> list[Me
                     author_handle=r.author_handle,
                     followers=r.author_followers,
                     engagement=r.engagement,
-                    label=r.label,
-                    score=r.score,
+                    label=label,
+                    score=score_toward(r.doc, brand, r.score),
                     doc=r.doc,
                     author_role=role,
                 )
@@ -145,7 +161,7 @@ def mention_rows(conn: Connection, ranked: Sequence[tuple[int, str]]) -> list[Me
 
 def _facts(brand: str, start: int, end: int) -> Any:
     f = brand_mention_facts.c
-    return select(f.mention_pk, f.author_role).where(
+    return select(f.mention_pk, f.author_role, f.label).where(
         f.brand == brand, f.created_at >= ts(start), f.created_at < ts(end)
     )
 
@@ -161,7 +177,9 @@ def top_by_reach(
         .order_by(f.followers.desc(), f.engagement.desc(), f.mention_pk.desc())
         .limit(limit)
     )
-    return mention_rows(conn, [(int(pk), str(role)) for pk, role in conn.execute(stmt)])
+    return mention_rows(
+        conn, brand, [(int(pk), str(role), str(label)) for pk, role, label in conn.execute(stmt)]
+    )
 
 
 def unanswered_negative(
@@ -181,7 +199,9 @@ def unanswered_negative(
         .order_by(f.followers.desc(), f.mention_pk.desc())
         .limit(limit)
     )
-    return mention_rows(conn, [(int(pk), str(role)) for pk, role in conn.execute(stmt)])
+    return mention_rows(
+        conn, brand, [(int(pk), str(role), str(label)) for pk, role, label in conn.execute(stmt)]
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, or_, select
 
-from services.core.models import ScoredMention
+from services.core.models import BrandSentiment, ScoredMention
 from services.core.storage.tables import mention_brands, mentions
 
 
@@ -31,6 +31,7 @@ class MentionFilter:
 
 @dataclass(frozen=True, slots=True)
 class MentionPage:
+    # As served (``brand_view``): every item with its verdict toward each matched brand.
     items: list[ScoredMention]
     next_cursor: str | None
 
@@ -56,10 +57,37 @@ def row_to_scored(row: Any) -> ScoredMention:
     return ScoredMention.model_validate_json(row.doc)
 
 
+def brand_view(mention: ScoredMention, brand: str | None = None) -> ScoredMention:
+    """``mention`` as the mentions API serves it: ``sentiment_by_brand`` holds a verdict
+    for every matched brand (a brand the document has none for, as in every document
+    stored before issue 16, gets the mention's own, ``targeted`` false); with ``brand``,
+    ``sentiment`` is the verdict toward that brand (label, score, confidence and method;
+    the lexicon's compound, the model version and the fallback flag stay the mention's).
+    Pure."""
+    by_brand = dict(mention.sentiment_by_brand or {})
+    for b in mention.brands:
+        by_brand.setdefault(b, BrandSentiment.of(mention.sentiment))
+    update: dict[str, Any] = {"sentiment_by_brand": by_brand}
+    if brand is not None:
+        toward = mention.sentiment_for(brand)
+        update["sentiment"] = mention.sentiment.model_copy(
+            update={
+                "label": toward.label,
+                "score": toward.score,
+                "confidence": toward.confidence,
+                "method": toward.method,
+            }
+        )
+    return mention.model_copy(update=update)
+
+
 def list_mentions(
     conn: Connection, flt: MentionFilter, *, limit: int, cursor: str | None
 ) -> MentionPage:
-    """One page of mentions matching ``flt``, newest first; raises ``InvalidCursorError``."""
+    """One page of mentions matching ``flt``, newest first, each as ``brand_view`` gives
+    it for ``flt.brand``; raises ``InvalidCursorError``. With a brand, ``flt.label`` is
+    the label toward that brand (``mention_brands.label``, an analyst's once one counts);
+    without, the mention's own."""
     m = mentions.c
     if flt.brand is not None:
         mb = mention_brands.c
@@ -89,7 +117,7 @@ def list_mentions(
         stmt = stmt.where(or_(ts_col < c_ts, and_(ts_col == c_ts, pk_col < c_pk)))
     stmt = stmt.order_by(ts_col.desc(), pk_col.desc()).limit(limit + 1)
     rows = list(conn.execute(stmt))
-    items = [row_to_scored(r) for r in rows[:limit]]
+    items = [brand_view(row_to_scored(r), flt.brand) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]

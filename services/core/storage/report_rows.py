@@ -35,6 +35,7 @@ from services.core.storage.tables import (
     brand_author_day_rollups,
     brand_mention_facts,
 )
+from services.core.storage.verdicts import verdict_toward
 
 if TYPE_CHECKING:
     from services.core.storage.writer import ScoredRecord
@@ -94,9 +95,9 @@ def role_rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int, st
         m = r.mention
         hour = hour_of(int(m.created_at.timestamp()))
         role = mention_role(m)
-        label = r.sentiment.label
         talk = in_conversation(m.id, m.in_reply_to_id, m.conversation_id, mention_replies(m))
         for brand in r.brands:
+            label = verdict_toward(r, brand).label
             d = deltas.get((brand, hour, role))
             if d is None:
                 d = deltas[(brand, hour, role)] = RoleCounts()
@@ -216,7 +217,7 @@ def fact_rows(inserted: Iterable[tuple[ScoredRecord, int]]) -> list[tuple[object
                     brand,
                     m.created_at,
                     pk,
-                    r.sentiment.label,
+                    verdict_toward(r, brand).label,
                     m.author.id,
                     role,
                     m.author.followers,

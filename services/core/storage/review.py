@@ -15,10 +15,13 @@ A human label overrides the automated one in every aggregate. Aggregates are rea
 ``brand_minute_rollups`` and ``mention_brands.label``, so each change adjusts them in its
 own transaction: the old label −1, the new one +1, and "irrelevant" takes the mention
 out of that brand's figures altogether (mentions, labels, score, reach, engagement) and
-out of ``mention_brands``. The mention's mean score stays the automated polarity: an
-analyst gives a label, not a score. The automated verdict stays on the mention and on
-the queue item. On an item labelled by two analysts, the first standing label is the one
-that counts; the second only measures agreement.
+out of ``mention_brands``. The brand's mean score stays the automated polarity toward
+it: an analyst gives a label, not a score. The automated verdict stays on the mention and
+on the queue item. Everything here is per (mention, brand): a mention naming two brands
+has a verdict toward each (issue 16, ``ScoredMention.sentiment_for``), the item carries
+that brand's, and relabelling one brand's item moves only that brand's figures. On an
+item labelled by two analysts, the first standing label is the one that counts; the
+second only measures agreement.
 
 Every label change is written to ``review_audit`` (who, when, before → after).
 """
@@ -381,13 +384,13 @@ class ReviewStore:
         m = conn.execute(
             select(
                 mentions.c.created_at,
-                mentions.c.score,
                 mentions.c.author_followers,
                 mentions.c.engagement,
                 mentions.c.doc,
             ).where(mentions.c.pk == item.mention_pk)
         ).one()
-        _adjust_report_rows(conn, item, m.doc, old, new)
+        scored = ScoredMention.model_validate_json(m.doc)
+        _adjust_report_rows(conn, item, scored, old, new)
         rollup = brand_minute_rollups
         key = and_(rollup.c.brand == item.brand, rollup.c.minute == _minute(m.created_at))
         link = and_(
@@ -401,7 +404,9 @@ class ReviewStore:
         if IRRELEVANT in (old, new):
             sign = -1 if new == IRRELEVANT else 1
             changes["mentions"] = rollup.c.mentions + sign
-            changes["score_sum"] = rollup.c.score_sum + sign * m.score
+            # The score the writer summed for this brand: the verdict toward it (issue 16).
+            score = scored.sentiment_for(item.brand).score
+            changes["score_sum"] = rollup.c.score_sum + sign * score
             changes["reach"] = rollup.c.reach + sign * m.author_followers
             changes["engagement"] = rollup.c.engagement + sign * m.engagement
         conn.execute(update(rollup).where(key).values(**changes))
@@ -439,19 +444,24 @@ class ReviewStore:
         )
 
 
-def _adjust_report_rows(conn: Connection, item: Any, doc: str, old: str, new: str) -> None:
+def _adjust_report_rows(
+    conn: Connection, item: Any, scored: ScoredMention, old: str, new: str
+) -> None:
     """The executive report's per-(brand, hour, author role) rollups and per-mention facts
     (``report_rows``) follow the human label too, so they keep summing to the brand
     rollups: the same moves as ``_apply``'s, with that module's own arithmetic."""
-    scored = ScoredMention.model_validate_json(doc)
     counted = old if new == IRRELEVANT else new  # the label of the row taken out or put back
+    # The record as the writer saw it for this brand (its verdict toward the brand, from
+    # the stored document's sentiment_by_brand), with the label that counts put in.
+    verdict = scored.sentiment_for(item.brand).model_copy(update={"label": counted})
     record = ScoredRecord(
         scored,
         (item.brand,),
-        scored.sentiment.model_copy(update={"label": counted}),
+        scored.sentiment,
         False,
         scored.scored_at,
         b"",
+        by_brand={item.brand: verdict},
     )
     [((brand, hour, role), delta)] = role_rollup_deltas([record]).items()
     r, f = brand_role_hour_rollups, brand_mention_facts

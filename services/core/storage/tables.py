@@ -92,7 +92,9 @@ mentions = Table(
     Index("ix_mentions_created_at_pk", "created_at", "pk"),
 )
 
-# One row per (mention, matched brand): filters by brand without scanning JSON.
+# One row per (mention, matched brand): filters by brand without scanning JSON. ``label``
+# is the verdict toward that brand (issue 16: a mention naming two brands can be negative
+# about one and positive about the other), or the analyst's label once one counts.
 mention_brands = Table(
     "mention_brands",
     metadata,
@@ -273,7 +275,8 @@ brand_role_hour_rollups = Table(
 
 # One slim row per (mention, matched brand) with what "top voices", "top by reach" and
 # "unanswered" rank on: a period's rows are one clustered range scan (no lookups into the
-# wide mentions rows). ``replies`` is the platform's reply count.
+# wide mentions rows). ``replies`` is the platform's reply count; ``label`` is the verdict
+# toward that brand, as in ``mention_brands``.
 brand_mention_facts = Table(
     "brand_mention_facts",
     metadata,

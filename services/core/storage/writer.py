@@ -26,6 +26,7 @@ from services.core.storage.errors import is_transient, refusal_reason
 from services.core.storage.owned import set_aside_owned
 from services.core.storage.report_rows import add_report_rows
 from services.core.storage.tables import UTCDateTime, mentions, review_items
+from services.core.storage.verdicts import verdict_toward
 
 _LABEL_COLUMNS = ("positive", "neutral", "negative")
 
@@ -94,9 +95,10 @@ def rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int], Counts
     for r in batch:
         m = r.mention
         minute = minute_of(m.created_at)
-        label = r.sentiment.label
-        score = r.sentiment.score
         for brand in r.brands:
+            # Each brand counts the verdict toward itself (issue 16), not the mention's.
+            verdict = verdict_toward(r, brand)
+            label, score = verdict.label, verdict.score
             d = deltas.get((brand, minute))
             if d is None:
                 d = deltas[(brand, minute)] = Counts()
@@ -142,29 +144,30 @@ def review_rows(
     inserted: Sequence[tuple[ScoredRecord, int]], queued_at: datetime
 ) -> list[dict[str, Any]]:
     """Spot-check queue rows for the inserted mentions sampled for review: one per
-    matched brand (a mention matching none has no brand match to check)."""
+    matched brand (a mention matching none has no brand match to check), each with the
+    automated verdict toward that brand, the one the analyst is asked about."""
     rows: list[dict[str, Any]] = []
     for r, pk in inserted:
         if not r.spot_check:
             continue
         spot = r.spot or UNWEIGHTED
-        s = r.sentiment
-        rows.extend(
-            {
-                "mention_pk": pk,
-                "brand": brand,
-                "source": r.mention.source,
-                "auto_label": s.label,
-                "auto_method": s.method,
-                "auto_confidence": s.confidence,
-                "reason": spot.reason,
-                "weight": spot.weight,
-                "reviews_required": spot.reviews_required,
-                "reviews_done": 0,
-                "queued_at": queued_at,
-            }
-            for brand in r.brands
-        )
+        for brand in r.brands:
+            s = verdict_toward(r, brand)
+            rows.append(
+                {
+                    "mention_pk": pk,
+                    "brand": brand,
+                    "source": r.mention.source,
+                    "auto_label": s.label,
+                    "auto_method": s.method,
+                    "auto_confidence": s.confidence,
+                    "reason": spot.reason,
+                    "weight": spot.weight,
+                    "reviews_required": spot.reviews_required,
+                    "reviews_done": 0,
+                    "queued_at": queued_at,
+                }
+            )
     return rows
 
 
@@ -375,7 +378,7 @@ class MentionWriter:
             for (brand, minute), d in sorted(deltas.items())
         ]
         link_rows = [
-            (pk, b, sqlite_timestamp(r.mention.created_at), r.sentiment.label)
+            (pk, b, sqlite_timestamp(r.mention.created_at), verdict_toward(r, b).label)
             for r, pk in inserted
             for b in r.brands
         ]
@@ -392,7 +395,7 @@ class MentionWriter:
                 "mention_pk": pk,
                 "brand": b,
                 "created_at": r.mention.created_at,
-                "label": r.sentiment.label,
+                "label": verdict_toward(r, b).label,
             }
             for r, pk in inserted
             for b in r.brands
