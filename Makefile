@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python -m tests.bench.bench_brand_gauges
 	$(BIN)/python -m tests.bench.bench_reports
 	$(BIN)/python -m tests.bench.bench_sentiment
+	$(BIN)/python -m tests.bench.bench_targets
 	$(BIN)/python -m tests.bench.bench_alerts
 	$(BIN)/python -m tests.bench.bench_nab
 	$(BIN)/python -m tests.bench.bench_review

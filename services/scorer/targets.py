@@ -20,7 +20,9 @@ served text in the form it learnt.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 
 from services.scorer.mask import PLACEHOLDER
 
@@ -110,10 +112,12 @@ def target_text(text: str, spans: Mapping[str, Spans], target: str) -> str:
 
 
 # Clause boundaries: sentence ends, semicolons, and the contrastive and causal
-# conjunctions that turn a comparison ("…, but X…", "… because Y…", "… than X").
+# conjunctions that turn a comparison ("…, but X…", "… because Y…", "… than X"). A run
+# of spaces is tried once, from its first (the lookbehind, the possessive ``++``): a
+# hostile run of 9,000 spaces would otherwise be tried from each, in quadratic time.
 _CLAUSE = re.compile(
     r"(?:[.!?;]+(?=\s|$)|\n+|\s[-–—]\s"
-    r"|,?\s+(?:but|whereas|while|although|though|however|unlike|than|instead of|"
+    r"|,?(?<!\s)\s++(?:but|whereas|while|although|though|however|unlike|than|instead of|"
     r"compared to|vs\.?|versus)\s+)",
     re.IGNORECASE,
 )
@@ -132,31 +136,158 @@ def clauses(text: str) -> list[tuple[int, int]]:
     return out or [(0, len(text))]
 
 
-def brand_clauses(text: str, spans: Spans) -> list[tuple[int, int]]:
-    """The clauses of ``text`` that hold one of ``spans`` (in order, each once)."""
+def brand_clauses(text: str, spans: Spans, named: Spans | None = None) -> list[tuple[int, int]]:
+    """The clauses of ``text`` that hold one of ``spans`` (in order, each once).
+
+    With ``named`` (every brand's spans), also the clauses that name no brand after each
+    of those, up to the next clause that names one: "Halcyra has the best reporting,
+    but their pricing is brutal" says "their pricing is brutal" of Halcyra."""
+    # Sorted starts and bisection: a hostile text of a thousand clauses and a thousand
+    # brand names costs thousands of steps, not millions.
+    own_starts = sorted(s for s, _ in spans)
+    named_starts = sorted(s for s, _ in named) if named is not None else []
+
+    def holds(starts: list[int], c: tuple[int, int]) -> bool:
+        i = bisect_left(starts, c[0])
+        return i < len(starts) and starts[i] < c[1]
+
     hit: list[tuple[int, int]] = []
+    carrying = False
     for c in clauses(text):
-        if any(c[0] <= s < c[1] for s, _ in spans) and c not in hit:
-            hit.append(c)
+        own = holds(own_starts, c)
+        if own or (carrying and not holds(named_starts, c)):
+            if not hit or hit[-1] != c:
+                hit.append(c)
+            carrying = named is not None
+        else:
+            carrying = False
     return hit
 
 
+# A preference between two brands that the words around them state without any word of
+# sentiment: "moved from X to Y", "replaced X with Y", "Y instead of X", "X is faster
+# than Y". VADER reads none of them; an annotator reads each as a verdict on both.
+_SWITCH_VERB = (
+    r"\b(?:switch|mov|migrat|went|go|churn|transition|port|jump|upgrad|chang)\w*\b"
+    r"[^.!?;\n]{0,40}?\bfrom\s+$"
+)
+# (pattern before the first brand, pattern of the words between the two; the first
+# brand is the one left behind)
+_LEFT_THEN_CHOSEN = (
+    (
+        re.compile(_SWITCH_VERB, re.I),
+        re.compile(r"^(?:['’]s)?(?:\s+[\w-]+){0,2}?\s+(?:to|onto|for)\s+$", re.I),
+    ),
+    (re.compile(r"\b(?:replac|swap)\w*\s+$", re.I), re.compile(r"^\s+(?:with|for|by)\s+$", re.I)),
+    (
+        re.compile(r"\b(?:left|leav\w*|ditch\w*|dropp\w*|dump\w*|quit\w*|off)\s+$", re.I),
+        re.compile(r"^\s+(?:and\s+)?(?:for|to|onto|in favou?r of)\s+$", re.I),
+    ),
+    (
+        re.compile(r"\b(?:goodbye|bye|farewell)\s+$", re.I),
+        re.compile(r"^\W{0,3}\s*(?:hello|hi|welcome)\s+$", re.I),
+    ),
+)
+# (pattern before the first brand, pattern between; the first brand is the one chosen)
+_CHOSEN_THEN_LEFT = (
+    (None, re.compile(r"^[^.!?;\n]{0,40}?\binstead of\s+$", re.I)),
+    (
+        re.compile(
+            r"\b(?:chose|choose|picked|pick|prefer\w*|went with|go with|recommend\w*)\s+$", re.I
+        ),
+        re.compile(r"^\s+over\s+$", re.I),
+    ),
+    (None, re.compile(r"^[^.!?;\n]{0,60}?\b(?:beats?|outperforms?|outclass\w*)\s+$", re.I)),
+)
+# "X is <better> than Y": which comparatives say which brand is preferred. Price words
+# are left out on purpose: "more expensive than Y and worth every cent" is no verdict.
+_BETTER = (
+    r"better|faster|quicker|easier|simpler|cleaner|smoother|snappier|nicer|friendlier|"
+    r"superior|more (?:reliable|stable|polished|intuitive|flexible)"
+)
+_WORSE = (
+    r"worse|slower|clunkier|buggier|flakier|harder|uglier|inferior|"
+    r"less (?:reliable|stable|polished|intuitive|flexible)|more (?:confusing|complicated)"
+)
+_COMPARED = re.compile(
+    rf"^[^.!?;\n]{{0,60}}?\b(?:(?P<better>{_BETTER})|(?P<worse>{_WORSE}))\b"
+    r"[^.!?;\n]{0,30}?\bthan\s+$",
+    re.I,
+)
+_NEGATED = re.compile(r"\b(?:not|no|never|nowhere|\w+n['’]t)\b", re.I)
+# How much text before the first brand, and between the two, a construction may take:
+# no construction is longer, and the patterns then cost a bounded time on any text.
+_BEFORE_CHARS = 60
+_GAP_CHARS = 100
+# The verdict a preference implies, written as the word an annotator would use for it,
+# so that the lexicon weighs it with the rest of the brand's clauses (VADER: +1.9 / −2.1).
+CHOSEN_CUE = "better"
+LEFT_CUE = "worse"
+
+
+def preferences(text: str, spans: Mapping[str, Spans]) -> list[tuple[str, str, int]]:
+    """``(chosen, left, where)`` for each preference between two brands that ``text``
+    states by construction (``_LEFT_THEN_CHOSEN``, ``_CHOSEN_THEN_LEFT``, ``_COMPARED``);
+    ``where`` is the start of the left-behind brand's span. Only brands named next to
+    each other are compared."""
+    named = sorted((s, e, brand) for brand, sp in spans.items() for s, e in widen_to_urls(text, sp))
+    out: list[tuple[str, str, int]] = []
+    for (s1, e1, first), (s2, _, second) in pairwise(named):
+        if first == second or s2 - e1 > _GAP_CHARS:
+            continue
+        before, gap = text[max(0, s1 - _BEFORE_CHARS) : s1], text[e1:s2]
+        if any(b.search(before) and g.search(gap) for b, g in _LEFT_THEN_CHOSEN):
+            out.append((second, first, s1))
+            continue
+        if any((b is None or b.search(before)) and g.search(gap) for b, g in _CHOSEN_THEN_LEFT):
+            out.append((first, second, s2))
+            continue
+        m = _COMPARED.search(gap)
+        if m is None:
+            continue
+        first_better = (m.group("better") is not None) != bool(_NEGATED.search(gap))
+        out.append((first, second, s2) if first_better else (second, first, s1))
+    return out
+
+
 def clause_text(text: str, spans: Mapping[str, Spans], target: str) -> str:
-    """What the clause-scoped lexicon reads for ``target``: the clauses naming it, with
-    every brand masked (``PLACEHOLDER``: a brand's own name carries no valence), joined.
-    The whole masked text if ``target`` has no span."""
-    own = widen_to_urls(text, spans.get(target, ()))
+    """What the clause-scoped lexicon reads for ``target``: the clauses naming it, and
+    the clauses after them that name no brand (``brand_clauses``), with every brand
+    masked (``PLACEHOLDER``: a brand's own name carries no valence), joined. Where the
+    text prefers another brand to ``target`` by construction (``preferences``), the
+    clause that says so reads ``LEFT_CUE`` instead (its words are about the switch or
+    the other brand); where it prefers ``target``, ``CHOSEN_CUE`` is added. The whole
+    masked text if ``target`` has no span."""
+    widened = {b: widen_to_urls(text, sp) for b, sp in spans.items()}
+    own = widened.get(target, [])
     masked, _ = mark_target(text, spans, "")  # every brand written PLACEHOLDER
     if not own:
         return masked
+    every = sorted((s, e, b) for b, sp in widened.items() for s, e in sp)
+    starts = [s for s, _, _ in every]
+    prefs = preferences(text, spans) if len(spans) > 1 else []
+    left_at = [at for _, left, at in prefs if left == target]
+    chosen = any(c == target for c, _, _ in prefs)
     # Clauses are found in the original text, so offsets are mapped through the masking:
     # mask each clause on its own instead.
     pieces: list[str] = []
-    for start, end in brand_clauses(text, own):
-        inside = {
-            b: [(s - start, e - start) for s, e in widen_to_urls(text, sp) if start <= s < end]
-            for b, sp in spans.items()
-        }
+    skipping = False
+    for start, end in brand_clauses(text, own, named=[(s, e) for s, e, _ in every]):
+        lo, hi = bisect_left(starts, start), bisect_left(starts, end)
+        if any(start <= at < end for at in left_at):
+            # The clause of the switch, and the brandless ones after it (the reasons for
+            # it), are about the brand chosen: the one left behind reads the verdict only.
+            pieces.append(LEFT_CUE)
+            skipping = True
+            continue
+        if skipping and hi == lo:
+            continue
+        skipping = False
+        inside: dict[str, list[tuple[int, int]]] = {}
+        for s, e, b in every[lo:hi]:
+            inside.setdefault(b, []).append((s - start, e - start))
         piece, _ = mark_target(text[start:end], inside, "")
         pieces.append(piece.strip())
+    if chosen:
+        pieces.append(CHOSEN_CUE)
     return ". ".join(p for p in pieces if p)
