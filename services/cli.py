@@ -229,7 +229,9 @@ def score(
     SENTIMON_TRANSFORMER_*, SENTIMON_ROUTE_*, the routing calibration in the data
     directory): hybrid by default, VADER for all and the transformer for the ambiguous.
     Writes each object with "brands" and "sentiment" (label, score, confidence, method,
-    ...) added, one per line, to stdout. Lines that cannot be scored are reported on
+    ...) added, and "sentiment_by_brand" (brand: label, score, confidence, method,
+    targeted) for a text naming two to eight of the brands, scored toward each as the
+    service does; one object per line, to stdout. Lines that cannot be scored are reported on
     stderr (with their line number) and make the exit status 1; the others are still
     written.
     """

@@ -92,11 +92,17 @@ def verdicts(out: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     }
 
 
-async def scored_by_the_service(tmp_path: Path, settings: ScorerSettings) -> list[dict[str, Any]]:
-    """``TEXTS`` through the scorer service's pipeline (``build_pipeline``), as produced."""
+async def scored_by_the_service(
+    tmp_path: Path,
+    settings: ScorerSettings,
+    texts: list[str] = TEXTS,
+    brands: tuple[tuple[str, str], ...] = (("Acme", "acme OR @acmehq"),),
+) -> list[dict[str, Any]]:
+    """``texts`` through the scorer service's pipeline (``build_pipeline``), as produced."""
     engine = make_engine(f"sqlite:///{tmp_path / 'service.db'}")
     migrate(engine)
-    BrandStore(engine, SystemClock()).create("Acme", "acme OR @acmehq")
+    for name, query in brands:
+        BrandStore(engine, SystemClock()).create(name, query)
     bus = MemoryBus()
     await bus.create_topics(DEFAULT_TOPICS)
     producer = await bus.producer()
@@ -111,14 +117,14 @@ async def scored_by_the_service(tmp_path: Path, settings: ScorerSettings) -> lis
     downstream = await bus.consumer("downstream", [SCORED])
     task = asyncio.create_task(pipeline.score.run())
     try:
-        for i, text in enumerate(TEXTS):
+        for i, text in enumerate(texts):
             await producer.send(RAW, orjson.dumps(mention_doc(id=f"t{i}", text=text)))
         await pipeline.score.wait_caught_up([TopicPartition(RAW, p) for p in range(8)], 60)
     finally:
         pipeline.score.stop()
         await task
         await pipeline.close()
-    produced = await downstream.getmany(max_records=len(TEXTS) + 1, timeout_s=5)
+    produced = await downstream.getmany(max_records=len(texts) + 1, timeout_s=5)
     return [ScoredMention.model_validate_json(m.value).model_dump(mode="json") for m in produced]
 
 
@@ -139,6 +145,59 @@ async def test_hybrid_by_default_with_the_services_labels_and_methods(
         assert o["sentiment"]["confidence"] == pytest.approx(by_id[o["id"]]["confidence"], abs=1e-3)
         if o["sentiment"]["method"] == "transformer":
             assert o["sentiment"]["model_version"].startswith("sentimon-minilm-tweets")
+
+
+TWO_BRANDS = (("Halcyra", "halcyra"), ("Quorvia", "quorvia"))
+PER_BRAND_TEXTS = [
+    "Halcyra support is terrible, but Quorvia has been fantastic",
+    "Halcyra support is terrible",
+    "quorvia or halcyra? can't decide",
+]
+
+
+@pytest.fixture
+def per_brand_files(tmp_path: Path) -> tuple[Path, Path]:
+    brands = tmp_path / "two.yaml"
+    brands.write_text("".join(f"- name: {n}\n  query: {q}\n" for n, q in TWO_BRANDS))
+    texts = tmp_path / "per_brand.jsonl"
+    texts.write_bytes(
+        b"".join(
+            orjson.dumps({"id": f"t{i}", "text": t}) + b"\n" for i, t in enumerate(PER_BRAND_TEXTS)
+        )
+    )
+    return brands, texts
+
+
+def by_brand(out: list[dict[str, Any]]) -> dict[str, Any]:
+    return {o["id"]: o.get("sentiment_by_brand") for o in out}
+
+
+async def test_a_text_naming_several_brands_gets_the_services_verdict_per_brand(
+    tmp_path: Path, per_brand_files: tuple[Path, Path]
+) -> None:
+    brands, texts = per_brand_files
+    settings = ScorerSettings(
+        data_dir=tmp_path / "service", lexicon_processes=0, scorer_mode="lexicon"
+    )
+    service = await scored_by_the_service(tmp_path, settings, PER_BRAND_TEXTS, TWO_BRANDS)
+    cli = scored(sentimon("score", texts, "--brands", brands, "--lexicon-only"))
+    assert by_brand(cli) == by_brand(service)
+    first = by_brand(cli)["t0"]
+    assert {b: (v["label"], v["method"], v["targeted"]) for b, v in first.items()} == {
+        "Halcyra": ("negative", "lexicon", True),
+        "Quorvia": ("positive", "lexicon", True),
+    }
+    assert by_brand(cli)["t1"] is None  # one brand: its verdict is the text's
+    assert set(by_brand(cli)["t2"]) == {"Halcyra", "Quorvia"}
+
+
+def test_the_model_scores_each_brand_by_default(per_brand_files: tuple[Path, Path]) -> None:
+    brands, texts = per_brand_files
+    out = by_brand(scored(sentimon("score", texts, "--brands", brands)))
+    assert out["t1"] is None
+    for key in ("t0", "t2"):
+        assert set(out[key]) == {"Halcyra", "Quorvia"}
+        assert {(v["method"], v["targeted"]) for v in out[key].values()} == {("transformer", True)}
 
 
 def test_lexicon_only_gives_vaders_verdict_everywhere(brands_file: Path, texts_file: Path) -> None:

@@ -26,11 +26,13 @@ from prometheus_client.registry import Collector
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Label values fixed by the code that counts them (alerts.detection.AlertKind, the
-# delivery worker's outcomes, the Kafka bus's retried operations).
+# delivery worker's outcomes, the Kafka bus's retried operations, the methods that score
+# a mention toward one brand).
 KNOWN_LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "alert_kind": ("negative_spike", "negative_share", "volume_spike"),
     "webhook_outcome": ("delivered", "retrying", "gave_up", "endpoint_gone", "refused"),
     "bus_operation": ("send", "fetch", "commit", "join", "metadata", "offsets"),
+    "targeted_method": ("lexicon", "transformer"),
 }
 
 LATENCY_BUCKETS = (
@@ -195,6 +197,28 @@ class Metrics:
             "transformer queue was full (overload policy lexicon).",
             registry=registry,
         )
+        # sentiment per brand (issue 16): mentions naming 2 to MAX_TARGETS brands
+        self.targeted_verdicts = Counter(
+            "sentimon_targeted_verdicts_total",
+            "Verdicts toward one brand of a mention naming several, stored and produced, by "
+            "method (transformer: the target-aware model; lexicon: VADER on the clauses "
+            "naming the brand, in lexicon mode or as the fallback).",
+            ["method"],
+            registry=registry,
+        )
+        self.targeted_fallbacks = Counter(
+            "sentimon_targeted_fallbacks_total",
+            "Verdicts toward one brand given by the clause-scoped lexicon instead of the "
+            "target-aware model because the transformer queue was full (overload policy "
+            "lexicon).",
+            registry=registry,
+        )
+        self.mentions_over_max_targets = Counter(
+            "sentimon_mentions_over_max_targets_total",
+            "Mentions naming more tracked brands than are scored one by one (MAX_TARGETS, "
+            "8): not scored per brand, every brand gets the mention's verdict.",
+            registry=registry,
+        )
         # storage
         self.db_write_latency = Histogram(
             "sentimon_db_write_latency_seconds",
@@ -299,6 +323,8 @@ class Metrics:
             self.webhook_deliveries.labels(outcome)
         for operation in KNOWN_LABEL_VALUES["bus_operation"]:
             self.bus_broker_unavailable.labels(operation)
+        for method in KNOWN_LABEL_VALUES["targeted_method"]:
+            self.targeted_verdicts.labels(method)
 
     def add_collector(self, name: str, collector: Collector) -> None:
         """Register ``collector`` under ``name``, once: a second call with the same name

@@ -4,8 +4,10 @@ A text scored here gets the verdict the scorer service gives it: the same settin
 (``ScorerSettings``, with the routing calibration applied as ``build_pipeline`` applies
 it), the same transformer and router (``hybrid_from_settings``) and the same path through
 them (``score_and_route``: match brands, mask them, cap the length, VADER, route, the
-transformer's second opinion; ``final_verdict``). Two differences, both on purpose: every
-text is scored, whether it names a tracked brand or not, and no spot check is sampled.
+transformer's second opinion; ``final_verdict``), and a text naming several brands is
+scored toward each the same way (``final_by_brand``). Two differences, both on purpose:
+every text is scored, whether it names a tracked brand or not, and no spot check is
+sampled.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from services.core.brands import BrandMatcher
-from services.core.models import Sentiment
+from services.core.models import BrandSentiment, Sentiment
 from services.scorer.calibration import apply_calibration
 from services.scorer.language import LanguageDetector
 from services.scorer.lexicon import VaderScorer
@@ -26,8 +28,8 @@ from services.scorer.pipeline import hybrid_from_settings
 from services.scorer.process import ScoringConfig, score_and_route
 from services.scorer.protocol import LexiconOnlyRouter, Router, Scorer
 from services.scorer.settings import ScorerSettings
-from services.scorer.steps.lexicon import Chunk, ChunkItem
-from services.scorer.steps.write import final_verdict
+from services.scorer.steps.lexicon import Chunk, ChunkItem, brand_documents
+from services.scorer.steps.write import final_by_brand, final_verdict
 
 MAX_LINE_CHARS = 1_000_000
 # A block of lines is scored together (the transformer's batch); it also ends at this many
@@ -85,10 +87,25 @@ def offline_scorer(
     )
 
 
+class OfflineVerdict(NamedTuple):
+    """A text's matched brands, its verdict, and its verdict toward each brand when it
+    names several (``None``: every brand gets ``sentiment``)."""
+
+    brands: tuple[str, ...]
+    sentiment: Sentiment
+    by_brand: dict[str, BrandSentiment] | None
+
+
 def score_texts(
     texts: Sequence[str], scorer: OfflineScorer
 ) -> list[tuple[tuple[str, ...], Sentiment]]:
     """Each text's matched brands and verdict, in order, as the scorer service gives
+    them. Raises only what the transformer raises (it must not, on any text)."""
+    return [(v.brands, v.sentiment) for v in score_verdicts(texts, scorer)]
+
+
+def score_verdicts(texts: Sequence[str], scorer: OfflineScorer) -> list[OfflineVerdict]:
+    """``score_texts`` with the verdicts toward each brand, as the scorer service gives
     them. Raises only what the transformer raises (it must not, on any text)."""
     items = [ChunkItem(_SOURCE, str(i), text, _RAW) for i, text in enumerate(texts)]
     result, scored = score_and_route(
@@ -102,8 +119,8 @@ def score_texts(
         detector=scorer.detector,
     )
     return [
-        (r.brands, final_verdict(r, better))
-        for r, better in zip(result.results, scored.better, strict=True)
+        OfflineVerdict(r.brands, final_verdict(r, better), final_by_brand(r, toward))
+        for r, better, toward in zip(result.results, scored.better, scored.targeted, strict=True)
     ]
 
 
@@ -132,11 +149,18 @@ def parse_line(line: str) -> dict[str, Any] | str:
 
 def score_objects(objects: Sequence[dict[str, Any]], scorer: OfflineScorer) -> list[dict[str, Any]]:
     """The objects (each with a ``text``, as ``parse_line`` gives them), in order, with
-    ``brands`` and ``sentiment`` (the verdict's every field) added."""
-    verdicts = score_texts([o["text"] for o in objects], scorer)
+    ``brands`` and ``sentiment`` (the verdict's every field) added, and
+    ``sentiment_by_brand`` (brand → label, score, confidence, method, targeted) for a text
+    naming several brands, as ``scored_mention.v1`` has it."""
+    verdicts = score_verdicts([o["text"] for o in objects], scorer)
     out = []
-    for obj, (brands, verdict) in zip(objects, verdicts, strict=True):
-        out.append({**obj, "brands": list(brands), "sentiment": verdict.model_dump()})
+    for obj, v in zip(objects, verdicts, strict=True):
+        scored = {**obj, "brands": list(v.brands), "sentiment": v.sentiment.model_dump()}
+        # An input's own is not this scoring's, as its "sentiment" is not.
+        scored.pop("sentiment_by_brand", None)
+        if v.by_brand is not None:
+            scored["sentiment_by_brand"] = brand_documents(v.by_brand)
+        out.append(scored)
     return out
 
 

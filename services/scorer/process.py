@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from services.core.brands import BrandMatcher
-from services.core.models import Mention, Sentiment
+from services.core.models import BrandSentiment, Mention, Sentiment
 from services.core.storage.writer import ScoredRecord
 from services.scorer.language import LanguageDetector
 from services.scorer.protocol import Router, Scorer
@@ -30,6 +30,7 @@ from services.scorer.steps.lexicon import (
     scored_document,
 )
 from services.scorer.steps.route import route
+from services.scorer.steps.transformer import target_texts
 from services.scorer.steps.write import scored_records
 
 __all__ = [
@@ -78,8 +79,10 @@ def score_and_route(
 ) -> tuple[ChunkResult, ScoredChunk]:
     """Match & lexicon, route and the transformer's second opinions for one chunk: the
     lexicon's results, and the chunk scored with the transformer's verdicts in ``better``
-    (``final_verdict`` of each result and its ``better`` is the mention's verdict). With
-    no ``transformer`` nothing is routed. Raises only what ``transformer`` raises."""
+    (``final_verdict`` of each result and its ``better`` is the mention's verdict) and its
+    verdicts toward the brands of every mention scored per brand in ``targeted``
+    (``final_by_brand``). With no ``transformer`` nothing is routed, and the brands keep
+    the clause-scoped lexicon's verdicts. Raises only what ``transformer`` raises."""
     result = score_chunk(
         chunk.items,
         matcher=matcher,
@@ -91,8 +94,16 @@ def score_and_route(
     )
     routed = route(ScoredChunk(chunk, result.results), router if transformer is not None else None)
     second: dict[int, Sentiment] = {}
-    if transformer is not None and routed.transformer:
-        verdicts = transformer.score_batch([r.text for r in routed.transformer])
-        second = {r.position: v for r, v in zip(routed.transformer, verdicts, strict=True)}
+    toward: dict[int, dict[str, BrandSentiment]] = {}
+    targets = target_texts(routed) if transformer is not None else []
+    if transformer is not None and (routed.transformer or targets):
+        texts = [r.text for r in routed.transformer]
+        # One batch, as the pipeline's batcher would mix them.
+        verdicts = transformer.score_batch([*texts, *(text for _, _, text in targets)])
+        mine = zip(routed.transformer, verdicts[: len(texts)], strict=True)
+        second = {r.position: v for r, v in mine}
+        for (r, brand, _), v in zip(targets, verdicts[len(texts) :], strict=True):
+            toward.setdefault(r.position, {})[brand] = BrandSentiment.of(v, targeted=True)
     better = [second.get(r.position) for r in result.results]
-    return result, ScoredChunk(chunk, result.results, better)
+    targeted = [toward.get(r.position) for r in result.results]
+    return result, ScoredChunk(chunk, result.results, better, targeted)

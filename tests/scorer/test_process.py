@@ -146,7 +146,7 @@ def test_scored_document_keeps_the_raw_mention_and_adds_scoring() -> None:
     s = lexicon_sentiment(0.5)
     doc = scored_document(raw + b"\n", ["Acme"], s, True, NOW, "en")
     scored = ScoredMention.model_validate_json(doc)
-    added = {"brands", "sentiment", "spot_check", "scored_at", "language"}
+    added = {"brands", "sentiment", "sentiment_by_brand", "spot_check", "scored_at", "language"}
     assert scored.model_dump(exclude=added) == Mention.model_validate_json(raw).model_dump()
     assert (
         scored.brands,

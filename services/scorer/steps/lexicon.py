@@ -6,6 +6,11 @@ checks, build the stored document — so that the shell can run it whole in a wo
 process (``LexiconWorkers``), on another core, and hand it only plain values. The shell
 keeps the workers up to two chunks ahead of the steps after it, and hands those steps
 each chunk in order.
+
+A mention naming two to ``MAX_TARGETS`` brands is also scored toward each of them
+(issue 16, ``services.scorer.targets``): here, VADER on the clauses naming the brand
+(its verdict in lexicon mode, and the fallback when the model has no room) and the
+marked text the target-aware model reads (``BrandTarget``).
 """
 
 from __future__ import annotations
@@ -14,19 +19,19 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
-from services.core.brands import BrandDefinition, BrandError, BrandMatcher
+from services.core.brands import BrandDefinition, BrandError, BrandMatcher, MatchResult
 from services.core.bus.protocol import Message
 from services.core.clock import Clock
 from services.core.languages import is_scorable
 from services.core.metrics import Metrics
-from services.core.models import Mention, Sentiment
+from services.core.models import BrandSentiment, Mention, Sentiment
 from services.core.owned import OwnedAccounts
 from services.core.storage.brands import BrandStore
 from services.core.stream.tasks import spawn
@@ -35,6 +40,7 @@ from services.scorer.lexicon import UNSCORED, lexicon_sentiment
 from services.scorer.mask import cap_text, mask_spans
 from services.scorer.sampling import SamplingPolicy, spot_check
 from services.scorer.steps.abstract import Forward, NextStep
+from services.scorer.targets import MAX_TARGETS, clause_text, target_text
 
 if TYPE_CHECKING:  # the workers run ``score_chunk``: a runtime import would be circular
     from services.scorer.workers import LexiconWorkers
@@ -101,6 +107,16 @@ class ChunkItem(NamedTuple):
     reply_by: str = ""
 
 
+class BrandTarget(NamedTuple):
+    """One brand of a mention naming several, as plain values (they cross processes)."""
+
+    brand: str
+    compound: float  # VADER on the clauses naming the brand (``clause_text``), capped
+    # What the target-aware model reads (``target_text``); empty unless asked for (the
+    # transformer is on).
+    text: str = ""
+
+
 class LexiconResult(NamedTuple):
     """One matched mention scored by the lexicon, as plain values."""
 
@@ -112,6 +128,9 @@ class LexiconResult(NamedTuple):
     doc: bytes  # scored_mention.v1 JSON with the lexicon's verdict
     seconds: float  # time the lexicon took on it
     language: str | None = None  # ISO 639-1; None: undetermined (read as English)
+    # Each brand's, in the order of ``brands``, when it names 2 to ``MAX_TARGETS``
+    # brands and was scored; empty: every brand gets the mention's verdict.
+    targets: tuple[BrandTarget, ...] = ()
 
     @property
     def scorable(self) -> bool:
@@ -124,6 +143,8 @@ class ChunkResult:
     results: list[LexiconResult] = field(default_factory=list)
     unmatched: int = 0
     truncated: int = 0
+    # Mentions naming more than ``MAX_TARGETS`` brands: not scored per brand.
+    over_targets: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +178,14 @@ class Chunk:
 @dataclass(frozen=True, slots=True)
 class ScoredChunk:
     """Results of a chunk, and the verdicts that replace the lexicon's (``better``, by
-    position in ``results``; ``None`` or empty: the lexicon's stands)."""
+    position in ``results``; ``None`` or empty: the lexicon's stands); and the model's
+    verdicts toward the brands of those scored per brand (``targeted``, by position;
+    ``None``, empty, or a brand missing: its clause-scoped lexicon verdict stands)."""
 
     chunk: Chunk
     results: Sequence[LexiconResult]
     better: Sequence[Sentiment | None] = ()
+    targeted: Sequence[Mapping[str, BrandSentiment] | None] = ()
 
 
 def chunks(
@@ -219,9 +243,49 @@ def score_chunk(
         kept = text if keep_texts else ""
         policy = config.sampling_policy
         spot = spot_check(item.source, item.id, verdict, policy, kept, brands) is not None
-        doc = scored_document(item.raw, brands, verdict, spot, now, language)
-        out.results.append(LexiconResult(i, brands, kept, c, spot, doc, seconds, language))
+        targets: tuple[BrandTarget, ...] = ()
+        if len(brands) > MAX_TARGETS:
+            out.over_targets += 1
+        elif len(brands) > 1:
+            targets = brand_targets(
+                item.text, match, compound, config.max_chars, with_texts=keep_texts
+            )
+        doc = scored_document(
+            item.raw, brands, verdict, spot, now, language, clause_verdicts(targets)
+        )
+        out.results.append(LexiconResult(i, brands, kept, c, spot, doc, seconds, language, targets))
     return out
+
+
+def brand_targets(
+    text: str,
+    match: MatchResult,
+    compound: Callable[[str], float],
+    max_chars: int,
+    *,
+    with_texts: bool,
+) -> tuple[BrandTarget, ...]:
+    """Each matched brand of ``text``: VADER's compound on the clauses naming it (every
+    matched brand masked, cut to ``max_chars``) and, ``with_texts``, the marked text the
+    model reads for it (``services.scorer.targets``). Pure, given ``compound``."""
+    spans = match.spans_by_brand()
+    return tuple(
+        BrandTarget(
+            brand,
+            compound(cap_text(clause_text(text, spans, brand), max_chars)),
+            target_text(text, spans, brand) if with_texts else "",
+        )
+        for brand in match.brands
+    )
+
+
+def clause_verdicts(targets: Sequence[BrandTarget]) -> dict[str, BrandSentiment] | None:
+    """The clause-scoped lexicon's verdict toward each brand; ``None`` with no targets."""
+    if not targets:
+        return None
+    return {
+        t.brand: BrandSentiment.of(lexicon_sentiment(t.compound), targeted=True) for t in targets
+    }
 
 
 def scored_document(
@@ -231,8 +295,10 @@ def scored_document(
     spot_check: bool,
     scored_at: datetime,
     language: str | None = None,
+    by_brand: Mapping[str, BrandSentiment] | None = None,
 ) -> bytes:
-    """The ``scored_mention.v1`` JSON: the raw mention's JSON with the scoring fields added.
+    """The ``scored_mention.v1`` JSON: the raw mention's JSON with the scoring fields added
+    (``sentiment_by_brand`` only when ``by_brand`` is given).
 
     Splicing keeps the mention exactly as it arrived and avoids re-serialising it; it
     is safe because a valid ``mention.v1`` object has none of the added keys.
@@ -253,6 +319,8 @@ def scored_document(
                 # Only marked when set, so ordinary documents stay as they were.
                 **({"fallback": True} if sentiment.fallback else {}),
             },
+            # Only when scored per brand, so ordinary documents stay as they were.
+            **({} if by_brand is None else {"sentiment_by_brand": brand_documents(by_brand)}),
             "spot_check": spot_check,
             "scored_at": scored_at.isoformat(),
             "language": language,
@@ -261,6 +329,20 @@ def scored_document(
     head = body[:-1].rstrip()
     sep = b"" if head.endswith(b"{") else b","
     return head + sep + extra[1:]
+
+
+def brand_documents(by_brand: Mapping[str, BrandSentiment]) -> dict[str, dict[str, object]]:
+    """``sentiment_by_brand`` as ``scored_mention.v1`` writes it."""
+    return {
+        brand: {
+            "label": v.label,
+            "score": v.score,
+            "confidence": v.confidence,
+            "method": v.method,
+            "targeted": v.targeted,
+        }
+        for brand, v in by_brand.items()
+    }
 
 
 # How often the spot checks' brand floors follow the brands' volumes.
@@ -386,6 +468,7 @@ class ScoreLexicon(Forward[ScoredChunk]):
         m = self._metrics
         m.mentions_unmatched.inc(result.unmatched)
         m.texts_truncated.inc(result.truncated)
+        m.mentions_over_max_targets.inc(result.over_targets)
         latency = m.scoring_latency.labels("lexicon")
         for r in result.results:
             latency.observe(r.seconds)

@@ -23,6 +23,11 @@ def tally(
     return scored, spot
 
 
+def targeted_tally(records: Sequence[ScoredRecord]) -> Counter[ScoringMethod]:
+    """Verdicts toward one brand of a mention scored per brand, per method."""
+    return Counter(v.method for r in records if r.by_brand is not None for v in r.by_brand.values())
+
+
 class ProduceScored:
     def __init__(self, producer: Producer, metrics: Metrics) -> None:
         self._producer = producer
@@ -40,6 +45,8 @@ class ProduceScored:
             m.mentions_scored.labels(method, label).inc(n)
         for method, n in spot.items():
             m.spot_checks_sampled.labels(method).inc(n)
+        for method, n in targeted_tally(records).items():
+            m.targeted_verdicts.labels(method).inc(n)
 
     async def join(self) -> list[Refused]:
         await self._producer.flush()

@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 
 from services.core.metrics import Metrics
-from services.core.models import Sentiment
+from services.core.models import BrandSentiment, Sentiment
 from services.core.storage.writer import MentionWriter, Refused, ScoredRecord
 from services.core.stream.tasks import spawn
 from services.scorer.lexicon import UNSCORED, lexicon_sentiment
 from services.scorer.sampling import SamplingPolicy, spot_check
 from services.scorer.steps.abstract import NextStep
-from services.scorer.steps.lexicon import LexiconResult, ScoredChunk, scored_document
+from services.scorer.steps.lexicon import (
+    LexiconResult,
+    ScoredChunk,
+    clause_verdicts,
+    scored_document,
+)
 
 _Lane = asyncio.Future[list[Refused]] | None
 
@@ -37,18 +42,33 @@ def final_verdict(result: LexiconResult, second: Sentiment | None) -> Sentiment:
     return second.model_copy(update={"lexicon_compound": result.compound})
 
 
+def final_by_brand(
+    result: LexiconResult, model: Mapping[str, BrandSentiment] | None
+) -> dict[str, BrandSentiment] | None:
+    """A mention's verdicts toward its brands: ``None`` unless it was scored per brand
+    (``result.targets``); else the model's where it gave one (``model``), the
+    clause-scoped lexicon's for the others."""
+    verdicts = clause_verdicts(result.targets)
+    if verdicts is None or not model:
+        return verdicts
+    return {brand: model.get(brand, v) for brand, v in verdicts.items()}
+
+
 def scored_records(scored: ScoredChunk, *, sampling: SamplingPolicy) -> list[ScoredRecord]:
     """Records to store and produce for a scored chunk. A verdict in ``better`` replaces
-    the lexicon's (whose compound is kept for analysis), and its document is rebuilt.
-    The spot-check decision (``sampling``: the policy ``score_chunk`` used) is taken
-    again on the final verdict — the stratum of a routed mention is the transformer's —
-    and its weight goes with the record to the queue. An unscored mention is never
-    sampled: there is no verdict to check."""
+    the lexicon's (whose compound is kept for analysis), verdicts in ``targeted`` replace
+    the clause-scoped lexicon's toward those brands (``final_by_brand``), and the document
+    is rebuilt. The spot-check decision (``sampling``: the policy ``score_chunk`` used) is
+    taken again on the final verdict — the stratum of a routed mention is the
+    transformer's — and its weight goes with the record to the queue. An unscored mention
+    is never sampled: there is no verdict to check."""
     chunk = scored.chunk
     better = scored.better or [None] * len(scored.results)
+    targeted = scored.targeted or [None] * len(scored.results)
     out = []
-    for r, second in zip(scored.results, better, strict=True):
+    for r, second, model in zip(scored.results, better, targeted, strict=True):
         verdict = final_verdict(r, second)
+        by_brand = final_by_brand(r, model)
         doc = r.doc
         m = chunk.mentions[r.position]
         policy = chunk.sampling or sampling
@@ -56,10 +76,14 @@ def scored_records(scored: ScoredChunk, *, sampling: SamplingPolicy) -> list[Sco
             spot_check(m.source, m.id, verdict, policy, r.text, r.brands) if r.scorable else None
         )
         spot = details is not None
-        if second is not None or spot != r.spot_check:
+        if second is not None or model or spot != r.spot_check:
             raw = chunk.items[r.position].raw
-            doc = scored_document(raw, r.brands, verdict, spot, chunk.now, r.language)
-        out.append(ScoredRecord(m, r.brands, verdict, spot, chunk.now, doc, details, r.language))
+            doc = scored_document(raw, r.brands, verdict, spot, chunk.now, r.language, by_brand)
+        out.append(
+            ScoredRecord(
+                m, r.brands, verdict, spot, chunk.now, doc, details, r.language, by_brand=by_brand
+            )
+        )
     return out
 
 
