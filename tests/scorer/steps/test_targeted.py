@@ -148,6 +148,9 @@ def test_a_brand_named_by_a_positive_word_never_scores_itself_positive() -> None
     assert same is not None and same["Zyxo"].score == verdicts["Happy"].score
     # Unmasked, the name alone would make the clause positive.
     assert VADER.compound("Happy") > 0.05
+    _, issue = scored(["Left Happy for Quorvia, Happy's support never answered"])
+    verdicts = clause_verdicts(issue.results[0].targets)
+    assert verdicts is not None and verdicts["Happy"].label != "positive"
 
 
 def test_a_brand_named_only_in_a_url_is_scored_from_the_clause_holding_the_url() -> None:
