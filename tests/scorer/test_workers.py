@@ -38,6 +38,11 @@ async def test_a_worker_process_scores_like_the_inline_path() -> None:
     assert remote.unmatched == 1
     assert [r.brands for r in remote.results] == [("Acme",), ("Acme",), ("Acme", "Globex")]
     assert remote.results[1].text == "brand lost my data, awful"
+    # Two brands: scored toward each, the model's marked texts made (issue 16).
+    assert [(t.brand, "$T$" in t.text) for t in remote.results[2].targets] == [
+        ("Acme", True),
+        ("Globex", True),
+    ]
 
 
 async def test_a_new_brand_set_is_compiled_by_the_worker() -> None:
