@@ -623,7 +623,7 @@ def report(
         )
     )
     after = ", ".join(f"{n} {_mb(b)} MiB" for n, b in final.rss_bytes.items())
-    print(f"RSS once drained: {after}")
+    print(f"RSS {'once drained' if drained_in is not None else 'after the drain wait'}: {after}")
     word = "FLAT" if verdict.flat else "GROWING"
     print(
         f"\nverdict: {word} (goal: every process < {verdict.max_growth_pct:g} % after warm-up; "
@@ -667,7 +667,8 @@ def main() -> None:
                 drain_s=args.drain_s,
             )
             if drained_in is None:
-                print(target.logs())
+                # The server's own words on why it fell behind; not its admin key line.
+                print("\n".join(ln for ln in target.logs().splitlines() if "key" not in ln))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if sampler.legend:
