@@ -355,7 +355,14 @@ def test_score_jsonl_keeps_fields_and_adds_brands_and_sentiment(
     # Lexicon-only: this is about the fields kept and added, not about which texts the
     # hybrid scorer (the default) would route to the transformer.
     out = scored(ok(sentimon("score", source, "--brands", brands_file, "--lexicon-only")))
-    assert [{k: v for k, v in o.items() if k not in ("brands", "sentiment")} for o in out] == lines
+    added = ("brands", "sentiment", "sentiment_by_brand")
+    assert [{k: v for k, v in o.items() if k not in added} for o in out] == lines
+    # Only the line naming two brands is scored toward each of them (issue 16).
+    assert ["sentiment_by_brand" in o for o in out] == [False, True, False, False]
+    assert {b: v["label"] for b, v in out[1]["sentiment_by_brand"].items()} == {
+        "Acme": "negative",
+        "Globex": "negative",
+    }
     assert [(o["brands"], o["sentiment"]["label"]) for o in out] == [
         (["Acme"], "positive"),
         (["Acme", "Globex"], "negative"),
