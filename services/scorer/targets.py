@@ -11,7 +11,8 @@ two or more tracked brands is scored once per brand, in one of two ways:
   with the general tweets, so one model answers both questions
   (``services/scorer/training``);
 - **the clause-scoped lexicon** (lexicon mode, or when the model has no room): VADER on
-  the clauses that name the brand (``brand_clauses``).
+  the clauses that name the brand (``brand_clauses``; "Globex is great, Acme is awful"
+  is split at its comma, ``sub_clauses``).
 
 The pure functions here are shared by the scorer and by training, so the model is
 served text in the form it learnt.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
 from services.scorer.mask import PLACEHOLDER
@@ -136,16 +138,123 @@ def clauses(text: str) -> list[tuple[int, int]]:
     return out or [(0, len(text))]
 
 
-def brand_clauses(text: str, spans: Spans, named: Spans | None = None) -> list[tuple[int, int]]:
+# Inside a clause that names two or more brands, the sub-clause boundary: a comma
+# followed by a space ("Globex is great, Acme is awful"); the other boundaries
+# (semicolons, dashes, "but", "while", "whereas"…) are ``_CLAUSE``'s already. A comma
+# inside a number ("1,000") or a link is not one. Brackets are not either: the text after
+# an aside ("Globex is great (Acme is a mess) and cheap") is about what came before it.
+# Each boundary is one character, which ``clause_text`` relies on to read a brand's
+# neighbouring sub-clauses as written.
+_SUB_CLAUSE = re.compile(r",(?=\s)")
+_SUB_CLAUSE_MARKS = frozenset(",")
+# The words a list of brands is written with: a sub-clause of brand names and these only
+# ("Acme", "and Globex") is an item of a list, not a clause of its own.
+_LIST_WORDS = frozenset(
+    ("and", "or", "nor", "plus", "also", "both", "either", "neither", "the", "s", "&")
+)
+_WORD = re.compile(r"[^\W_]+|&")
+_LIST_START = re.compile(r"\W*(?:(?:and|or|nor|plus)\b|&)", re.IGNORECASE)
+
+
+def sub_clauses(text: str, named: Mapping[str, Spans]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each clause of ``text`` (``clauses``), a clause that names two
+    or more distinct brands split further at its commas (``_SUB_CLAUSE``) so that
+    each brand gets the sub-clause naming it: "Globex is great, Acme is awful" is two.
+    Within such a clause:
+
+    - a sub-clause of brand names only (a list item: "Acme", "and Globex") joins the
+      sub-clause after it when that one names a brand too ("Acme, Globex and Initech are
+      all down"); a run of items that closes a list ("…, Globex, and Initech") or ends
+      the clause joins the sub-clause before it ("We tried Acme, Globex, and Initech");
+      any other item stands alone, and what follows it is its own ("Globex is great,
+      Acme, on the other hand, is awful");
+    - the sub-clauses that name no brand at the start of the clause belong to the first
+      one that names one ("After three outages, Acme is gone, Globex it is"); those after
+      a brand's sub-clause are left to ``brand_clauses``, which gives them to it.
+
+    A clause naming one brand, or none, is kept whole. Linear in ``len(text)`` and the
+    number of spans."""
+    every = sorted((s, e, b) for b, sp in named.items() for s, e in sp)
+    starts = [s for s, _, _ in every]
+    out: list[tuple[int, int]] = []
+    for start, end in clauses(text):
+        lo, hi = bisect_left(starts, start), bisect_left(starts, end)
+        if len({b for _, _, b in every[lo:hi]}) < 2:
+            out.append((start, end))
+            continue
+        out.extend(_split_clause(text, start, end, every[lo:hi]))
+    return out
+
+
+@dataclass(slots=True)
+class _Piece:
+    """A sub-clause of ``_split_clause``, or a run of them joined."""
+
+    start: int
+    end: int
+    names: bool  # names a brand
+    bare: bool  # brand names and list words only: an item of a list
+    closes: bool  # starts with "and", "or"…: the last item of a list
+
+
+def _split_clause(
+    text: str, start: int, end: int, inside: Sequence[tuple[int, int, str]]
+) -> list[tuple[int, int]]:
+    """``sub_clauses``'s split of one clause, given the brand spans that start in it."""
+    starts = [s for s, _, _ in inside]
+    pieces: list[_Piece] = []
+    pos = start
+    for cut in [*(m.start() for m in _SUB_CLAUSE.finditer(text, start, end)), end]:
+        i = bisect_left(starts, cut)
+        if i > 0 and inside[i - 1][1] > cut:
+            continue  # inside a brand's span (a link)
+        if text[pos:cut].strip():
+            lo = bisect_left(starts, pos)
+            rest, at = [], pos
+            for s, e, _ in inside[lo:i]:
+                rest.append(text[at:s])
+                at = max(at, e)
+            rest.append(text[at:cut])
+            words = _WORD.findall(" ".join(rest).lower())
+            bare = i > lo and all(w in _LIST_WORDS for w in words)
+            closes = _LIST_START.match(text, pos, cut) is not None
+            pieces.append(_Piece(pos, cut, i > lo, bare, closes))
+        pos = cut + 1
+    # A list item joins the sub-clause after it when that one names a brand.
+    runs: list[_Piece] = []
+    for p in pieces:
+        if runs and runs[-1].bare and p.names:
+            runs[-1].end, runs[-1].bare = p.end, p.bare
+            runs[-1].closes = runs[-1].closes or p.closes
+        else:
+            runs.append(p)
+    # A run of items that closes a list, or ends the clause, joins the one before it.
+    joined: list[_Piece] = []
+    for n, p in enumerate(runs):
+        if p.bare and (p.closes or n == len(runs) - 1) and joined and joined[-1].names:
+            joined[-1].end = p.end
+        else:
+            joined.append(p)
+    # Brandless sub-clauses at the start belong to the first one naming a brand.
+    first = next((n for n, p in enumerate(joined) if p.names), 0)
+    joined[first].start = start
+    return [(p.start, p.end) for p in joined[first:]]
+
+
+def brand_clauses(
+    text: str, spans: Spans, named: Mapping[str, Spans] | None = None
+) -> list[tuple[int, int]]:
     """The clauses of ``text`` that hold one of ``spans`` (in order, each once).
 
-    With ``named`` (every brand's spans), also the clauses that name no brand after each
-    of those, up to the next clause that names one: "Halcyra has the best reporting,
-    but their pricing is brutal" says "their pricing is brutal" of Halcyra."""
+    With ``named`` (every brand's spans), the clauses are ``sub_clauses`` (a clause
+    naming two brands is split between them), and the clauses that name no brand after
+    each of those are taken too, up to the next clause that names one: "Halcyra has the
+    best reporting, but their pricing is brutal" says "their pricing is brutal" of
+    Halcyra."""
     # Sorted starts and bisection: a hostile text of a thousand clauses and a thousand
     # brand names costs thousands of steps, not millions.
     own_starts = sorted(s for s, _ in spans)
-    named_starts = sorted(s for s, _ in named) if named is not None else []
+    named_starts = sorted(s for sp in named.values() for s, _ in sp) if named is not None else []
 
     def holds(starts: list[int], c: tuple[int, int]) -> bool:
         i = bisect_left(starts, c[0])
@@ -153,7 +262,7 @@ def brand_clauses(text: str, spans: Spans, named: Spans | None = None) -> list[t
 
     hit: list[tuple[int, int]] = []
     carrying = False
-    for c in clauses(text):
+    for c in clauses(text) if named is None else sub_clauses(text, named):
         own = holds(own_starts, c)
         if own or (carrying and not holds(named_starts, c)):
             if not hit or hit[-1] != c:
@@ -252,7 +361,8 @@ def preferences(text: str, spans: Mapping[str, Spans]) -> list[tuple[str, str, i
 
 def clause_text(text: str, spans: Mapping[str, Spans], target: str) -> str:
     """What the clause-scoped lexicon reads for ``target``: the clauses naming it, and
-    the clauses after them that name no brand (``brand_clauses``), with every brand
+    the clauses after them that name no brand (``brand_clauses``; a clause naming two
+    brands is split between them first, ``sub_clauses``), with every brand
     masked (``PLACEHOLDER``: a brand's own name carries no valence), joined. Where the
     text prefers another brand to ``target`` by construction (``preferences``), the
     clause that says so reads ``LEFT_CUE`` instead (its words are about the switch or
@@ -270,15 +380,16 @@ def clause_text(text: str, spans: Mapping[str, Spans], target: str) -> str:
     chosen = any(c == target for c, _, _ in prefs)
     # Clauses are found in the original text, so offsets are mapped through the masking:
     # mask each clause on its own instead.
-    pieces: list[str] = []
+    out: list[str] = []
     skipping = False
-    for start, end in brand_clauses(text, own, named=[(s, e) for s, e, _ in every]):
+    after = -1  # where the last clause read ended (-1: after a cue)
+    for start, end in brand_clauses(text, own, named=widened):
         lo, hi = bisect_left(starts, start), bisect_left(starts, end)
         if any(start <= at < end for at in left_at):
             # The clause of the switch, and the brandless ones after it (the reasons for
             # it), are about the brand chosen: the one left behind reads the verdict only.
-            pieces.append(LEFT_CUE)
-            skipping = True
+            out.extend((". ", LEFT_CUE))
+            skipping, after = True, -1
             continue
         if skipping and hi == lo:
             continue
@@ -286,8 +397,12 @@ def clause_text(text: str, spans: Mapping[str, Spans], target: str) -> str:
         inside: dict[str, list[tuple[int, int]]] = {}
         for s, e, b in every[lo:hi]:
             inside.setdefault(b, []).append((s - start, e - start))
-        piece, _ = mark_target(text[start:end], inside, "")
-        pieces.append(piece.strip())
+        piece = mark_target(text[start:end], inside, "")[0].strip()
+        if piece:
+            # Two sub-clauses of one sentence (``sub_clauses``) are read as written.
+            neighbours = after >= 0 and after + 1 == start and text[after] in _SUB_CLAUSE_MARKS
+            out.extend((", " if neighbours else ". ", piece))
+            after = end
     if chosen:
-        pieces.append(CHOSEN_CUE)
-    return ". ".join(p for p in pieces if p)
+        out.extend((". ", CHOSEN_CUE))
+    return "".join(out[1:])

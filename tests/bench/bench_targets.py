@@ -2,9 +2,11 @@
 against one label per mention, on Dong et al.'s target-dependent tweets and on
 Sentimon's own comparative B2B set; and whether the model still does the general job.
 
-Run: ``.venv/bin/python -m tests.bench.bench_targets [--model DIR] [--quick]``.
+Run: ``.venv/bin/python -m tests.bench.bench_targets [--model DIR] [--quick] [--lexicon-only]``.
 ``--model`` is the model directory to measure (default: the shipped one); ``--quick``
-skips the general-path checks (TweetEval test and throughput).
+skips the general-path checks (TweetEval test and throughput); ``--lexicon-only`` loads
+no model and prints only the lexicon rows of the Dong et al. and comparative sections
+(seconds: what a change to the clause-scoped lexicon's rules needs).
 
 Sections:
 
@@ -178,7 +180,7 @@ def row(name: str, s: Scores, extra: str = "") -> str:
     return f"  {name:<58} accuracy {s.accuracy:.3f}  macro-F1 {s.macro_f1:.3f}{extra}"
 
 
-def dong_section(model: OnnxTransformer, vader: VaderScorer) -> None:
+def dong_section(model: OnnxTransformer | None, vader: VaderScorer) -> None:
     path = shared_data_dir() / "target_dependent" / "test.raw"
     data = read_target_dependent(path, TARGET_MARK)
     targets = dong_targets(path)
@@ -190,8 +192,12 @@ def dong_section(model: OnnxTransformer, vader: VaderScorer) -> None:
     whole = [prepare_text(text, spans, MAX_CHARS)[0] for text, spans in restored]
     gold = data.labels
     print(f"Dong et al. test ({len(gold)} tweets; accuracy / macro-F1 as published)")
-    rows = [
-        (f"target-aware model ({model.model_version})", model_ids(model, data.texts)),
+    rows = (
+        []
+        if model is None
+        else [(f"target-aware model ({model.model_version})", model_ids(model, data.texts))]
+    )
+    rows += [
         ("clause-scoped lexicon (VADER on clause_text)", lexicon_ids(vader, clause)),
         ("VADER on the whole tweet, target masked (today)", lexicon_ids(vader, whole)),
         ("every tweet neutral (majority class)", [1] * len(gold)),
@@ -204,32 +210,34 @@ def dong_section(model: OnnxTransformer, vader: VaderScorer) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Verdicts:
-    """Each method's label ids, one per pair."""
+    """Each method's label ids, one per pair (the model's are ``None`` without a model)."""
 
-    model: list[int]
+    model: list[int] | None
     clause: list[int]
     mention_lexicon: list[int]
-    mention_model: list[int]
+    mention_model: list[int] | None
 
     def methods(self) -> list[tuple[str, list[int]]]:
-        return [
+        rows = [
             ("target-aware model (target_text)", self.model),
             ("clause-scoped lexicon (clause_text)", self.clause),
             ("one label per mention: lexicon (today, lexicon mode)", self.mention_lexicon),
             ("one label per mention: model on the masked text", self.mention_model),
         ]
+        return [(name, ids) for name, ids in rows if ids is not None]
 
 
-def verdicts(model: OnnxTransformer, vader: VaderScorer, pairs: Sequence[Pair]) -> Verdicts:
+def verdicts(model: OnnxTransformer | None, vader: VaderScorer, pairs: Sequence[Pair]) -> Verdicts:
+    targeted = [target_text(p.text, p.spans, p.brand) for p in pairs]
     return Verdicts(
-        model=model_ids(model, [target_text(p.text, p.spans, p.brand) for p in pairs]),
+        model=None if model is None else model_ids(model, targeted),
         clause=lexicon_ids(vader, [clause_text(p.text, p.spans, p.brand) for p in pairs]),
         mention_lexicon=lexicon_ids(vader, [p.masked for p in pairs]),
-        mention_model=model_ids(model, [p.masked for p in pairs]),
+        mention_model=None if model is None else model_ids(model, [p.masked for p in pairs]),
     )
 
 
-def comparative_section(model: OnnxTransformer, vader: VaderScorer) -> None:
+def comparative_section(model: OnnxTransformer | None, vader: VaderScorer) -> None:
     pairs, mentions = read_comparative(TEST_SET)
     v = verdicts(model, vader, pairs)
     gold = [p.gold for p in pairs]
@@ -241,7 +249,7 @@ def comparative_section(model: OnnxTransformer, vader: VaderScorer) -> None:
     for name, ids in v.methods():
         print(row(name, evaluate(gold, ids)))
     kinds = sorted({p.kind for p in pairs})
-    print("  by kind (accuracy): pairs | model | clause lexicon | mention lexicon | mention model")
+    print("  by kind (accuracy): pairs | " + " | ".join(name for name, _ in v.methods()))
     for kind in kinds:
         idx = [i for i, p in enumerate(pairs) if p.kind == kind]
         accs = "  ".join(
@@ -319,11 +327,20 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="skip TweetEval test and the throughput run"
     )
+    parser.add_argument(
+        "--lexicon-only",
+        action="store_true",
+        help="load no model: only the lexicon rows of the Dong et al. and comparative sections",
+    )
     args = parser.parse_args()
+    vader = VaderScorer()
+    if args.lexicon_only:
+        timed("Dong et al.", lambda: dong_section(None, vader))
+        timed("comparative set", lambda: comparative_section(None, vader))
+        return
     shipped_dir = default_model_dir().resolve()
     model_dir = shipped_dir if args.model is None else args.model.resolve()
     model = load_transformer(model_dir)
-    vader = VaderScorer()
     timed("Dong et al.", lambda: dong_section(model, vader))
     timed("comparative set", lambda: comparative_section(model, vader))
     if args.quick:

@@ -18,6 +18,7 @@ from services.scorer.targets import (
     clause_text,
     clauses,
     preferences,
+    sub_clauses,
 )
 
 VADER = VaderScorer()
@@ -59,14 +60,118 @@ def test_brand_clauses_carry_the_clauses_that_name_no_brand_only_when_asked() ->
     text = "Halcyra has the best reporting, but their pricing is brutal. Quorvia is cheap"
     spans = spans_of(text)
     halcyra = spans["Halcyra"]
-    every = [s for sp in spans.values() for s in sp]
     assert pieces(text, brand_clauses(text, halcyra)) == ["Halcyra has the best reporting"]
-    assert pieces(text, brand_clauses(text, halcyra, named=every)) == [
+    assert pieces(text, brand_clauses(text, halcyra, named=spans)) == [
         "Halcyra has the best reporting",
         "their pricing is brutal",
     ]
     # Quorvia's clause comes after: the brandless clause before it is not Quorvia's.
-    assert pieces(text, brand_clauses(text, spans["Quorvia"], named=every)) == ["Quorvia is cheap"]
+    assert pieces(text, brand_clauses(text, spans["Quorvia"], named=spans)) == ["Quorvia is cheap"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # One sentence, two brands, a comma: each brand its own sub-clause.
+        ("Quorvia is great, Halcyra is awful", ["Quorvia is great", "Halcyra is awful"]),
+        # A list of brands is one sub-clause, wherever its predicate is.
+        (
+            "Halcyra, Quorvia and Parlofy are all down again",
+            ["Halcyra, Quorvia and Parlofy are all down again"],
+        ),
+        (
+            "We tried Halcyra, Quorvia, and Parlofy, all terrible",
+            ["We tried Halcyra, Quorvia, and Parlofy", "all terrible"],
+        ),
+        # A brand standing alone before an aside: the aside and what follows are its own
+        # (``brand_clauses`` carries them), not the sub-clause before it.
+        (
+            "Quorvia is great, Halcyra, on the other hand, is awful",
+            ["Quorvia is great", "Halcyra", "on the other hand", "is awful"],
+        ),
+        # Brackets are no boundary: what follows an aside is about what came before it.
+        (
+            "Quorvia is great (Halcyra is a mess) and cheap",
+            ["Quorvia is great (Halcyra is a mess) and cheap"],
+        ),
+        # The brandless start of the sentence goes with the first brand named.
+        (
+            "After three outages this month, Halcyra is dead to us, Quorvia it is",
+            ["After three outages this month, Halcyra is dead to us", "Quorvia it is"],
+        ),
+        # A comma inside a number is no boundary.
+        (
+            "Halcyra charged us $1,200, Quorvia $300",
+            ["Halcyra charged us $1,200", "Quorvia $300"],
+        ),
+        # A sentence naming one brand, or none, is kept whole.
+        (
+            "Honestly, Halcyra is great. Sadly, it costs a lot, Quorvia is fine.",
+            ["Honestly, Halcyra is great", "Sadly, it costs a lot, Quorvia is fine"],
+        ),
+        (
+            "Halcyra, Halcyra, Halcyra, all day long",
+            ["Halcyra, Halcyra, Halcyra, all day long"],
+        ),
+    ],
+)
+def test_sub_clauses_split_a_sentence_between_the_brands_it_names(
+    text: str, expected: list[str]
+) -> None:
+    assert pieces(text, sub_clauses(text, spans_of(text))) == expected
+
+
+def test_one_sentence_two_verdicts_at_a_comma() -> None:
+    """The known limit of the sentence-scoped lexicon: "Globex is great, Acme is awful"
+    gave Acme the whole sentence's positive verdict."""
+    text = "Quorvia is great, Halcyra is awful"
+    spans = spans_of(text)
+    assert clause_text(text, spans, "Quorvia") == "brand is great"
+    assert clause_text(text, spans, "Halcyra") == "brand is awful"
+    assert label(text, "Quorvia") == "positive"
+    assert label(text, "Halcyra") == "negative"
+
+
+def test_a_brands_neighbouring_sub_clauses_are_read_as_written() -> None:
+    text = "Quorvia is great, Halcyra, on the other hand, is awful"
+    assert clause_text(text, spans_of(text), "Halcyra") == "brand, on the other hand, is awful"
+    assert clause_text(text, spans_of(text), "Quorvia") == "brand is great"
+    assert label(text, "Quorvia") == "positive"
+
+
+def test_brandless_sub_clauses_and_sentences_go_to_the_brand_named_before_them() -> None:
+    text = "Halcyra is painfully slow, Quorvia is quick, honestly brilliant. Highly recommend."
+    spans = spans_of(text)
+    assert clause_text(text, spans, "Halcyra") == "brand is painfully slow"
+    assert clause_text(text, spans, "Quorvia") == (
+        "brand is quick, honestly brilliant. Highly recommend"
+    )
+    assert label(text, "Halcyra") == "negative"
+    assert label(text, "Quorvia") == "positive"
+    # A list shares its predicate.
+    listed = "Halcyra, Quorvia and Parlofy are all terrible at SSO"
+    assert {label(listed, b) for b in BRANDS} == {"negative"}
+
+
+def test_the_preference_rules_survive_the_split() -> None:
+    text = "Switched from Halcyra to Quorvia, support is night and day"
+    spans = spans_of(text)
+    # The switch's sub-clause and the brandless one after it are the brand chosen's.
+    assert clause_text(text, spans, "Halcyra") == LEFT_CUE
+    assert clause_text(text, spans, "Quorvia") == (
+        f"Switched from brand to brand, support is night and day. {CHOSEN_CUE}"
+    )
+    assert label(text, "Halcyra") == "negative"
+    assert label(text, "Quorvia") == "positive"
+    instead = "We use Quorvia instead of Halcyra, for the reporting"
+    assert clause_text(instead, spans_of(instead), "Halcyra") == LEFT_CUE
+    assert label(instead, "Quorvia") == "positive"
+    assert label(instead, "Halcyra") == "negative"
+    left = "Ditched Halcyra for Quorvia, Halcyra kept losing tickets"
+    assert clause_text(left, spans_of(left), "Halcyra") == (
+        f"{LEFT_CUE}. brand kept losing tickets"
+    )
+    assert label(left, "Halcyra") == "negative"
 
 
 @pytest.mark.parametrize(
@@ -165,6 +270,10 @@ def test_hostile_text_costs_linear_time() -> None:
         "switched from Halcyra" + " " * 9_000 + "to Quorvia",
         ". ".join(["Halcyra"] * 1_500 + ["Quorvia"] * 1_500),
         "Halcyra Quorvia than " * 500,
+        # one sentence of thousands of sub-clauses and brand names, and a list
+        "Halcyra is fine" + ", Quorvia is not, Halcyra is" * 1_500,
+        "Halcyra" + ", Quorvia" * 3_000 + " and Parlofy are down" + " ," * 4_500,
+        "Halcyra," + " " * 9_000 + ", Quorvia",
     ]
     for text in texts:
         spans = spans_of(text)
