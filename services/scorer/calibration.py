@@ -9,6 +9,14 @@ expected accuracy (weighted by 1 / sampling probability, with its Wilson interva
 the share routed to the transformer. ``propose`` picks the most accurate threshold whose
 routed share stays within a budget.
 
+An analyst labels a (mention, brand): the sentiment toward that brand. For a mention
+naming two to ``MAX_TARGETS`` brands, the scorer's verdict toward the brand is worked out
+again the way the scorer gives it (issue 16, ``services.scorer.targets``): the
+clause-scoped lexicon (VADER on ``clause_text``) and the target-aware model (on
+``target_text``). The scorer asks the model about every such pair whatever the router
+says, so such a row (``targeted``) counts the model's verdict at every threshold and is
+no part of the routed share. Any other mention keeps the whole-text path.
+
 The same labels measure how often each automated label is wrong, and
 ``sampling.neyman_lifts`` turns that into the spot checks' label lifts (Neyman
 allocation: more labels where the automated label is least reliable).
@@ -36,11 +44,13 @@ from services.core.clock import SystemClock
 from services.core.storage.brands import BrandStore
 from services.core.storage.review import labelled_documents
 from services.scorer.lexicon import VaderScorer, label_for
+from services.scorer.mask import cap_text
 from services.scorer.process import prepare_text
 from services.scorer.protocol import Scorer
 from services.scorer.routing import RoutingThresholds, route_text
 from services.scorer.sampling import SamplingPolicy, StratumError
 from services.scorer.settings import ScorerSettings
+from services.scorer.targets import MAX_TARGETS, clause_text, target_text
 
 CALIBRATION_FILE = "calibration.json"
 # The settings calibration may set; anything else in the file is refused.
@@ -56,8 +66,10 @@ class CalibrationError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CalibrationRow:
-    """One labelled mention: the analyst's label, both scorers' verdicts, the router's
-    trust in the lexicon, and the mention's sampling weight."""
+    """One labelled (mention, brand): the analyst's label, both scorers' verdicts, the
+    router's trust in the lexicon, and the item's sampling weight. ``targeted``: the
+    verdicts are toward the brand (a mention naming several, the module's docstring),
+    and the scorer gives the transformer's whatever the threshold."""
 
     human: str
     lexicon: str
@@ -65,6 +77,7 @@ class CalibrationRow:
     trust: float
     abs_compound: float
     weight: float = 1.0
+    targeted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +98,18 @@ class Proposal:
 def evaluate(
     rows: Sequence[CalibrationRow], min_trust: float, always_route_band: float = 0.0
 ) -> OperatingPoint:
-    """Expected accuracy and routed share if the router had used ``min_trust``. Pure."""
+    """Expected accuracy and routed share if the router had used ``min_trust``: a
+    ``targeted`` row counts the transformer's verdict and is not in the share (0.0 when
+    every row is targeted). Pure."""
     if not rows:
         raise CalibrationError("no labelled mentions to calibrate on")
     hits = []
     routed = 0.0
     total = 0.0
     for r in rows:
+        if r.targeted:
+            hits.append((r.transformer == r.human, r.weight))
+            continue
         to_model = r.trust < min_trust or r.abs_compound < always_route_band
         verdict = r.transformer if to_model else r.lexicon
         hits.append((verdict == r.human, r.weight))
@@ -99,7 +117,7 @@ def evaluate(
         total += r.weight
     accuracy = proportion(hits)
     assert accuracy is not None  # rows is not empty and weights are positive
-    return OperatingPoint(min_trust, accuracy, routed / total)
+    return OperatingPoint(min_trust, accuracy, routed / total if total else 0.0)
 
 
 def propose(
@@ -137,29 +155,39 @@ def labelled_rows(
     transformer: Scorer,
     thresholds: RoutingThresholds,
 ) -> list[CalibrationRow]:
-    """Every mention an analyst gave a sentiment label (the first label of an item), with
-    both verdicts worked out again on the text as the scorer saw it."""
+    """Every (mention, brand) an analyst gave a sentiment label (the first label of an
+    item), with both verdicts worked out again as the scorer gives them: toward the brand
+    for a mention naming two to ``MAX_TARGETS`` of the tracked brands, on the whole text
+    (masked and capped) otherwise."""
     with engine.connect() as conn:
         labelled = labelled_documents(conn)
     brands = BrandStore(engine, SystemClock()).list()
     matcher = BrandMatcher.compile([BrandDefinition(b.name, b.query) for b in brands])
     vader = VaderScorer()
     texts, meta = [], []
-    for weight, label, doc in labelled:
-        if label == IRRELEVANT:
+    for item in labelled:
+        if item.label == IRRELEVANT:
             continue
-        text = json.loads(doc)["text"]
-        masked, _ = prepare_text(text, matcher.match(text).mask_spans, settings.max_score_chars)
-        compound = vader.compound(masked)
-        trust = route_text(masked, compound, thresholds).lexicon_trust
-        texts.append(masked)
-        meta.append((label, label_for(compound), trust, abs(compound), weight))
+        text = json.loads(item.doc)["text"]
+        match = matcher.match(text)
+        targeted = 1 < len(match.brands) <= MAX_TARGETS and item.brand in match.brands
+        if targeted:
+            spans = match.spans_by_brand()
+            lexicon_text = cap_text(clause_text(text, spans, item.brand), settings.max_score_chars)
+            model_text = target_text(text, spans, item.brand)
+        else:
+            lexicon_text, _ = prepare_text(text, match.mask_spans, settings.max_score_chars)
+            model_text = lexicon_text
+        compound = vader.compound(lexicon_text)
+        trust = route_text(lexicon_text, compound, thresholds).lexicon_trust
+        texts.append(model_text)
+        meta.append((item.label, label_for(compound), trust, abs(compound), item.weight, targeted))
     verdicts = []
     for i in range(0, len(texts), _BATCH):
         verdicts.extend(transformer.score_batch(texts[i : i + _BATCH]))
     return [
-        CalibrationRow(human, lexicon, v.label, trust, abs_c, weight)
-        for (human, lexicon, trust, abs_c, weight), v in zip(meta, verdicts, strict=True)
+        CalibrationRow(human, lexicon, v.label, trust, abs_c, weight, targeted)
+        for (human, lexicon, trust, abs_c, weight, targeted), v in zip(meta, verdicts, strict=True)
     ]
 
 

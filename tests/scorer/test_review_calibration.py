@@ -32,10 +32,11 @@ from services.scorer.calibration import (
     propose,
     read_calibration,
 )
-from services.scorer.lexicon import VaderScorer, lexicon_sentiment
+from services.scorer.lexicon import VaderScorer, label_for, lexicon_sentiment
 from services.scorer.process import scored_document
 from services.scorer.routing import RoutingThresholds
 from services.scorer.settings import ScorerSettings
+from services.scorer.targets import TARGET_MARK
 from tests.fixtures.mentions import mention_doc
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -107,22 +108,32 @@ class Contrarian:
 
 
 def labelled_instance(data_dir: Path, verdicts: dict[str, str]) -> None:
-    """An instance whose analysts labelled mentions ``{text: label}``."""
+    """An instance whose analysts labelled mentions of Acme ``{text: label}``."""
+    labelled_pairs_instance(data_dir, {(text, "Acme"): label for text, label in verdicts.items()})
+
+
+def labelled_pairs_instance(data_dir: Path, verdicts: dict[tuple[str, str], str]) -> None:
+    """An instance tracking Acme and Globex whose analysts labelled (mention, brand)s
+    ``{(text, brand): label}``: each text is stored naming the brands it is labelled for."""
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(sqlite_url(data_dir))
     migrate(engine)
     clock = FrozenClock(T0)
     BrandStore(engine, clock).create("Acme", '"acme"', ())
+    BrandStore(engine, clock).create("Globex", '"globex"', ())
     vader = VaderScorer()
+    named: dict[str, tuple[str, ...]] = {}
+    for text, brand in verdicts:
+        named[text] = (*named.get(text, ()), brand)
     records = []
-    for i, text in enumerate(verdicts):
+    for i, (text, brands) in enumerate(named.items()):
         raw = orjson.dumps(mention_doc(id=f"c{i}", text=text))
         s = lexicon_sentiment(vader.compound(text))
-        doc = scored_document(raw, ("Acme",), s, True, T0)
+        doc = scored_document(raw, brands, s, True, T0)
         records.append(
             ScoredRecord(
                 Mention.model_validate_json(raw),
-                ("Acme",),
+                brands,
                 s,
                 True,
                 T0,
@@ -134,7 +145,7 @@ def labelled_instance(data_dir: Path, verdicts: dict[str, str]) -> None:
     store = ReviewStore(engine, clock, lease=timedelta(minutes=5))
     ana = Analyst(1, "Ana")
     while (item := store.claim(ana)) is not None:
-        store.label(ana, item.id, verdicts[item.mention["text"]])
+        store.label(ana, item.id, verdicts[(item.mention["text"], item.brand)])
     engine.dispose()
 
 
@@ -158,6 +169,78 @@ def test_rows_replay_both_scorers_on_the_labelled_mentions(tmp_path: Path) -> No
     assert [r.lexicon for r in rows][:3] == ["positive", "negative", "neutral"]
     assert {r.transformer for r in rows} == {"negative"}
     assert all(0.0 <= r.trust <= 1.0 and r.weight == 50.0 for r in rows)
+
+
+class FirstIsTarget:
+    """A stand-in target-aware model: negative when the text starts with the target's
+    mark, positive otherwise; it keeps the texts it was asked about."""
+
+    method: Literal["transformer"] = "transformer"
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def score_batch(self, texts: Sequence[str]) -> list[Sentiment]:
+        self.texts.extend(texts)
+        return [
+            Sentiment(
+                label="negative" if t.startswith(TARGET_MARK) else "positive",
+                score=0.0,
+                confidence=0.9,
+                method="transformer",
+                lexicon_compound=0.0,
+            )
+            for t in texts
+        ]
+
+
+TWO = "Acme support is terrible, but Globex has been fantastic"
+ONE = "Acme is wonderful, I love it"
+
+
+def test_a_label_toward_a_brand_is_compared_with_the_verdict_toward_that_brand(
+    tmp_path: Path,
+) -> None:
+    labelled_pairs_instance(
+        tmp_path,
+        {(TWO, "Acme"): "negative", (TWO, "Globex"): "positive", (ONE, "Acme"): "positive"},
+    )
+    # The whole text reads positive ("but" weighs what follows): it would be wrong about
+    # Acme, the verdicts toward each brand are right about both.
+    vader = VaderScorer()
+    whole = "brand support is terrible, but brand has been fantastic"
+    assert label_for(vader.compound(whole)) == "positive"
+    model = FirstIsTarget()
+    engine = make_engine(sqlite_url(tmp_path))
+    rows = labelled_rows(engine, ScorerSettings(data_dir=tmp_path), model, RoutingThresholds())
+    engine.dispose()
+    assert [(r.human, r.lexicon, r.transformer, r.targeted) for r in rows] == [
+        ("negative", "negative", "negative", True),  # TWO toward Acme
+        ("positive", "positive", "positive", True),  # TWO toward Globex
+        ("positive", "positive", "positive", False),  # ONE: one brand, today's path
+    ]
+    # The model read each brand's marked text, and the single-brand mention masked whole.
+    assert model.texts == [
+        "$T$ support is terrible, but brand has been fantastic",
+        "brand support is terrible, but $T$ has been fantastic",
+        "brand is wonderful, I love it",
+    ]
+    point = evaluate(rows, 0.0)
+    assert point.accuracy.value == 1.0
+    assert point.transformer_share == 0.0  # the targeted rows are not routed by the threshold
+
+
+def test_a_targeted_row_counts_the_models_verdict_at_every_threshold() -> None:
+    targeted = CalibrationRow("negative", "positive", "negative", 0.9, 0.5, targeted=True)
+    plain = CalibrationRow("negative", "positive", "negative", 0.3, 0.5)
+    # min_trust 0: nothing routed; the targeted row is still the model's (right), the
+    # plain row the lexicon's (wrong); the share counts the plain row only.
+    none = evaluate([targeted, plain], 0.0)
+    assert (none.accuracy.value, none.transformer_share) == (0.5, 0.0)
+    # 0.5: the plain row (trust 0.3) routed too: both right, the share is the plain row's.
+    some = evaluate([targeted, plain], 0.5)
+    assert (some.accuracy.value, some.transformer_share) == (1.0, 1.0)
+    assert evaluate([targeted], 1.0).transformer_share == 0.0
 
 
 def test_calibrate_proposes_then_applies_and_the_scorer_reads_it(

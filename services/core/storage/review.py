@@ -576,18 +576,29 @@ def measured_accuracy(
     return labelled_accuracy(labelled_items(conn, brands=brands, since=since, until=until))
 
 
-def labelled_documents(conn: Connection) -> list[tuple[float, str, str]]:
-    """``(weight, first label, stored mention document)`` of every item with a human
-    label, in item order."""
+@dataclass(frozen=True, slots=True)
+class LabelledDocument:
+    """One labelled review item: a (mention, brand) and the analyst's first label."""
+
+    weight: float  # 1 / the probability the item was sampled with
+    label: str  # the first label: the sentiment toward ``brand``, or IRRELEVANT
+    doc: str  # the stored scored_mention.v1 document
+    brand: str
+
+
+def labelled_documents(conn: Connection) -> list[LabelledDocument]:
+    """Every item with a human label (a mention naming two brands may have two), with
+    its first label, in item order."""
     stmt = (
-        select(ri.c.id, ri.c.weight, rl.c.label, mentions.c.doc)
+        select(ri.c.id, ri.c.weight, rl.c.label, mentions.c.doc, ri.c.brand)
         .join(rl, rl.c.item_id == ri.c.id)
         .join(mentions, mentions.c.pk == ri.c.mention_pk)
         .order_by(ri.c.id, rl.c.id)
     )
-    first: dict[int, tuple[float, str, str]] = {}
-    for item_id, weight, label, doc in conn.execute(stmt):
-        first.setdefault(item_id, (weight, label, doc))
+    first: dict[int, LabelledDocument] = {}
+    for item_id, weight, label, doc, brand in conn.execute(stmt):
+        if item_id not in first:
+            first[item_id] = LabelledDocument(float(weight), label, doc, brand)
     return list(first.values())
 
 
