@@ -16,6 +16,13 @@ two or more tracked brands is scored once per brand, in one of two ways:
 
 The pure functions here are shared by the scorer and by training, so the model is
 served text in the form it learnt.
+
+They mask the brands they are given: the matched ones (``MatchResult.brand_spans``). A
+term of a tracked brand whose query is not true for the mention ("happy" in "Switched
+from Acme to Globex, happy with it so far", the brand Happy's query asking for
+"helpdesk" too) is left as written, where the whole-text path masks it
+(``MatchResult.mask_spans``): the query said it is not that brand here, so it is read as
+the word it is. Deliberate, and rare: none of the comparative set's 202 mentions has one.
 """
 
 from __future__ import annotations

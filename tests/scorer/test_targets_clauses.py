@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from services.core.brands import BrandDefinition, BrandMatcher
 from services.scorer.lexicon import VaderScorer, label_for
 from services.scorer.targets import (
     CHOSEN_CUE,
@@ -19,6 +20,7 @@ from services.scorer.targets import (
     clauses,
     preferences,
     sub_clauses,
+    target_text,
 )
 
 VADER = VaderScorer()
@@ -261,6 +263,27 @@ def test_a_brand_named_in_a_url_takes_the_clause_holding_the_url() -> None:
     spans = spans_of(text)
     assert clause_text(text, spans, "Halcyra") == "brand is a disgrace"
     assert label(text, "Halcyra") == "negative"
+
+
+def test_a_tracked_brand_the_mention_does_not_match_is_read_as_a_word() -> None:
+    """The whole text masks every tracked brand's terms; the per-brand texts mask the
+    matched brands only: a term whose brand's query is false here is an ordinary word."""
+    matcher = BrandMatcher.compile(
+        [
+            BrandDefinition("Acme", "acme"),
+            BrandDefinition("Globex", "globex"),
+            BrandDefinition("Happy", "happy AND helpdesk"),
+        ]
+    )
+    text = "Switched from Acme to Globex, happy with it so far"
+    match = matcher.match(text)
+    assert match.brands == ("Acme", "Globex")
+    assert [text[s:e] for s, e in match.mask_spans] == ["Acme", "Globex", "happy"]
+    spans = match.spans_by_brand()
+    assert clause_text(text, spans, "Globex") == (
+        f"Switched from brand to brand, happy with it so far. {CHOSEN_CUE}"
+    )
+    assert target_text(text, spans, "Acme") == "Switched from $T$ to brand, happy with it so far"
 
 
 def test_hostile_text_costs_linear_time() -> None:
