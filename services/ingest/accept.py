@@ -28,6 +28,17 @@ from services.ingest.sources.protocol import InvalidRecord, SourceItem
 log = logging.getLogger(__name__)
 
 
+class _Tally:
+    """Mentions produced and duplicates dropped, per source label: counted as they happen,
+    added to the metrics once per batch (a counter's ``inc`` takes a lock)."""
+
+    __slots__ = ("accepted", "duplicates")
+
+    def __init__(self) -> None:
+        self.accepted: dict[str, int] = {}
+        self.duplicates: dict[str, int] = {}
+
+
 class MentionPublisher:
     """Dedupes and produces mentions; shared by the source workers and the HTTP push."""
 
@@ -42,14 +53,16 @@ class MentionPublisher:
 
     async def publish(self, mention: Mention, source_label: str) -> bool:
         """Produce ``mention`` unless it was seen recently; True if produced."""
+        tally = _Tally()
+        try:
+            return await self._publish(mention, source_label, tally)
+        finally:
+            self._count(tally)
+
+    async def _publish(self, mention: Mention, source_label: str, tally: _Tally) -> bool:
         key = mention.key
         if self._dedupe.seen(key):
-            dup = self._duplicate.get(source_label)
-            if dup is None:
-                dup = self._duplicate[source_label] = self._metrics.mentions_rejected.labels(
-                    source_label, "duplicate"
-                )
-            dup.inc()
+            tally.duplicates[source_label] = tally.duplicates.get(source_label, 0) + 1
             return False
         try:
             await self._producer.send(
@@ -58,14 +71,26 @@ class MentionPublisher:
         except BaseException:
             self._dedupe.forget(key)
             raise
-        self._produced.inc()
-        acc = self._accepted.get(source_label)
-        if acc is None:
-            acc = self._accepted[source_label] = self._metrics.mentions_accepted.labels(
-                source_label
-            )
-        acc.inc()
+        tally.accepted[source_label] = tally.accepted.get(source_label, 0) + 1
         return True
+
+    def _count(self, tally: _Tally) -> None:
+        for label, n in tally.duplicates.items():
+            dup = self._duplicate.get(label)
+            if dup is None:
+                dup = self._duplicate[label] = self._metrics.mentions_rejected.labels(
+                    label, "duplicate"
+                )
+            dup.inc(n)
+        produced = 0
+        for label, n in tally.accepted.items():
+            acc = self._accepted.get(label)
+            if acc is None:
+                acc = self._accepted[label] = self._metrics.mentions_accepted.labels(label)
+            acc.inc(n)
+            produced += n
+        if produced:
+            self._produced.inc(produced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +111,11 @@ async def accept(
     202 or store a checkpoint). Produced together: on Kafka each send waits for the
     broker's acknowledgement, and one at a time would cap a batch at one round trip per
     mention; each is deduplicated when it starts, in order, so a repeat within the batch
-    is still a duplicate. Raises what the bus raises; nothing after a failure counts.
+    is still a duplicate. Raises what the bus raised, once every send of the batch has
+    settled; the mentions produced count as accepted, once per batch.
     """
     invalid: list[tuple[int, InvalidRecord]] = []
-    publishing = []
+    mentions: list[Mention] = []
     received: dict[str, int] = {}
     for i, item in enumerate(items):
         if isinstance(item, InvalidRecord):
@@ -97,15 +123,28 @@ async def accept(
             log.warning("%s: %s rejected: %s", channel, item.position, item.error)
         else:
             received[item.source] = received.get(item.source, 0) + 1
-            publishing.append(publisher.publish(item, item.source))
+            mentions.append(item)
     if invalid:
         received[channel] = received.get(channel, 0) + len(invalid)
         metrics.mentions_rejected.labels(channel, "invalid").inc(len(invalid))
     for source, n in received.items():
         metrics.mentions_received.labels(source).inc(n)
-    if len(publishing) == 1:  # one at a time (a replay): no task to gather
-        produced = [await publishing[0]]
-    else:
-        produced = list(await asyncio.gather(*publishing))
+    tally = _Tally()
+    try:
+        if len(mentions) == 1:  # one at a time (a paced replay): no task to gather
+            produced = [await publisher._publish(mentions[0], mentions[0].source, tally)]
+        else:
+            # Every send settles before a failure is raised, so that what was produced
+            # is counted (and the caller does not return while sends still run).
+            results = await asyncio.gather(
+                *(publisher._publish(m, m.source, tally) for m in mentions),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            produced = [r for r in results if not isinstance(r, BaseException)]
+    finally:
+        publisher._count(tally)
     accepted = sum(produced)
     return Accepted(accepted, len(produced) - accepted, tuple(invalid))

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.core.bus import (
     Bus,
@@ -101,6 +103,14 @@ def test_murmur2_matches_kafka(data: bytes, expected: int) -> None:
 )
 def test_partition_for_key_matches_the_java_default_partitioner(key: bytes, expected: int) -> None:
     assert partition_for_key(key, 1000) == expected
+
+
+@given(st.binary(max_size=80))
+def test_murmur2_matches_the_kafka_clients_on_any_bytes(data: bytes) -> None:
+    from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+
+    # aiokafka's returns the unsigned value; Kafka's (and ours) is signed.
+    assert murmur2(data) & 0xFFFFFFFF == aiokafka_murmur2(data) & 0xFFFFFFFF
 
 
 async def test_keyed_send_uses_the_default_partitioner() -> None:
