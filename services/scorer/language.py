@@ -98,7 +98,7 @@ class LanguageDetector:
             return cache[cleaned]
         language = self._detect(cleaned)
         if len(cache) >= DETECTION_CACHE_SIZE:
-            for old in list(islice(cache, DETECTION_CACHE_SIZE // 2)):
+            for old in list(islice(cache, max(1, DETECTION_CACHE_SIZE // 2))):
                 del cache[old]
         cache[cleaned] = language
         return language

@@ -85,3 +85,8 @@ def test_a_full_cache_forgets_its_oldest_half(monkeypatch: pytest.MonkeyPatch) -
     texts = [f"The support team answered within {n} minutes today" for n in range(5)]
     assert [detector.detect(t) for t in texts] == ["en"] * 5
     assert list(detector._cache) == [detection_text(t) for t in texts[2:]]
+    monkeypatch.setattr(language, "DETECTION_CACHE_SIZE", 1)
+    detector._cache.clear()
+    for t in texts:
+        detector.detect(t)
+        assert list(detector._cache) == [detection_text(t)]  # a size of 1 holds one
