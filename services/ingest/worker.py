@@ -7,6 +7,7 @@ async shell that moves items and counts what happened to them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ class IngestStats:
 class _Ended:
     """The source ended: exhausted (``error`` is ``None``) or failing with ``error``."""
 
-    error: Exception | None = None
+    error: BaseException | None = None
 
 
 async def _read(source: Source, ready: asyncio.Queue[SourceItem | _Ended]) -> None:
@@ -45,6 +46,20 @@ async def _read(source: Source, ready: asyncio.Queue[SourceItem | _Ended]) -> No
         await ready.put(_Ended(error))
     else:
         await ready.put(_Ended())
+
+
+def _reader_done(ready: asyncio.Queue[SourceItem | _Ended], reader: asyncio.Task[None]) -> None:
+    """Wake ``run_source`` when the reader ended without saying so: cancelled, or a
+    ``BaseException`` it does not forward. With the queue full there is no room for the
+    news, but then ``run_source`` is not waiting: it finds the reader done once it has
+    taken every item."""
+    if reader.cancelled():
+        error: BaseException | None = asyncio.CancelledError("the source's reader was cancelled")
+    else:
+        error = reader.exception()
+    if error is not None:
+        with contextlib.suppress(asyncio.QueueFull):
+            ready.put_nowait(_Ended(error))
 
 
 async def run_source(
@@ -66,9 +81,12 @@ async def run_source(
     stats = IngestStats()
     ready: asyncio.Queue[SourceItem | _Ended] = asyncio.Queue(MAX_BATCH)
     reader = asyncio.create_task(_read(source, ready), name=f"read:{source.name}")
+    reader.add_done_callback(lambda task: _reader_done(ready, task))
     try:
         while True:
             batch: list[SourceItem] = []
+            if ready.empty() and reader.done():
+                reader.result()  # raises why it ended: it never ends quietly without _Ended
             entry = await ready.get()
             while not isinstance(entry, _Ended):
                 batch.append(entry)

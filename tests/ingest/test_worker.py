@@ -170,3 +170,27 @@ async def test_a_failed_send_is_raised_once_the_batch_settled_and_what_was_produ
     assert await publisher.publish(
         Mention.model_validate(mention_doc(id="m4", source="file")), "file"
     )
+
+
+class CancelledInside:
+    """A source whose own wait is cancelled by someone else: its reader ends cancelled."""
+
+    name = "cancelled-inside"
+
+    def __init__(self, items_first: int) -> None:
+        self.items_first = items_first
+
+    async def items(self) -> AsyncIterator[SourceItem]:
+        for i in range(self.items_first):
+            yield Mention.model_validate(mention_doc(id=f"c{i}", source="file"))
+        raise asyncio.CancelledError("a wait inside the source was cancelled")
+
+
+@pytest.mark.parametrize("items_first", [0, 3, MAX_BATCH * 2])
+async def test_a_reader_that_ends_cancelled_does_not_leave_the_worker_waiting(
+    items_first: int,
+) -> None:
+    bus, _, publisher, metrics = await setup()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(run_source(CancelledInside(items_first), publisher, metrics), 10)
+    assert len(await on_bus(bus)) == items_first
