@@ -6,6 +6,7 @@ import asyncio
 import functools
 import itertools
 import struct
+import time
 from collections import deque
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -198,6 +199,8 @@ class MemoryBus:
         self._capacity = partition_capacity
         self._max_message_bytes = max_message_bytes
         self._clock: Clock = clock if clock is not None else SystemClock()
+        # The system clock read directly (a send's timestamp): ``now()`` builds a datetime.
+        self._system_clock = type(self._clock) is SystemClock
         self._topics: dict[str, _Topic] = {}
         self._groups: dict[str, _Group] = {}
         self._producers: set[MemoryProducer] = set()
@@ -372,7 +375,11 @@ class MemoryBus:
             index = topic.next_unkeyed % len(topic.partitions)
             topic.next_unkeyed += 1
         partition = topic.partitions[index]
-        if topic.groups:
+        # Waiting only when room is short or others wait first (``_wait_for_room`` would
+        # return at once otherwise; not calling it saves a coroutine per send).
+        if topic.groups and (
+            partition.send_waiters or len(partition.records) + partition.reserved >= self._capacity
+        ):
             await self._wait_for_room(producer, partition)
         elif len(partition.records) >= self._capacity:
             self._trim(partition, partition.end_offset - self._capacity + 1)
@@ -384,7 +391,9 @@ class MemoryBus:
             key=key,
             value=value,
             headers=tuple(headers),
-            timestamp_ms=int(self._clock.now().timestamp() * 1000),
+            timestamp_ms=int(
+                (time.time() if self._system_clock else self._clock.now().timestamp()) * 1000
+            ),
         )
         partition.records.append(message)
         for consumer in topic.subscribers:
