@@ -1,6 +1,7 @@
 """What the executive report reads, written by ``MentionWriter`` in the batch's transaction:
 per-(brand, hour, author role) rollups, one slim fact row per (mention, brand), and the
-facts summed per (brand, day, author).
+facts summed per (brand, day, author); and ``batch_rows``, which derives those and the
+writer's brand links and per-minute rollups from a batch in one pass.
 
 Only the mentions the transaction really inserted are passed here (as for the brand
 rollups), so a redelivered batch adds nothing twice.
@@ -8,10 +9,10 @@ rollups), so a redelivered batch adds nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -30,6 +31,7 @@ from sqlalchemy import (
 
 from services.core.authors import author_role, in_conversation
 from services.core.models import Mention
+from services.core.storage.sqlite_bulk import insert_rows
 from services.core.storage.tables import (
     UTCDateTime,
     brand_author_day_rollups,
@@ -229,15 +231,14 @@ def fact_rows(inserted: Iterable[tuple[ScoredRecord, int]]) -> list[tuple[object
     return out
 
 
-_UPSERT_SQL = (
-    f"INSERT INTO brand_role_hour_rollups (brand, hour, role, {', '.join(COUNTERS)}) "  # noqa: S608 (our own column names)
-    "VALUES ({marks}) ON CONFLICT (brand, hour, role) DO UPDATE SET "
-    + ", ".join(f"{c} = brand_role_hour_rollups.{c} + excluded.{c}" for c in COUNTERS)
+# Each statement as head and tail around its VALUES: SQLite's fast path puts many rows
+# between them (``sqlite_bulk``), SQLAlchemy one row of named parameters.
+_ROLE_HOUR_HEAD = f"INSERT INTO brand_role_hour_rollups (brand, hour, role, {', '.join(COUNTERS)})"
+_ROLE_HOUR_TAIL = "ON CONFLICT (brand, hour, role) DO UPDATE SET " + ", ".join(
+    f"{c} = brand_role_hour_rollups.{c} + excluded.{c}" for c in COUNTERS
 )
-_SQLITE_UPSERT = _UPSERT_SQL.format(marks=", ".join("?" for _ in range(3 + len(COUNTERS))))
-_UPSERT = text(
-    _UPSERT_SQL.format(marks=", ".join(f":{c}" for c in ("brand", "hour", "role", *COUNTERS)))
-)
+_ROLE_HOUR_MARKS = ", ".join(f":{c}" for c in ("brand", "hour", "role", *COUNTERS))
+_UPSERT = text(f"{_ROLE_HOUR_HEAD} VALUES ({_ROLE_HOUR_MARKS}) {_ROLE_HOUR_TAIL}")
 
 
 def _greater(c: str) -> str:
@@ -245,58 +246,172 @@ def _greater(c: str) -> str:
     return f"{c} = CASE WHEN excluded.{c} > {t} THEN excluded.{c} ELSE {t} END"
 
 
-_AUTHOR_DAY_SQL = (
-    f"INSERT INTO brand_author_day_rollups ({', '.join(_AUTHOR_DAY_COLUMNS)}) "  # noqa: S608 (our own column names)
-    "VALUES ({marks}) ON CONFLICT (brand, day, author_id) DO UPDATE SET "
-    + ", ".join(
-        [
-            *(_greater(c) for c in ("author_role", "followers", "last_pk")),
-            *(f"{c} = brand_author_day_rollups.{c} + excluded.{c}" for c in AUTHOR_DAY_COUNTERS),
-        ]
-    )
+_AUTHOR_DAY_HEAD = f"INSERT INTO brand_author_day_rollups ({', '.join(_AUTHOR_DAY_COLUMNS)})"
+_AUTHOR_DAY_TAIL = "ON CONFLICT (brand, day, author_id) DO UPDATE SET " + ", ".join(
+    [
+        *(_greater(c) for c in ("author_role", "followers", "last_pk")),
+        *(f"{c} = brand_author_day_rollups.{c} + excluded.{c}" for c in AUTHOR_DAY_COUNTERS),
+    ]
 )
-_SQLITE_AUTHOR_DAY = _AUTHOR_DAY_SQL.format(marks=", ".join("?" for _ in _AUTHOR_DAY_COLUMNS))
-_AUTHOR_DAY = text(_AUTHOR_DAY_SQL.format(marks=", ".join(f":{c}" for c in _AUTHOR_DAY_COLUMNS)))
-_FACTS_SQL = f"INSERT INTO brand_mention_facts ({', '.join(_FACT_COLUMNS)}) VALUES ({{marks}})"  # noqa: S608
-_SQLITE_FACTS = _FACTS_SQL.format(marks=", ".join("?" for _ in _FACT_COLUMNS))
-_FACTS = text(_FACTS_SQL.format(marks=", ".join(f":{c}" for c in _FACT_COLUMNS))).bindparams(
+_AUTHOR_DAY = text(
+    f"{_AUTHOR_DAY_HEAD} VALUES ({', '.join(f':{c}' for c in _AUTHOR_DAY_COLUMNS)}) "
+    + _AUTHOR_DAY_TAIL
+)
+_FACTS_HEAD = f"INSERT INTO brand_mention_facts ({', '.join(_FACT_COLUMNS)})"
+_FACTS = text(f"{_FACTS_HEAD} VALUES ({', '.join(f':{c}' for c in _FACT_COLUMNS)})").bindparams(
     bindparam("created_at", type_=UTCDateTime())
 )
 
 
-def _sqlite_time(t: object) -> str:
-    """As ``UTCDateTime`` stores a time on SQLite (the writer's ``sqlite_timestamp``)."""
-    assert isinstance(t, datetime)
-    return t.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+@dataclass(slots=True)
+class BatchRows:
+    """Every derived row a batch of inserted mentions adds, summed per key within the
+    batch: one upsert per key per batch, whatever the batch's size.
+
+    Times are as ``time_of`` gave them (the SQLite writer's stored text, or the aware
+    datetime for SQLAlchemy to bind). Counter lists are in the tables' column order:
+    ``minutes`` in ``writer._COUNTERS`` order, ``role_hours`` in ``COUNTERS`` order,
+    ``author_days`` as ``author_day_rows`` gives them after the key.
+    """
+
+    links: list[tuple[object, ...]] = field(default_factory=list)
+    minutes: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
+    role_hours: dict[tuple[str, int, str], list[int]] = field(default_factory=dict)
+    facts: list[tuple[object, ...]] = field(default_factory=list)
+    author_days: dict[tuple[str, int, str], list[Any]] = field(default_factory=dict)
+
+    def minute_rows(self) -> list[tuple[Any, ...]]:
+        """``brand_minute_rollups`` increments, sorted by key (one lock order)."""
+        return [(*k, *v) for k, v in sorted(self.minutes.items())]
+
+    def role_hour_rows(self) -> list[tuple[Any, ...]]:
+        return [(*k, *v) for k, v in sorted(self.role_hours.items())]
+
+    def author_day_rows(self) -> list[tuple[Any, ...]]:
+        return [(*k, *v) for k, v in sorted(self.author_days.items())]
 
 
-def add_report_rows(
-    conn: Connection, inserted: Sequence[tuple[ScoredRecord, int]], *, fast: bool
-) -> None:
-    """Add the inserted mentions to the hourly role rollups and the facts, in the caller's
-    transaction. ``fast``: bind tuples straight to the SQLite driver (the writer's
-    single-writer path). Rollup rows are sorted so that concurrent writers lock them in
-    one order (no deadlocks)."""
-    deltas = sorted(role_rollup_deltas(r for r, _ in inserted).items())
-    facts = fact_rows(inserted)
-    if not deltas:
+def batch_rows(
+    inserted: Iterable[tuple[ScoredRecord, int]], time_of: Callable[[datetime], object]
+) -> BatchRows:
+    """The brand links, per-minute rollups, per-(hour, role) rollups, facts and author
+    days of the inserted mentions, in one pass. Pure.
+
+    The same sums as ``writer.rollup_deltas``, ``role_rollup_deltas``, ``fact_rows`` and
+    ``author_day_rows`` (a test holds them equal), added in the same order, so float
+    sums are the same to the last bit; each mention's time, role, engagement and
+    verdicts are worked out once instead of once per table."""
+    out = BatchRows()
+    links, facts = out.links, out.facts
+    minutes, role_hours, author_days = out.minutes, out.role_hours, out.author_days
+    for r, pk in inserted:
+        m = r.mention
+        author = m.author
+        created = m.created_at
+        epoch = int(created.timestamp())
+        stored_time = time_of(created)
+        minute = epoch - epoch % 60
+        hour = epoch - epoch % HOUR
+        day = epoch - epoch % DAY
+        role = mention_role(m)
+        replies = mention_replies(m)
+        talk = int(in_conversation(m.id, m.in_reply_to_id, m.conversation_id, replies))
+        followers = author.followers
+        engagement = m.engagement
+        author_id = author.id
+        # A record rebuilt from a stored document (a relabel) has it in the document.
+        language = r.language if r.language is not None else getattr(m, "language", None)
+        for brand in r.brands:
+            # Each brand counts the verdict toward itself (issue 16), not the mention's.
+            verdict = verdict_toward(r, brand)
+            label = verdict.label
+            positive = int(label == "positive")
+            neutral = int(label == "neutral")
+            negative = int(label == "negative")
+            links.append((pk, brand, stored_time, label))
+            facts.append(
+                (
+                    brand,
+                    stored_time,
+                    pk,
+                    label,
+                    author_id,
+                    role,
+                    followers,
+                    engagement,
+                    replies,
+                    language,
+                )
+            )
+            # An unscored mention counts in volume only (its score is 0, its label none).
+            mk = (brand, minute)
+            d = minutes.get(mk)
+            if d is None:
+                minutes[mk] = [
+                    1,
+                    positive,
+                    neutral,
+                    negative,
+                    0.0 + verdict.score,
+                    followers,
+                    engagement,
+                ]
+            else:
+                d[0] += 1
+                d[1] += positive
+                d[2] += neutral
+                d[3] += negative
+                d[4] += verdict.score
+                d[5] += followers
+                d[6] += engagement
+            hk = (brand, hour, role)
+            h = role_hours.get(hk)
+            if h is None:
+                role_hours[hk] = [1, positive, neutral, negative, followers, engagement, talk]
+            else:
+                h[0] += 1
+                h[1] += positive
+                h[2] += neutral
+                h[3] += negative
+                h[4] += followers
+                h[5] += engagement
+                h[6] += talk
+            ak = (brand, day, author_id)
+            a = author_days.get(ak)
+            if a is None:
+                author_days[ak] = [role, followers, 1, engagement, replies, positive, negative, pk]
+            else:
+                a[0] = max(a[0], role)
+                a[1] = max(a[1], followers)
+                a[2] += 1
+                a[3] += engagement
+                a[4] += replies
+                a[5] += positive
+                a[6] += negative
+                a[7] = max(a[7], pk)
+    return out
+
+
+def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool) -> None:
+    """Add a batch's hourly role rollups, facts and author days (``batch_rows``) in the
+    caller's transaction. ``fast``: bind tuples straight to the SQLite driver (the
+    writer's single-writer path; the times in ``rows`` are then SQLite's stored text).
+    Rollup rows are sorted so that concurrent writers lock them in one order (no
+    deadlocks)."""
+    if not rows.facts:
         return
-    author_days = author_day_rows(facts)
+    role_hours = rows.role_hour_rows()
+    author_days = rows.author_day_rows()
     if fast:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(_SQLITE_UPSERT, [(*k, *d.row()) for k, d in deltas])
-            cursor.executemany(_SQLITE_FACTS, [(f[0], _sqlite_time(f[1]), *f[2:]) for f in facts])
-            cursor.executemany(_SQLITE_AUTHOR_DAY, author_days)
+            insert_rows(cursor, _ROLE_HOUR_HEAD, role_hours, _ROLE_HOUR_TAIL)
+            insert_rows(cursor, _FACTS_HEAD, rows.facts)
+            insert_rows(cursor, _AUTHOR_DAY_HEAD, author_days, _AUTHOR_DAY_TAIL)
         finally:
             cursor.close()
         return
-    conn.execute(
-        _UPSERT,
-        [
-            {"brand": b, "hour": hour, "role": role, **dict(zip(COUNTERS, d.row(), strict=True))}
-            for (b, hour, role), d in deltas
-        ],
-    )
-    conn.execute(_FACTS, [dict(zip(_FACT_COLUMNS, f, strict=True)) for f in facts])
+    hour_keys = ("brand", "hour", "role", *COUNTERS)
+    conn.execute(_UPSERT, [dict(zip(hour_keys, r, strict=True)) for r in role_hours])
+    conn.execute(_FACTS, [dict(zip(_FACT_COLUMNS, f, strict=True)) for f in rows.facts])
     conn.execute(_AUTHOR_DAY, [dict(zip(_AUTHOR_DAY_COLUMNS, r, strict=True)) for r in author_days])

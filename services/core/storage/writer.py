@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, text
+from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.core.clock import Clock
@@ -24,7 +24,8 @@ from services.core.storage.analytics import Counts
 from services.core.storage.db import SQLITE_BEGIN
 from services.core.storage.errors import is_transient, refusal_reason
 from services.core.storage.owned import set_aside_owned
-from services.core.storage.report_rows import add_report_rows
+from services.core.storage.report_rows import BatchRows, add_report_rows, batch_rows
+from services.core.storage.sqlite_bulk import insert_rows
 from services.core.storage.tables import UTCDateTime, mentions, review_items
 from services.core.storage.verdicts import verdict_toward
 
@@ -182,41 +183,63 @@ def insert_for(conn: Connection, table: Any) -> postgresql.Insert | sqlite.Inser
 _MENTION_COLUMNS = tuple(c.name for c in mentions.columns if c.name != "pk")
 _COUNTERS = ("mentions", *_LABEL_COLUMNS, "score_sum", "reach", "engagement")
 
-# Plain SQL run with many parameter sets: compiled once, with no per-row work beyond
-# binding (SQLAlchemy's ORM-style multi-row VALUES was an order of magnitude slower).
-# SQLite's fast path binds plain tuples straight to the driver: SQLAlchemy's per-row
-# parameter processing cost more than the insert itself.
-_SQLITE_INSERT_IGNORE = (
-    f"INSERT INTO mentions ({', '.join(_MENTION_COLUMNS)}) "  # noqa: S608 (our own column names)
-    f"VALUES ({', '.join('?' for _ in _MENTION_COLUMNS)}) "
-    "ON CONFLICT (source, mention_id) DO NOTHING"
+# Plain SQL, compiled once (SQLAlchemy's ORM-style multi-row VALUES was an order of
+# magnitude slower). SQLite's fast path binds plain tuples straight to the driver, many
+# rows a statement (``sqlite_bulk``): SQLAlchemy's per-row parameter processing cost more
+# than the insert itself. The single writer numbers its rows itself (``pk`` first), so it
+# knows each row's key without reading the rows back.
+_SQLITE_INSERT_MENTIONS = f"INSERT INTO mentions (pk, {', '.join(_MENTION_COLUMNS)})"
+_SQLITE_IGNORE_STORED = "ON CONFLICT (source, mention_id) DO NOTHING"
+_UPSERT_ROLLUPS_HEAD = f"INSERT INTO brand_minute_rollups (brand, minute, {', '.join(_COUNTERS)})"
+_UPSERT_ROLLUPS_TAIL = "ON CONFLICT (brand, minute) DO UPDATE SET " + ", ".join(
+    f"{c} = brand_minute_rollups.{c} + excluded.{c}" for c in _COUNTERS
 )
-
-
-_SQLITE_UPSERT_ROLLUPS = (
-    f"INSERT INTO brand_minute_rollups (brand, minute, {', '.join(_COUNTERS)}) "  # noqa: S608
-    f"VALUES (?, ?, {', '.join('?' for _ in _COUNTERS)}) "
-    "ON CONFLICT (brand, minute) DO UPDATE SET "
-    + ", ".join(f"{c} = brand_minute_rollups.{c} + excluded.{c}" for c in _COUNTERS)
-)
-_SQLITE_INSERT_LINKS = (
-    "INSERT INTO mention_brands (mention_pk, brand, created_at, label) VALUES (?, ?, ?, ?)"
-)
+_INSERT_LINKS_HEAD = "INSERT INTO mention_brands (mention_pk, brand, created_at, label)"
 
 
 def sqlite_timestamp(ts: datetime) -> str:
     """An aware time as ``UTCDateTime`` stores it on SQLite (naive UTC, microseconds)."""
+    text = ts.isoformat(" ", "microseconds")
+    # Mentions' times are UTC already: cut the offset off rather than convert (half the
+    # cost; this runs for every stored mention).
+    if text.endswith("+00:00"):
+        return text[:-6]
     return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def sqlite_row(r: ScoredRecord, stored_at: str, scored_at: str) -> tuple[object, ...]:
+class SqliteTimes:
+    """``sqlite_timestamp``, remembered for one batch's records: a mention's time is
+    formatted once for its row, its links and its facts. Keyed by the time object's
+    identity, which the records keep alive while the batch is written: hashing an aware
+    time calls its tzinfo, which costs as much as the lookup saves."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[int, str] = {}
+
+    def __call__(self, ts: datetime) -> str:
+        text = self._seen.get(id(ts))
+        if text is None:
+            text = self._seen[id(ts)] = sqlite_timestamp(ts)
+        return text
+
+
+def _as_bound(ts: datetime) -> datetime:
+    """Times for SQLAlchemy to bind (``UTCDateTime`` converts them)."""
+    return ts
+
+
+def sqlite_row(
+    r: ScoredRecord, stored_at: str, scored_at: str, created_at: str | None = None
+) -> tuple[object, ...]:
     """``mention_row`` as a tuple in ``_MENTION_COLUMNS`` order, times pre-formatted."""
     m = r.mention
     s = r.sentiment
     return (
         m.source,
         m.id,
-        sqlite_timestamp(m.created_at),
+        sqlite_timestamp(m.created_at) if created_at is None else created_at,
         m.author.id,
         m.author.handle,
         m.author.followers,
@@ -236,14 +259,11 @@ def sqlite_row(r: ScoredRecord, stored_at: str, scored_at: str) -> tuple[object,
 
 
 _INSERT_MENTION_BRANDS = text(
-    "INSERT INTO mention_brands (mention_pk, brand, created_at, label) "
-    "VALUES (:mention_pk, :brand, :created_at, :label)"
+    f"{_INSERT_LINKS_HEAD} VALUES (:mention_pk, :brand, :created_at, :label)"
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))
 _UPSERT_ROLLUPS = text(
-    f"INSERT INTO brand_minute_rollups (brand, minute, {', '.join(_COUNTERS)}) "  # noqa: S608
-    f"VALUES (:brand, :minute, {', '.join(':' + c for c in _COUNTERS)}) "
-    "ON CONFLICT (brand, minute) DO UPDATE SET "
-    + ", ".join(f"{c} = brand_minute_rollups.{c} + excluded.{c}" for c in _COUNTERS)
+    f"{_UPSERT_ROLLUPS_HEAD} VALUES (:brand, :minute, {', '.join(':' + c for c in _COUNTERS)}) "
+    + _UPSERT_ROLLUPS_TAIL
 )
 
 
@@ -253,9 +273,10 @@ class MentionWriter:
     Which mentions a batch really inserted decides what goes into the rollups, so it
     must be known exactly. PostgreSQL says so itself (``INSERT … ON CONFLICT DO NOTHING
     RETURNING``), also under concurrent writers. On SQLite the writer begins IMMEDIATE,
-    holding the database's single write lock for the whole transaction, so the rows
-    above the highest key seen at its start are this transaction's; that lets it use the
-    driver's fast ``executemany``.
+    holding the database's single write lock for the whole transaction, so it can number
+    the rows itself from the highest key seen at its start: when every row was inserted
+    their keys are known, and otherwise the keys above the start are this transaction's.
+    That lets it send many rows a statement straight to the driver (``sqlite_bulk``).
     """
 
     def __init__(self, engine: Engine, clock: Clock, *, use_returning: bool | None = None) -> None:
@@ -273,6 +294,7 @@ class MentionWriter:
             unique.setdefault(m.key, m)
         stored_at = self._clock.now()
         records = list(unique.values())
+        times = SqliteTimes()
         with (
             self._engine.connect().execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}) as conn,
             conn.begin(),
@@ -280,23 +302,24 @@ class MentionWriter:
             if self._use_returning:
                 inserted = self._insert_returning(conn, records, stored_at)
             else:
-                inserted = self._insert_single_writer(conn, records, stored_at)
+                inserted = self._insert_single_writer(conn, records, stored_at, times)
             # A brand's own accounts' mentions: stored and flagged, counted only for the
             # other brands they name (services/core/storage/owned.py).
             counted = set_aside_owned(conn, inserted) if inserted else inserted
+            # Every derived row in one pass, summed per key over the whole batch.
+            rows = batch_rows(counted, _as_bound if self._use_returning else times)
             if counted and self._use_returning:
-                self._add_to_rollups(conn, rollup_deltas(m for m, _ in counted))
-                self._link_brands(conn, counted)
+                self._add_to_rollups(conn, rows)
+                self._link_brands(conn, rows)
             elif counted:
-                self._sqlite_rollups_and_links(conn, counted)
+                self._sqlite_rollups_and_links(conn, rows)
             # Only mentions this transaction inserted are queued: a redelivery queues nothing.
             if queue := review_rows(counted, stored_at):
                 stmt = insert_for(conn, review_items).on_conflict_do_nothing(
                     index_elements=["mention_pk", "brand"]
                 )
                 conn.execute(stmt, queue)
-            if counted:
-                add_report_rows(conn, counted, fast=not self._use_returning)
+            add_report_rows(conn, rows, fast=not self._use_returning)
         return WriteResult(inserted=len(inserted), duplicates=len(batch) - len(inserted))
 
     def write_isolating(self, batch: Sequence[ScoredRecord]) -> IsolatedWrite:
@@ -339,83 +362,51 @@ class MentionWriter:
         return [(by_key[(source, mention_id)], pk) for pk, source, mention_id in rows]
 
     def _insert_single_writer(
-        self, conn: Connection, batch: Sequence[ScoredRecord], stored_at: datetime
+        self,
+        conn: Connection,
+        batch: Sequence[ScoredRecord],
+        stored_at: datetime,
+        times: SqliteTimes,
     ) -> list[tuple[ScoredRecord, int]]:
-        by_key = {m.key: m for m in batch}
-        before = conn.execute(select(func.coalesce(func.max(mentions.c.pk), 0))).scalar_one()
-        stored = sqlite_timestamp(stored_at)
-        # A chunk is scored at one instant: format each distinct scoring time once.
-        scored = {t: sqlite_timestamp(t) for t in {m.scored_at for m in batch}}
-        values = [sqlite_row(m, stored, scored[m.scored_at]) for m in batch]
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(_SQLITE_INSERT_IGNORE, values)
-        finally:
-            cursor.close()
-        rows = conn.execute(
-            select(mentions.c.pk, mentions.c.source, mentions.c.mention_id).where(
-                mentions.c.pk > before
-            )
-        )
-        return [(by_key[(source, mention_id)], pk) for pk, source, mention_id in rows]
-
-    def _sqlite_rollups_and_links(
-        self, conn: Connection, inserted: Sequence[tuple[ScoredRecord, int]]
-    ) -> None:
-        deltas = rollup_deltas(m for m, _ in inserted)
-        rollup_rows = [
-            (
-                brand,
-                minute,
-                d.mentions,
-                d.positive,
-                d.neutral,
-                d.negative,
-                d.score_sum,
-                d.reach,
-                d.engagement,
-            )
-            for (brand, minute), d in sorted(deltas.items())
-        ]
-        link_rows = [
-            (pk, b, sqlite_timestamp(r.mention.created_at), verdict_toward(r, b).label)
-            for r, pk in inserted
-            for b in r.brands
-        ]
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(_SQLITE_UPSERT_ROLLUPS, rollup_rows)
-            cursor.executemany(_SQLITE_INSERT_LINKS, link_rows)
+            # The write lock is held from BEGIN IMMEDIATE: no other writer numbers rows
+            # until this transaction ends, so the keys above ``before`` are this batch's.
+            cursor.execute("SELECT coalesce(max(pk), 0) FROM mentions")
+            (before,) = cursor.fetchone()
+            stored = sqlite_timestamp(stored_at)
+            # A chunk is scored at one instant: format each distinct scoring time once.
+            scored = {t: sqlite_timestamp(t) for t in {m.scored_at for m in batch}}
+            values = [
+                (
+                    before + i,
+                    *sqlite_row(m, stored, scored[m.scored_at], times(m.mention.created_at)),
+                )
+                for i, m in enumerate(batch, start=1)
+            ]
+            if insert_rows(cursor, _SQLITE_INSERT_MENTIONS, values, _SQLITE_IGNORE_STORED) == len(
+                values
+            ):
+                return [(m, before + i) for i, m in enumerate(batch, start=1)]
+            # Some were stored already (a redelivery): the keys that were taken are theirs.
+            cursor.execute("SELECT pk FROM mentions WHERE pk > ? ORDER BY pk", (before,))
+            return [(batch[pk - before - 1], pk) for (pk,) in cursor.fetchall()]
         finally:
             cursor.close()
 
-    def _link_brands(self, conn: Connection, inserted: Sequence[tuple[ScoredRecord, int]]) -> None:
-        rows = [
-            {
-                "mention_pk": pk,
-                "brand": b,
-                "created_at": r.mention.created_at,
-                "label": verdict_toward(r, b).label,
-            }
-            for r, pk in inserted
-            for b in r.brands
-        ]
-        conn.execute(_INSERT_MENTION_BRANDS, rows)
+    def _sqlite_rollups_and_links(self, conn: Connection, rows: BatchRows) -> None:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            insert_rows(cursor, _UPSERT_ROLLUPS_HEAD, rows.minute_rows(), _UPSERT_ROLLUPS_TAIL)
+            insert_rows(cursor, _INSERT_LINKS_HEAD, rows.links)
+        finally:
+            cursor.close()
 
-    def _add_to_rollups(self, conn: Connection, deltas: dict[tuple[str, int], Counts]) -> None:
-        rows = [
-            {
-                "brand": brand,
-                "minute": minute,
-                "mentions": d.mentions,
-                "positive": d.positive,
-                "neutral": d.neutral,
-                "negative": d.negative,
-                "score_sum": d.score_sum,
-                "reach": d.reach,
-                "engagement": d.engagement,
-            }
-            # Sorted, so concurrent writers lock rollup rows in one order and cannot deadlock.
-            for (brand, minute), d in sorted(deltas.items())
-        ]
-        conn.execute(_UPSERT_ROLLUPS, rows)
+    def _link_brands(self, conn: Connection, rows: BatchRows) -> None:
+        keys = ("mention_pk", "brand", "created_at", "label")
+        conn.execute(_INSERT_MENTION_BRANDS, [dict(zip(keys, r, strict=True)) for r in rows.links])
+
+    def _add_to_rollups(self, conn: Connection, rows: BatchRows) -> None:
+        keys = ("brand", "minute", *_COUNTERS)
+        # Sorted, so concurrent writers lock rollup rows in one order and cannot deadlock.
+        conn.execute(_UPSERT_ROLLUPS, [dict(zip(keys, r, strict=True)) for r in rows.minute_rows()])

@@ -21,7 +21,12 @@ from services.core.spotcheck import SpotCheck
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.reads import MentionFilter, brand_view, list_mentions
-from services.core.storage.report_rows import fact_rows, role_rollup_deltas
+from services.core.storage.report_rows import (
+    author_day_rows,
+    batch_rows,
+    fact_rows,
+    role_rollup_deltas,
+)
 from services.core.storage.review import Analyst, ReviewStore
 from services.core.storage.tables import (
     brand_author_day_rollups,
@@ -246,6 +251,40 @@ def test_report_rows_and_review_rows_carry_each_brands_own_verdict() -> None:
         "Acme": ("negative", "transformer", 0.9),
         "Globex": ("positive", "transformer", 0.85),
     }
+
+
+def test_batch_rows_sum_a_batch_exactly_as_each_tables_own_function_does() -> None:
+    # Keys shared across the batch: two authors, minutes, hours and brands repeat, and
+    # some mentions carry verdicts per brand (issue 16), one only for one of its brands.
+    kinds = (
+        (("Acme", "Globex"), MIXED, TOWARD),
+        (("Acme",), ACME_ONLY, None),
+        (("Globex", "Initech"), MIXED, {"Globex": TOWARD["Globex"]}),
+    )
+    records = [
+        scored(
+            f"m{i}", *kinds[i % 3], handle=("ann", "bob")[i % 2], seconds=i % 6 * 20 + i // 6 * 1800
+        )
+        for i in range(24)
+    ]
+    inserted = [(r, 100 + i) for i, r in enumerate(records)]
+    rows = batch_rows(inserted, lambda t: t)
+    minutes = sorted(rollup_deltas(records).items())
+    assert rows.minute_rows() == [
+        (b, m, d.mentions, d.positive, d.neutral, d.negative, d.score_sum, d.reach, d.engagement)
+        for (b, m), d in minutes
+    ]
+    assert len(rows.minute_rows()) < sum(len(r.brands) for r in records)
+    assert rows.role_hour_rows() == [
+        (*k, *d.row()) for k, d in sorted(role_rollup_deltas(records).items())
+    ]
+    assert rows.facts == fact_rows(inserted)
+    assert rows.author_day_rows() == author_day_rows(fact_rows(inserted))
+    assert rows.links == [
+        (pk, b, r.mention.created_at, verdict_toward(r, b).label)
+        for r, pk in inserted
+        for b in r.brands
+    ]
 
 
 def test_the_writers_cheap_read_of_a_verdict_is_sentiment_for() -> None:

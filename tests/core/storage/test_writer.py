@@ -134,6 +134,48 @@ def test_redelivery_is_stored_and_counted_once(
         assert len(list(conn.execute(select(mentions.c.pk)))) == 21
 
 
+def test_a_batch_partly_stored_already_links_each_new_mention_to_its_own_row(
+    writer_and_engine: tuple[MentionWriter, Engine],
+) -> None:
+    # The single writer numbers its rows itself; when some of a batch were stored already
+    # (and one repeats inside the batch), each row it did insert must still be counted
+    # with its own mention's time and verdict.
+    writer, engine = writer_and_engine
+    labels = ("positive", "neutral", "negative")
+    everything = [
+        record(i, label=labels[i % 3], brands=("Acme", "Globex")[: 1 + i % 2], minute=i % 4)
+        for i in range(20)
+    ]
+    first = writer.write(everything[::2])
+    again = writer.write([*everything, everything[3], record(3, label=labels[0])])
+    assert (first.inserted, first.duplicates) == (10, 0)
+    assert (again.inserted, again.duplicates) == (10, 12)
+    expected: dict[tuple[str, int], list[int]] = {}
+    for r in everything:
+        for b in r.brands:
+            row = expected.setdefault((b, minute_of(r.mention.created_at)), [0, 0, 0, 0])
+            row[0] += 1
+            row[1 + labels.index(r.sentiment.label)] += 1
+    assert {(r[0], r[1]): list(r[2:6]) for r in rollups(engine)} == expected
+    with engine.connect() as conn:
+        linked = {
+            (mention_id, brand, created, label)
+            for mention_id, brand, created, label in conn.execute(
+                select(
+                    mentions.c.mention_id,
+                    mention_brands.c.brand,
+                    mention_brands.c.created_at,
+                    mention_brands.c.label,
+                ).join(mentions, mentions.c.pk == mention_brands.c.mention_pk)
+            )
+        }
+    assert linked == {
+        (r.mention.id, b, r.mention.created_at, r.sentiment.label)
+        for r in everything
+        for b in r.brands
+    }
+
+
 def test_a_failed_batch_stores_nothing_and_can_be_retried(
     writer_and_engine: tuple[MentionWriter, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
