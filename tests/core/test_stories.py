@@ -53,7 +53,7 @@ def test_syndicated_copies_are_one_cluster_and_own_words_stay_apart() -> None:
     assert len(groups) == 1 + len(SAME_TOPIC)
 
 
-def test_lsh_pairs_equal_exact_pairs_on_a_mixed_sample() -> None:
+def test_pairs_equal_exact_pairs_on_a_mixed_sample() -> None:
     rng = random.Random(5)
     texts = SYNDICATED + SAME_TOPIC
     # More near-duplicates at assorted distances: a word dropped at random from copies.
@@ -64,6 +64,39 @@ def test_lsh_pairs_equal_exact_pairs_on_a_mixed_sample() -> None:
         texts.append(" ".join(words) + f" https://t.co/{k}")
     sets = [stories.shingles(t) for t in texts]
     assert stories.near_duplicate_pairs(sets) == stories.exact_pairs(sets)
+
+
+@pytest.mark.parametrize("block_rows", [1, 3, 7, 1_000])
+@pytest.mark.parametrize("threshold", [0.2, 0.5, 0.8])
+def test_pairs_equal_exact_pairs_across_blocks_and_thresholds(
+    monkeypatch: pytest.MonkeyPatch, block_rows: int, threshold: float
+) -> None:
+    # Random texts over a small alphabet of words overlap at every degree; empty and short
+    # texts (no shingles) are mixed in; slices of the product must not lose a pair.
+    rng = random.Random(block_rows * 31 + int(threshold * 10))
+    words = ["acme", "outage", "again", "support", "great", "billing", "down", "today"]
+    texts = [" ".join(rng.choices(words, k=rng.randint(3, 9))) for _ in range(60)]
+    texts += ["", "ok", HEADLINE, HEADLINE + " via @x"]
+    sets = [stories.shingles(t) for t in texts]
+    monkeypatch.setattr(stories, "BLOCK_ROWS", block_rows)
+    found = stories.near_duplicate_pairs(sets, threshold)
+    assert found == stories.exact_pairs(sets, threshold)
+    assert found  # the sample does hold near-duplicates at each threshold
+
+
+def test_a_pair_exactly_at_the_threshold_is_joined() -> None:
+    a = frozenset({"aaaaa", "bbbbb", "ccccc"})
+    b = frozenset({"aaaaa", "bbbbb", "ddddd"})  # 2 shared of 4: Jaccard exactly 0.5
+    c = frozenset({"aaaaa", "eeeee", "fffff"})  # 1 of 5 with a: 0.2
+    assert stories.near_duplicate_pairs([a, b, c], 0.5) == {(0, 1)}
+    # b and c share one of five too: every pair is exactly at 0.2 or above.
+    assert stories.near_duplicate_pairs([a, b, c], 0.2) == {(0, 1), (0, 2), (1, 2)}
+    assert stories.near_duplicate_pairs([a, b, c], 0.21) == {(0, 1)}
+
+
+def test_no_shingles_no_pairs() -> None:
+    assert stories.near_duplicate_pairs([]) == set()
+    assert stories.near_duplicate_pairs([frozenset(), frozenset()]) == set()
 
 
 def test_reduce_text_drops_what_copies_change() -> None:
