@@ -30,6 +30,10 @@ lint: setup
 ## bench: throughput benchmarks; figures are ratios against baselines measured in the same run
 bench: setup
 	$(BIN)/python -m tests.bench.bench_pipeline
+	$(BIN)/python -m tests.bench.bench_ingest --rounds 3
+	$(BIN)/python -m tests.bench.bench_langid --rounds 3
+	$(BIN)/python -m tests.bench.bench_decode --rounds 3
+	$(BIN)/python -m tests.bench.bench_writer --rounds 3
 	$(BIN)/python -m tests.bench.bench_matcher
 	$(BIN)/python -m tests.bench.bench_hostile
 	$(BIN)/python -m tests.bench.bench_lexicon
