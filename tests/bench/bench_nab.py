@@ -70,9 +70,9 @@ from services.alerts.detection import (
     suppressed_by_cooldown,
 )
 from services.core.clock import FrozenClock
-from services.core.storage.analytics import Counts
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
+from services.core.storage.report_rows import BatchRows
 from services.core.storage.writer import MentionWriter, minute_of
 from tests.bench.shared_data import shared_data_dir
 
@@ -293,13 +293,14 @@ def store_series(engine: Engine, all_series: Sequence[NabSeries]) -> None:
     writer = MentionWriter(engine, clock)
     for s in all_series:
         brands.create(s.name, f'"{s.name.lower()}"')
-        deltas = {
-            (s.name, minute_of(datetime.fromtimestamp(int(t), UTC))): Counts(mentions=int(v))
-            for t, v in zip(s.times, s.values, strict=True)
-            if v
-        }
+        # Volume only: mentions, no label counts, score, reach or engagement.
+        rows = BatchRows()
+        for t, v in zip(s.times, s.values, strict=True):
+            if v:
+                key = (s.name, minute_of(datetime.fromtimestamp(int(t), UTC)))
+                rows.minutes[key] = [int(v), 0, 0, 0, 0.0, 0, 0]
         with engine.begin() as conn:
-            writer._add_to_rollups(conn, deltas)
+            writer._add_to_rollups(conn, rows)
 
 
 @dataclass
