@@ -164,7 +164,8 @@ def share_of_voice(
     iv = parse_interval(interval)
     start, end = resolve_range(from_, to, iv, state.clock.now())
     with state.engine.connect() as conn:
-        data = brand_buckets(conn, names, start, end, iv)
+        # Share of voice shows no mean score: whole hours come from the hourly rollups.
+        data = brand_buckets(conn, names, start, end, iv, with_score=False)
         accuracy = measured_accuracy_out(
             conn, names, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
         )

@@ -1,5 +1,7 @@
-"""Aggregates answered from the per-minute rollups (never raw mentions): the API's
-analytics, the alert evaluator's series and the brand gauges.
+"""Aggregates answered from the rollups (never raw mentions): the API's analytics, the
+alert evaluator's series and the brand gauges. Per-minute rollups by default; a caller that
+needs no score sum and whole-hour buckets (share of voice) reads the period's whole hours
+from the hourly rollups, which sum to the same counts (``tables.brand_role_hour_rollups``).
 
 Ranges are half-open ``[start, end)`` in epoch seconds aligned to the minute; buckets
 are aligned to multiples of the interval since the epoch (so daily buckets start at
@@ -10,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, literal, select
 
 from services.core.clock import Clock
 from services.core.storage.tables import brand_minute_rollups as r
+from services.core.storage.tables import brand_role_hour_rollups as rh
 from services.core.storage.tables import brands as brand_table
 
 
@@ -68,10 +72,24 @@ def bucket_count(start: int, end: int, interval: int) -> int:
     return max(0, -(-(end - first) // interval))
 
 
+HOUR = 3_600
+
+
 def brand_buckets(
-    conn: Connection, brands: Sequence[str], start: int, end: int, interval: int
+    conn: Connection,
+    brands: Sequence[str],
+    start: int,
+    end: int,
+    interval: int,
+    *,
+    with_score: bool = True,
 ) -> BrandBuckets:
-    """Sum the rollups of ``brands`` over ``[start, end)`` into buckets of ``interval`` seconds."""
+    """Sum the rollups of ``brands`` over ``[start, end)`` into buckets of ``interval`` seconds.
+
+    ``with_score=False``: the caller never reads ``score_sum`` (it is NaN, so a mean read by
+    mistake is no number rather than a wrong one); when ``interval`` is whole hours, the
+    range's whole hours are then read from the hourly rollups (60 times fewer rows) and only
+    its partial first and last hours from the minutes. Every other count is the same."""
     starts = bucket_starts(start, end, interval)
     index = {s: i for i, s in enumerate(starts)}
     out = BrandBuckets(
@@ -81,6 +99,28 @@ def brand_buckets(
     )
     if not brands or not starts:
         return out
+    hours = (start + -start % HOUR, end - end % HOUR)
+    if with_score or interval % HOUR or hours[0] >= hours[1]:
+        spans = [(start, end, False)]
+    else:
+        spans = [(start, hours[0], False), (hours[0], hours[1], True), (hours[1], end, False)]
+    for first, last, hourly in spans:
+        if first >= last:
+            continue
+        rows = _hourly_sums if hourly else _minute_sums
+        for brand, b, n, pos, neu, neg, ssum, reach, eng in rows(
+            conn, brands, first, last, interval
+        ):
+            score = float(ssum) if with_score else float("nan")
+            c = Counts(int(n), int(pos), int(neu), int(neg), score, int(reach), int(eng))
+            out.buckets[brand][index[int(b)]].add(c)
+            out.totals[brand].add(c)
+    return out
+
+
+def _minute_sums(
+    conn: Connection, brands: Sequence[str], start: int, end: int, interval: int
+) -> Any:
     # Floor, not SQL's truncating %, so minutes before 1970 land in the right bucket.
     bucket = r.c.minute - ((r.c.minute % interval) + interval) % interval
     stmt = (
@@ -98,11 +138,30 @@ def brand_buckets(
         .where(r.c.brand.in_(list(brands)), r.c.minute >= start, r.c.minute < end)
         .group_by(r.c.brand, bucket)
     )
-    for brand, b, n, pos, neu, neg, ssum, reach, eng in conn.execute(stmt):
-        c = Counts(int(n), int(pos), int(neu), int(neg), float(ssum), int(reach), int(eng))
-        out.buckets[brand][index[int(b)]] = c
-        out.totals[brand].add(c)
-    return out
+    return conn.execute(stmt)
+
+
+def _hourly_sums(
+    conn: Connection, brands: Sequence[str], start: int, end: int, interval: int
+) -> Any:
+    """The hourly rollups summed over author roles; no score sum is kept there (0)."""
+    bucket = rh.c.hour - ((rh.c.hour % interval) + interval) % interval
+    stmt = (
+        select(
+            rh.c.brand,
+            bucket.label("bucket"),
+            func.sum(rh.c.mentions),
+            func.sum(rh.c.positive),
+            func.sum(rh.c.neutral),
+            func.sum(rh.c.negative),
+            literal(0.0),
+            func.sum(rh.c.reach),
+            func.sum(rh.c.engagement),
+        )
+        .where(rh.c.brand.in_(list(brands)), rh.c.hour >= start, rh.c.hour < end)
+        .group_by(rh.c.brand, bucket)
+    )
+    return conn.execute(stmt)
 
 
 def first_minute(conn: Connection, brand: str) -> int | None:

@@ -3,6 +3,7 @@ pages and their cursors, rollup buckets, dead letters, brands and keys."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -125,3 +126,43 @@ def test_brands_and_keys(engine: Engine) -> None:
     assert found is not None and found.role is Role.VIEWER
     keys.revoke(meta.prefix)
     assert keys.authenticate(secret) is None
+
+
+@pytest.mark.parametrize("interval", [3_600, 7_200, 86_400, 300])
+@pytest.mark.parametrize(
+    ("start_min", "end_min"), [(0, 300), (17, 283), (-90, 400), (61, 119), (130, 170)]
+)
+def test_buckets_without_score_equal_the_minute_sums(
+    engine: Engine, interval: int, start_min: int, end_min: int
+) -> None:
+    # 90 mentions over five hours, two brands, labels and reach varying: read from the
+    # hourly rollups for whole hours and the minutes for the ends, every count must equal
+    # the minutes' own sums, bucket by bucket (score_sum aside: it is not kept hourly).
+    batch = [
+        record(
+            i,
+            label=("negative", "positive", "neutral")[i % 3],
+            brands=("Acme", "Globex") if i % 4 == 0 else ("Acme",),
+            minute=(i * 37) % 300,
+            followers=10 * i + 1,
+        )
+        for i in range(90)
+    ]
+    assert MentionWriter(engine, FrozenClock(T0)).write(batch).inserted == 90
+    start = minute_of(T0) + 60 * start_min
+    end = minute_of(T0) + 60 * end_min
+    with engine.connect() as conn:
+        full = brand_buckets(conn, ["Acme", "Globex"], start, end, interval)
+        fast = brand_buckets(conn, ["Acme", "Globex"], start, end, interval, with_score=False)
+    assert fast.bucket_starts == full.bucket_starts
+    fields = ("mentions", "positive", "neutral", "negative", "reach", "engagement")
+
+    def counts(c: object) -> tuple[object, ...]:
+        return tuple(getattr(c, f) for f in fields)
+
+    for brand in ("Acme", "Globex"):
+        assert counts(fast.totals[brand]) == counts(full.totals[brand])
+        assert [counts(c) for c in fast.buckets[brand]] == [counts(c) for c in full.buckets[brand]]
+        # NaN: never a number made up from a sum that was not read.
+        assert math.isnan(fast.totals[brand].score_sum)
+    assert full.totals["Acme"].mentions > 0
