@@ -540,16 +540,24 @@ def labelled_items(
         .join(rl, rl.c.item_id == ri.c.id)
         .order_by(ri.c.id, rl.c.id)
     )
-    if since is not None or until is not None:
-        stmt = stmt.join(mentions, mentions.c.pk == ri.c.mention_pk)
-        if since is not None:
-            stmt = stmt.where(mentions.c.created_at >= since)
-        if until is not None:
-            stmt = stmt.where(mentions.c.created_at < until)
+    timed = since is not None or until is not None
+    if timed:
+        # The period is checked here, not in SQL: with a range on mentions.created_at the
+        # planner walks every mention of the period (121,226 index lookups for 30 days
+        # of a 1 M store: ~0.2 s per share-of-voice request, growing with the store) to
+        # find the few labelled ones; without it, it walks the labels (a sample) and looks
+        # each mention up by its key.
+        stmt = stmt.join(mentions, mentions.c.pk == ri.c.mention_pk).add_columns(
+            mentions.c.created_at
+        )
     if brands is not None:
         stmt = stmt.where(ri.c.brand.in_(list(brands)))
     out: dict[int, tuple[Any, list[str]]] = {}
     for row in conn.execute(stmt):
+        if timed and not (
+            (since is None or row.created_at >= since) and (until is None or row.created_at < until)
+        ):
+            continue
         out.setdefault(row.id, (row, []))[1].append(row.label)
     return [
         LabelledItem(r.brand, r.source, r.auto_method, r.auto_label, r.weight, tuple(labels))

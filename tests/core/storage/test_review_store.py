@@ -404,6 +404,38 @@ def test_measured_accuracy_applies_to_the_brands_and_range_asked(
     assert nothing is None
 
 
+def test_measured_accuracy_counts_only_labels_of_mentions_in_the_range(
+    engine: Engine, clock: FrozenClock
+) -> None:
+    # Half-open [since, until): r0 at since counts, r2 at until does not, r1 inside does.
+    MentionWriter(engine, clock).write(
+        [
+            record(0, "positive", ("Acme",), minute=60),
+            record(1, "negative", ("Acme",), minute=90),
+            record(2, "positive", ("Acme",), minute=120),
+            record(3, "negative", ("Acme",), minute=0),
+        ]
+    )
+    s = store(engine, clock)
+    # r0 and r3 confirmed; r1 and r2 overturned.
+    verdicts = {"r0": "positive", "r1": "positive", "r2": "negative", "r3": "negative"}
+    while (item := s.claim(ANA)) is not None:
+        s.label(ANA, item.id, verdicts[item.mention["id"]])
+    since = T0 + timedelta(minutes=60)
+    until = T0 + timedelta(minutes=120)
+    with engine.connect() as conn:
+        window = measured_accuracy(conn, since=since, until=until)
+        after = measured_accuracy(conn, since=since)
+        before = measured_accuracy(conn, until=since)
+        assert [i.auto_label for i in labelled_items(conn, since=since, until=until)] == [
+            "positive",
+            "negative",
+        ]
+    assert window is not None and window.n == 2 and window.value == pytest.approx(0.5)
+    assert after is not None and after.n == 3 and after.value == pytest.approx(1 / 3)
+    assert before is not None and before.n == 1 and before.value == pytest.approx(1.0)
+
+
 def test_concurrent_labels_and_undos_keep_the_counts_consistent(
     engine: Engine, clock: FrozenClock
 ) -> None:
