@@ -631,6 +631,11 @@ def report(
     )
 
 
+def _server_words(target: Target) -> str:
+    """The tail of the service's log, without its admin key line."""
+    return "\n".join(ln for ln in target.logs().splitlines() if "key" not in ln)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=2.0, help="load duration")
@@ -659,16 +664,20 @@ def main() -> None:
     )
     try:
         with start(root, args.scorer_mode) as target:
-            samples, final, drained_in, pusher, sampler = soak(
-                target,
-                rate=args.rate,
-                seconds=seconds,
-                sample_s=args.sample_s,
-                drain_s=args.drain_s,
-            )
+            try:
+                samples, final, drained_in, pusher, sampler = soak(
+                    target,
+                    rate=args.rate,
+                    seconds=seconds,
+                    sample_s=args.sample_s,
+                    drain_s=args.drain_s,
+                )
+            except Exception:
+                # The service went away mid-run: its own last words, before they are deleted.
+                print(_server_words(target), file=sys.stderr)
+                raise
             if drained_in is None:
-                # The server's own words on why it fell behind; not its admin key line.
-                print("\n".join(ln for ln in target.logs().splitlines() if "key" not in ln))
+                print(_server_words(target))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if sampler.legend:
