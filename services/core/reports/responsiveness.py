@@ -29,6 +29,9 @@ def first_answers(
     """``(created_at, first answer)`` of each negative mention of ``brand`` in
     ``[start, end)`` that an owned account of ``brand`` replied to."""
     f, o = brand_mention_facts.c, mention_owners.c
+    if not has_owned_mentions(conn, brand):
+        # Nothing can be an answer: skip joining every negative mention of the period.
+        return []
     reply = aliased(mentions)
     stmt = (
         select(f.created_at, func.min(reply.c.created_at))
@@ -51,6 +54,14 @@ def first_answers(
         .group_by(f.mention_pk, f.created_at)
     )
     return [(created, answered) for created, answered in conn.execute(stmt)]
+
+
+def has_owned_mentions(conn: Connection, brand: str) -> bool:
+    """Whether any stored mention, of any time, was written by an owned account of
+    ``brand`` (one index probe)."""
+    o = mention_owners.c
+    found = conn.execute(select(o.mention_pk).where(o.brand == brand).limit(1)).first()
+    return found is not None
 
 
 def owned_mentions(conn: Connection, brand: str, start: int, end: int) -> int:

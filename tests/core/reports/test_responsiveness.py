@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 
 from services.core.clock import FrozenClock
 from services.core.reports.executive import ReportRequest, build_executive_report
+from services.core.reports.responsiveness import first_answers, has_owned_mentions
 from services.core.storage.brands import BrandStore
 from services.core.storage.tables import brand_mention_facts, mention_owners, mentions
 from services.core.storage.writer import MentionWriter
@@ -141,3 +142,33 @@ def test_a_brand_without_owned_accounts_has_no_responsiveness_share(engine: Engi
     )
     assert resp.note is not None
     assert "lists no owned accounts" in resp.note
+
+
+def test_an_answer_written_after_the_period_still_answers_and_only_owners_are_probed(
+    engine: Engine,
+) -> None:
+    # The only owned mention of all is a reply written two days after the period.
+    answer = record(
+        "s9",
+        "@carol found it, acme is sorry",
+        ("Acme",),
+        "neutral",
+        handle="acmesupport",
+        minutes=48 * 60,
+        reply_to="c2",
+    )
+    counted = [r for r in BATCH if r.mention.id in ACME_COUNTED | {"g1"}]
+    with engine.connect() as conn:
+        assert not has_owned_mentions(conn, "Acme")
+    MentionWriter(engine, FrozenClock(T0)).write([*counted, answer])
+    with engine.connect() as conn:
+        assert has_owned_mentions(conn, "Acme")
+        assert not has_owned_mentions(conn, "Globex")
+        assert first_answers(conn, "Globex", START, END) == []
+        found = first_answers(conn, "Acme", START, END)
+    delay = answer.mention.created_at - BATCH[2].mention.created_at
+    assert [(a - c) for c, a in found] == [delay]
+    resp = report(engine).responsiveness
+    assert resp is not None
+    assert (resp.answered, resp.owned_mentions) == (1, 0)
+    assert resp.median_seconds_to_first_answer == pytest.approx(delay.total_seconds())
