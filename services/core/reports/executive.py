@@ -239,12 +239,46 @@ def _stories(conn: Connection, req: ReportRequest) -> Stories:
 def period_stories(posts: Sequence[stories.Post]) -> Stories:
     """The report's stories section from the period's sampled mentions: the largest
     clusters of repeated texts, each once with its combined reach. Pure."""
-    found = stories.stories(posts)[:TOP_STORIES]
+    found = distinct_text_stories(posts)[:TOP_STORIES]
     return Stories(
         stories=[StoryItem(**s.as_dict(len(posts))) for s in found],
         sample=len(posts),
         min_size=stories.MIN_STORY_SIZE,
     )
+
+
+def distinct_text_stories(
+    posts: Sequence[stories.Post], min_size: int = stories.MIN_STORY_SIZE
+) -> list[stories.Story]:
+    """``stories.stories(posts)``, the same stories in the same order, clustering each
+    distinct text once: copies of one text (retweets, syndication) have the same shingles,
+    so they are near-duplicates of each other (Jaccard 1) and of the same others. A text
+    too short to have shingles is a cluster of one however often it repeats. Pure."""
+    first_of: dict[str, int] = {}
+    copies: list[list[int]] = []
+    for i, p in enumerate(posts):
+        k = first_of.setdefault(p.text, len(copies))
+        if k == len(copies):
+            copies.append([i])
+        else:
+            copies[k].append(i)
+    groups: list[list[int]] = []
+    for cluster in stories.clusters([posts[c[0]].text for c in copies]):
+        indices = sorted(i for k in cluster for i in copies[k])
+        if len(cluster) == 1 and len(indices) > 1 and not stories.shingles(posts[indices[0]].text):
+            groups.extend([i] for i in indices)
+        else:
+            groups.append(indices)
+    groups.sort(key=lambda g: (-len(g), g[0]))
+    out = []
+    for group in groups:
+        if len(group) < min_size:
+            continue
+        members = tuple(posts[i] for i in group)
+        first = min(members, key=lambda p: (p.created_at, p.source, p.id))
+        out.append(stories.Story(members, first, sum(p.followers for p in members)))
+    out.sort(key=lambda s: (-s.size, -s.combined_reach, s.first.created_at, s.first.id))
+    return out
 
 
 def period_terms(

@@ -8,7 +8,12 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from services.core.reports.executive import ReportRequest, build_executive_report
+from services.core import stories
+from services.core.reports.executive import (
+    ReportRequest,
+    build_executive_report,
+    distinct_text_stories,
+)
 from tests.fixtures.report_data import END, NOW, START, Fixture, fixture_set, report_state
 
 HEADLINE = "Acme recalls its X2 routers after reports of overheating in customer homes"
@@ -78,3 +83,36 @@ def test_a_story_syndicated_300_times_is_one_story_with_its_combined_reach(
     own = {o.text for o in own_words}
     assert all(o.size < story.size and o.sample_text not in own for o in others)
     assert all(HEADLINE.casefold() not in o.sample_text.casefold() for o in others)
+
+
+def test_clustering_each_distinct_text_once_finds_the_very_stories_of_every_text() -> None:
+    rng = random.Random(11)
+    words = [f"word{k}" for k in range(40)]
+    headlines = [" ".join(rng.sample(words, 9)) for _ in range(30)]
+    shorts = ["acme is down", "acme!!", "ok acme"]  # too short to have shingles
+    t0 = START
+
+    def variant(h: str) -> str:
+        return rng.choice(
+            [h, h, f"RT @wire: {h}", f"{h} https://t.co/{rng.randrange(99)}", h.upper()]
+        )
+
+    for trial in range(40):
+        texts = [
+            rng.choice([*[variant(rng.choice(headlines)) for _ in range(3)], *shorts])
+            for _ in range(rng.randrange(0, 160))
+        ]
+        posts = [
+            stories.Post(
+                source=rng.choice(["x", "reddit"]),
+                id=f"m{trial}-{k}",
+                text=t,
+                author=f"a{rng.randrange(20)}",
+                followers=rng.choice([10, 100, 1_000]),  # ties in reach, ties in time
+                created_at=t0 + timedelta(minutes=rng.randrange(5)),
+            )
+            for k, t in enumerate(texts)
+        ]
+        assert len(set(texts)) < len(texts) or len(texts) < 2
+        for min_size in (1, 2, 3):
+            assert distinct_text_stories(posts, min_size) == stories.stories(posts, min_size)
