@@ -35,10 +35,12 @@ from services.core.bus.memory import MemoryBus
 from services.core.bus.protocol import Bus, Producer, TopicPartition
 from services.core.clock import Clock, SystemClock
 from services.core.metrics import Metrics
+from services.core.models import Mention
 from services.core.storage.alerts import AlertRuleStore
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate
 from services.core.storage.keys import KeyStore
+from services.core.stream.trusted import TrustedMessages
 from services.core.topics import DEFAULT_TOPICS, DLQ, RAW
 from services.ingest.flow import Ingest, build_ingest, demo_source
 from services.ingest.http import mount_push
@@ -57,6 +59,10 @@ log = logging.getLogger(__name__)
 ALL_PARTITIONS = tuple(
     TopicPartition(spec.name, p) for spec in DEFAULT_TOPICS for p in range(spec.partitions)
 )
+# The mentions the ingest sent that the scorer has not yet read, kept with their
+# validated form so that the scorer does not parse them again; beyond this many, the
+# oldest are forgotten (and parsed as usual). A mention is about 2.5 KB here.
+TRUSTED_CAPACITY = 32_768
 
 
 @dataclass
@@ -77,6 +83,8 @@ class Embedded:
         self.bus: Bus = MemoryBus()
         self.keys = KeyStore(self.engine, self.clock)
         self.brands = BrandStore(self.engine, self.clock)
+        # Shared by the ingest (registers what it sends) and the scorer (takes it back).
+        self.trusted = TrustedMessages[Mention](TRUSTED_CAPACITY)
         self._loop_tasks: list[asyncio.Task[None]] = []
         self._producer: Producer | None = None
         self.pipeline: ScorerPipeline | None = None
@@ -120,6 +128,7 @@ class Embedded:
             metrics=self.metrics,
             brands=self.brands,
             keys=self.keys,
+            trusted=self.trusted,
         )
         # Sources added, changed or removed in the store (through the API) reach the
         # running connectors within sources_refresh_s.
@@ -131,6 +140,7 @@ class Embedded:
             engine=self.engine,
             clock=self.clock,
             metrics=self.metrics,
+            trusted=self.trusted,
         )
         await asyncio.to_thread(self.pipeline.matchers.reload, True)
         for loop in self.pipeline.loops:

@@ -21,6 +21,7 @@ from prometheus_client import Counter
 from services.core.bus.protocol import Producer
 from services.core.metrics import Metrics
 from services.core.models import Mention
+from services.core.stream.trusted import TrustedMessages
 from services.core.topics import RAW, mention_key
 from services.ingest.dedupe import RecentKeys
 from services.ingest.sources.protocol import InvalidRecord, SourceItem
@@ -40,12 +41,23 @@ class _Tally:
 
 
 class MentionPublisher:
-    """Dedupes and produces mentions; shared by the source workers and the HTTP push."""
+    """Dedupes and produces mentions; shared by the source workers and the HTTP push.
 
-    def __init__(self, producer: Producer, dedupe: RecentKeys, metrics: Metrics) -> None:
+    With ``trusted`` (embedded mode: the scorer consumes in this process), each message
+    sent is registered there with its validated mention, so the scorer need not parse it.
+    """
+
+    def __init__(
+        self,
+        producer: Producer,
+        dedupe: RecentKeys,
+        metrics: Metrics,
+        trusted: TrustedMessages[Mention] | None = None,
+    ) -> None:
         self._producer = producer
         self._dedupe = dedupe
         self._metrics = metrics
+        self._trusted = trusted
         self._produced = metrics.messages_produced.labels(RAW)
         # Labelled children cached per source: ``labels()`` is a dict lookup plus a lock.
         self._accepted: dict[str, Counter] = {}
@@ -64,12 +76,15 @@ class MentionPublisher:
         if self._dedupe.seen(key):
             tally.duplicates[source_label] = tally.duplicates.get(source_label, 0) + 1
             return False
+        value = mention.model_dump_json().encode()
+        if self._trusted is not None:
+            self._trusted.register(value, mention)
         try:
-            await self._producer.send(
-                RAW, mention.model_dump_json().encode(), key=mention_key(*key)
-            )
+            await self._producer.send(RAW, value, key=mention_key(*key))
         except BaseException:
             self._dedupe.forget(key)
+            if self._trusted is not None:
+                self._trusted.discard(value)
             raise
         tally.accepted[source_label] = tally.accepted.get(source_label, 0) + 1
         return True

@@ -22,9 +22,11 @@ from sqlalchemy import Engine
 from services.core.bus.protocol import Producer
 from services.core.clock import Clock
 from services.core.metrics import Metrics
+from services.core.models import Mention
 from services.core.storage.brands import BrandStore
 from services.core.storage.keys import KeyStore
 from services.core.storage.sources import SourceStore
+from services.core.stream.trusted import TrustedMessages
 from services.ingest.accept import MentionPublisher
 from services.ingest.dedupe import RecentKeys
 from services.ingest.http import PushEndpoint
@@ -99,13 +101,18 @@ def build_ingest(
     keys: KeyStore,
     bus_problem: Callable[[], str | None] | None = None,
     push_timeout_s: float | None = None,
+    trusted: TrustedMessages[Mention] | None = None,
 ) -> Ingest:
     """Chain the ingest: sources and the push endpoint → accept (validate, dedupe) →
     produce to ``mentions.raw`` on ``producer``. Nothing runs until ``start``.
 
     A push is answered 503 at once while ``bus_problem()`` names one, and when the bus has
-    not taken it within ``push_timeout_s`` (``None``: no bound)."""
-    publisher = MentionPublisher(producer, RecentKeys(settings.dedupe_capacity), metrics)
+    not taken it within ``push_timeout_s`` (``None``: no bound). ``trusted``: where each
+    message sent is registered with its validated mention, for a scorer in this process
+    (``TrustedMessages``)."""
+    publisher = MentionPublisher(
+        producer, RecentKeys(settings.dedupe_capacity), metrics, trusted
+    )
     push = PushEndpoint(
         publisher=publisher,
         keys=keys,

@@ -33,6 +33,7 @@ from services.core.storage.deadletters import store_dead_letters
 from services.core.storage.writer import MentionWriter
 from services.core.stream.dlq import DeadLetterQueue
 from services.core.stream.loop import ConsumerLoop, LoopConfig
+from services.core.stream.trusted import TrustedMessages
 from services.core.topics import DLQ, DLQ_GROUP, RAW, SCORER_GROUP
 from services.scorer.calibration import apply_calibration
 from services.scorer.protocol import Router, Scorer
@@ -101,6 +102,7 @@ def build_pipeline(
     metrics: Metrics,
     transformer: Scorer | None = None,
     router: Router | None = None,
+    trusted: TrustedMessages[Mention] | None = None,
 ) -> ScorerPipeline:
     """Assemble the scorer's consumers; the caller runs ``loop.run()`` for each and
     ``await pipeline.close()`` at the end.
@@ -108,7 +110,10 @@ def build_pipeline(
     With neither ``transformer`` nor ``router`` given, ``settings.scorer_mode`` decides:
     ``hybrid`` loads the configured (or shipped) model and routes with the tuned
     thresholds — raising ``ModelLoadError`` if it cannot be loaded, unless
-    ``transformer_missing=lexicon`` — and ``lexicon`` scores with VADER alone."""
+    ``transformer_missing=lexicon`` — and ``lexicon`` scores with VADER alone.
+
+    ``trusted``: the messages an ingest in this process sent with their validated mentions
+    (embedded mode); decode takes those instead of parsing them again."""
     # Routing thresholds calibrated from the analysts' labels (`sentimon calibrate --apply`).
     settings = apply_calibration(settings)
     if transformer is None and router is None:
@@ -151,7 +156,8 @@ def build_pipeline(
                     ),
                 ),
             ),
-        )
+        ),
+        trusted=trusted,
     )
     dlq = DeadLetterQueue(producer, DLQ, metrics)
     # The reasons decode_json_model gives, exported at zero so the DLQ rate has series.

@@ -17,6 +17,7 @@ from services.core.models import Mention, ScoredMention
 from services.core.storage.writer import Refused
 from services.core.stream.errors import InvalidMessage
 from services.core.stream.loop import Refusal
+from services.core.stream.trusted import TrustedMessages
 from services.core.validation import describe
 from services.scorer.steps.abstract import NextStep
 
@@ -42,10 +43,21 @@ def refusals(refused: Sequence[Refused], items: Sequence[tuple[Message, Mention]
 
 
 class DecodeMentions:
-    def __init__(self, next_step: NextStep[Sequence[tuple[Message, Mention]]]) -> None:
+    def __init__(
+        self,
+        next_step: NextStep[Sequence[tuple[Message, Mention]]],
+        trusted: TrustedMessages[Mention] | None = None,
+    ) -> None:
         self.next_step = next_step
+        # The messages this process's ingest sent and validated (embedded mode): the very
+        # object sent is not parsed again; anything else (a replayed journal, Kafka) is.
+        self._trusted = trusted
 
     def decode(self, message: Message) -> Mention:
+        if self._trusted is not None:
+            sent = self._trusted.take(message.value)
+            if sent is not None:
+                return sent
         return decode_json_model(Mention, message)
 
     async def handle(self, items: Sequence[tuple[Message, Mention]]) -> Awaitable[list[Refusal]]:

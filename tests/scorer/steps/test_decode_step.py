@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
+
 import orjson
 import pytest
 
@@ -9,8 +11,9 @@ from services.core.bus.protocol import Message
 from services.core.models import Mention
 from services.core.storage.writer import Refused
 from services.core.stream.errors import InvalidMessage
+from services.core.stream.trusted import TrustedMessages
 from services.core.topics import RAW
-from services.scorer.steps.decode import decode_json_model, refusals
+from services.scorer.steps.decode import DecodeMentions, decode_json_model, refusals
 from services.scorer.steps.write import scored_records
 from tests.fixtures.mentions import mention_doc
 from tests.scorer.steps.chunks import POLICY, scored_chunk
@@ -26,6 +29,46 @@ def test_poison_is_named_by_its_field() -> None:
     poison = orjson.dumps(mention_doc(created_at="then"))
     with pytest.raises(InvalidMessage, match=r"^invalid Mention: created_at: "):
         decode_json_model(Mention, message(poison))
+
+
+class Unreached:
+    """The next step: ``decode`` never hands it anything."""
+
+    async def submit(self, item: Sequence[tuple[Message, Mention]]) -> None:
+        raise AssertionError("decode submitted")
+
+    def join(self) -> Awaitable[list[Refused]]:
+        raise AssertionError("decode joined")
+
+    def terminate(self) -> None:
+        raise AssertionError("decode terminated")
+
+
+def test_the_very_bytes_sent_skip_validation_and_an_equal_copy_is_validated() -> None:
+    trusted = TrustedMessages[Mention](10)
+    decode = DecodeMentions(Unreached(), trusted)
+    sent = Mention.model_validate(mention_doc(id="m1"))
+    value = sent.model_dump_json().encode()
+    copy = bytes(bytearray(value))  # equal, as a replayed journal or Kafka delivers it
+    trusted.register(value, sent)
+    parsed = decode.decode(message(copy))
+    assert parsed == sent and parsed is not sent
+    assert decode.decode(message(value)) is sent
+    assert len(trusted) == 0
+    again = decode.decode(message(value))  # redelivered after it was taken: parsed
+    assert again == sent and again is not sent
+
+
+def test_poison_equal_to_nothing_registered_is_still_refused_with_its_reason() -> None:
+    trusted = TrustedMessages[Mention](10)
+    decode = DecodeMentions(Unreached(), trusted)
+    poison = orjson.dumps(mention_doc(created_at="then"))
+    # Even registered, only the very object is trusted: an equal copy is validated.
+    trusted.register(poison, Mention.model_validate(mention_doc()))
+    with pytest.raises(InvalidMessage, match=r"^invalid Mention: created_at: "):
+        decode.decode(message(bytes(bytearray(poison))))
+    with pytest.raises(InvalidMessage, match=r"^invalid JSON: "):
+        decode.decode(message(b"{not json"))
 
 
 def test_refusals_name_the_messages_of_the_refused_mentions() -> None:
