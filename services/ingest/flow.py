@@ -110,9 +110,7 @@ def build_ingest(
     not taken it within ``push_timeout_s`` (``None``: no bound). ``trusted``: where each
     message sent is registered with its validated mention, for a scorer in this process
     (``TrustedMessages``)."""
-    publisher = MentionPublisher(
-        producer, RecentKeys(settings.dedupe_capacity), metrics, trusted
-    )
+    publisher = MentionPublisher(producer, RecentKeys(settings.dedupe_capacity), metrics, trusted)
     push = PushEndpoint(
         publisher=publisher,
         keys=keys,
