@@ -21,7 +21,7 @@ import importlib
 import statistics
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -35,21 +35,13 @@ from services.core.models import (
     Mention,
     storable_time,
 )
-from tests.bench.bench_pipeline import START, build_texts
+from tests.bench.bench_pipeline import bench_doc, build_texts
 
 
 def messages(count: int) -> list[bytes]:
     out = []
     for i, text in enumerate(build_texts(count)):
-        doc = {
-            "id": f"bench-{i}",
-            "source": "file",
-            "text": text,
-            "created_at": (START + timedelta(seconds=i)).isoformat(),
-            "author": {"id": f"a{i % 500}", "handle": f"user{i % 500}", "followers": i % 9000},
-            "metrics": {"likes": i % 7, "reposts": i % 3, "replies": i % 2},
-        }
-        out.append(Mention.model_validate(doc).model_dump_json().encode())
+        out.append(Mention.model_validate(bench_doc(i, text)).model_dump_json().encode())
     return out
 
 

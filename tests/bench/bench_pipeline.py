@@ -54,19 +54,22 @@ def build_texts(count: int) -> list[str]:
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
 
+def bench_doc(i: int, text: str) -> dict[str, object]:
+    """The ``i``-th benchmark mention of ``text``: one a second from ``START``, 500 authors."""
+    return {
+        "id": f"bench-{i}",
+        "source": "file",
+        "text": text,
+        "created_at": (START + timedelta(seconds=i)).isoformat(),
+        "author": {"id": f"a{i % 500}", "handle": f"user{i % 500}", "followers": i % 9000},
+        "metrics": {"likes": i % 7, "reposts": i % 3, "replies": i % 2},
+    }
+
+
 def write_jsonl(path: Path, texts: list[str]) -> None:
-    start = START
     with path.open("wb") as f:
         for i, text in enumerate(texts):
-            doc = {
-                "id": f"bench-{i}",
-                "source": "file",
-                "text": text,
-                "created_at": (start + timedelta(seconds=i)).isoformat(),
-                "author": {"id": f"a{i % 500}", "handle": f"user{i % 500}", "followers": i % 9000},
-                "metrics": {"likes": i % 7, "reposts": i % 3, "replies": i % 2},
-            }
-            f.write(orjson.dumps(doc) + b"\n")
+            f.write(orjson.dumps(bench_doc(i, text)) + b"\n")
 
 
 def bench_vader(texts: list[str]) -> float:
