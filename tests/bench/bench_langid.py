@@ -1,6 +1,9 @@
 """Language detection per mention: py3langid against ``FastLangid`` (its exact probabilities,
 faster) and the scorer's ``LanguageDetector.detect`` (``FastLangid`` behind a cache keyed by
-the text the detector reads), on the same texts, in one run.
+the text the detector reads), on the same texts, in one run; one text at a time (the
+automaton walked in Python, as py3langid walks it: ``FastLangid`` as it was before batches)
+and in the scorer's chunks of 250 (``classify_many``, ``detect_many``: the automaton walked
+for the whole chunk in numpy).
 
 Run: ``.venv/bin/python -m tests.bench.bench_langid [--rounds N]``.
 
@@ -20,6 +23,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
@@ -33,6 +37,8 @@ from services.scorer.language import (
 )
 from tests.bench.bench_pipeline import build_texts
 from tests.bench.shared_data import tweeteval_test_texts
+
+T = TypeVar("T")
 
 
 def per_text_us(run: Callable[[], object], n: int) -> float:
@@ -50,8 +56,11 @@ def main() -> None:
     stream = build_texts(24_000)
     reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     fast = FastLangid(reference)
+    walked = FastLangid(reference, vector_walk=False)  # as before batches
     expected = [reference.classify(t) for t in cleaned]
     assert [fast.classify(t) for t in cleaned] == expected  # warm, and exact
+    assert [walked.classify(t) for t in cleaned] == expected
+    assert in_chunks(fast.classify_many, cleaned) == expected
 
     detector = LanguageDetector.load()
 
@@ -69,23 +78,34 @@ def main() -> None:
         return code if english < MAX_SCORABLE_PROBABILITY else None
 
     assert [detect_before(t) for t in stream] == [detector.detect(t) for t in stream]
+    detector._cache.clear()
+    assert in_chunks(detector.detect_many, stream) == [detect_before(t) for t in stream]
 
     def detect_all(texts: Sequence[str]) -> float:
         detector._cache.clear()  # the model stays loaded; only the cache starts empty
         return per_text_us(lambda: [detector.detect(t) for t in texts], len(texts))
 
+    def detect_chunks(texts: Sequence[str]) -> float:
+        detector._cache.clear()
+        return per_text_us(lambda: in_chunks(detector.detect_many, texts), len(texts))
+
     lines: dict[str, Callable[[], float]] = {
         "py3langid classify (reference)": lambda: per_text_us(
             lambda: [reference.classify(t) for t in cleaned], len(cleaned)
         ),
-        "FastLangid classify": lambda: per_text_us(
-            lambda: [fast.classify(t) for t in cleaned], len(cleaned)
+        "FastLangid classify, walked (as before)": lambda: per_text_us(
+            lambda: [walked.classify(t) for t in cleaned], len(cleaned)
+        ),
+        "FastLangid classify_many, chunks of 250": lambda: per_text_us(
+            lambda: in_chunks(fast.classify_many, cleaned), len(cleaned)
         ),
         "detect as it was (py3langid, no cache)": lambda: per_text_us(
             lambda: [detect_before(t) for t in tweets], len(tweets)
         ),
         "detect, every text new (cache misses)": lambda: detect_all(tweets),
+        "detect_many, every text new, chunks": lambda: detect_chunks(tweets),
         "detect, bench_pipeline's stream": lambda: detect_all(stream),
+        "detect_many, the stream, chunks": lambda: detect_chunks(stream),
     }
     times: dict[str, list[float]] = {name: [] for name in lines}
     for _ in range(args.rounds):
@@ -97,8 +117,17 @@ def main() -> None:
     print(f"median of {args.rounds} alternating rounds (model loading excluded)")
     for name, values in times.items():
         med = statistics.median(values)
-        print(f"  {name:40s} {med:7.1f} µs  {base / med:5.2f}x  (runs: {fmt(values)})")
+        print(f"  {name:42s} {med:7.1f} µs  {base / med:5.2f}x  (runs: {fmt(values)})")
     print(f"  cache hit rate on bench_pipeline's stream: {hits:.1%}")
+
+
+# The scorer's chunk size (``ScorerSettings.chunk_size``'s default).
+CHUNK = 250
+
+
+def in_chunks(run: Callable[[Sequence[str]], list[T]], texts: Sequence[str]) -> list[T]:
+    """``run`` on ``CHUNK`` texts at a time, the answers in order."""
+    return [a for start in range(0, len(texts), CHUNK) for a in run(texts[start : start + CHUNK])]
 
 
 def hit_rate(texts: Sequence[str]) -> float:

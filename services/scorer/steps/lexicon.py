@@ -35,7 +35,7 @@ from services.core.models import BrandSentiment, Mention, Sentiment
 from services.core.owned import OwnedAccounts
 from services.core.storage.brands import BrandStore
 from services.core.stream.tasks import spawn
-from services.scorer.language import LanguageDetector, mention_language
+from services.scorer.language import LanguageDetector, mention_languages
 from services.scorer.lexicon import UNSCORED, lexicon_sentiment
 from services.scorer.mask import cap_text, mask_spans
 from services.scorer.sampling import SamplingPolicy, spot_check
@@ -215,10 +215,11 @@ def score_chunk(
     """Match, decide the language, mask, cap, score, sample and build each document.
     Mentions matching no brand are dropped unless ``keep_unmatched``, or unless one is a
     reply by an ``owned`` account (kept with no brand: it answers what it replies to). A mention's
-    language is its source's tag, else what ``detector`` finds (``mention_language``);
+    language is its source's tag, else what ``detector`` finds (``mention_languages``);
     one in a language the scorer cannot read is left unscored (``UNSCORED``: not scored
     by the lexicon, never sampled, never routed)."""
     out = ChunkResult()
+    matched: list[tuple[int, ChunkItem, MatchResult]] = []
     for i, item in enumerate(items):
         match = matcher.match(item.text)
         if (
@@ -228,8 +229,11 @@ def score_chunk(
         ):
             out.unmatched += 1
             continue
+        matched.append((i, item, match))
+    # The chunk's languages in one batch: several times cheaper a mention than one by one.
+    languages = mention_languages([(item.lang, item.text) for _, item, _ in matched], detector)
+    for (i, item, match), language in zip(matched, languages, strict=True):
         brands = tuple(match.brands)
-        language = mention_language(item.lang, item.text, detector)
         if not is_scorable(language):
             doc = scored_document(item.raw, brands, UNSCORED, False, now, language)
             out.results.append(LexiconResult(i, brands, "", 0.0, False, doc, 0.0, language))
