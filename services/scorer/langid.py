@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from itertools import pairwise
 from operator import itemgetter
@@ -150,7 +151,28 @@ class FastLangid:
         last = self._last.get(text)
         if last is not None:
             return last.copy()
-        scores: npt.NDArray[np.float32] = self.scores_many([text])[0]
+        encoded = _encode(text)
+        if self._window is not None and len(encoded) >= VECTOR_WALK_MIN_BYTES:
+            batch: npt.NDArray[np.float32] = self.scores_many([text])[0]
+            return batch
+        # One short text: py3langid's walk and its one-row steps, which cost less than the
+        # batch's two-dimensional ones on a single row.
+        visits = visit_counts(*self._reference_walk, encoded)
+        if visits:
+            scores = self._product(visits) + self._pc
+        else:
+            scores = np.full(len(self._classes), 0.0, dtype=np.float32)
+        scores *= 1.0 / math.sqrt(len(encoded) or 1)
+        np.exp(scores - scores.max(), out=scores)
+        scores /= scores.sum()
+        if self._alias_vector:
+            scores[self._alias_first] += scores[self._alias_dupe]
+            scores[self._alias_dupe] = 0.0
+        else:
+            for i, j in self._alias_pairs:
+                scores[i] += scores[j]
+                scores[j] = 0.0
+        self._last = {text: scores.copy()}
         return scores
 
     def scores_many(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -206,14 +228,18 @@ class FastLangid:
         for i, text in enumerate(encoded):
             visits = visit_counts(*self._reference_walk, text)
             if visits:
-                idx = np.fromiter(visits.keys(), dtype=np.intp, count=len(visits))
-                counts = np.fromiter(visits.values(), dtype=np.float32, count=len(visits))
-                fresh = idx[~self._converted[idx]]
-                if fresh.size:
-                    self._rows[fresh] = self._ptc[fresh]
-                    self._converted[fresh] = True
-                scores[i] = np.log1p(counts) @ self._rows[idx] + self._pc
+                scores[i] = self._product(visits) + self._pc
         return scores
+
+    def _product(self, visits: Counter[int]) -> npt.NDArray[np.float32]:
+        idx = np.fromiter(visits.keys(), dtype=np.intp, count=len(visits))
+        counts = np.fromiter(visits.values(), dtype=np.float32, count=len(visits))
+        fresh = idx[~self._converted[idx]]
+        if fresh.size:
+            self._rows[fresh] = self._ptc[fresh]
+            self._converted[fresh] = True
+        product: npt.NDArray[np.float32] = np.log1p(counts) @ self._rows[idx]
+        return product
 
     def _normalised(
         self, scores: npt.NDArray[np.float32], encoded: Sequence[bytes]
