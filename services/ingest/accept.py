@@ -11,14 +11,13 @@ name from the same list. So received = accepted + rejected, per label.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from services.core.bus.protocol import Producer
+from services.core.bus.protocol import KeyedValue, Producer
 from services.core.metrics import Metrics
 from services.core.models import Mention
 from services.core.stream.trusted import TrustedMessages
@@ -82,12 +81,60 @@ class MentionPublisher:
         try:
             await self._producer.send(RAW, value, key=mention_key(*key))
         except BaseException:
-            self._dedupe.forget(key)
-            if self._trusted is not None:
-                self._trusted.discard(value)
+            self._unpublish(key, value)
             raise
         tally.accepted[source_label] = tally.accepted.get(source_label, 0) + 1
         return True
+
+    async def _publish_many(self, mentions: Sequence[Mention], tally: _Tally) -> list[bool]:
+        """``_publish`` of each mention (under its ``source``), in one ``send_many``.
+
+        Each is deduplicated in order, so a repeat within the batch is a duplicate. Raises
+        the first failure once the batch has settled; a mention that was not stored is
+        forgotten by the deduplication, so that a retry produces it.
+        """
+        dedupe = self._dedupe
+        trusted = self._trusted
+        produced: list[bool] = []
+        sending: list[tuple[Mention, bytes]] = []
+        records: list[KeyedValue] = []
+        duplicates = tally.duplicates
+        for mention in mentions:
+            key = mention.key
+            if dedupe.seen(key):
+                duplicates[mention.source] = duplicates.get(mention.source, 0) + 1
+                produced.append(False)
+                continue
+            value = mention.model_dump_json().encode()
+            if trusted is not None:
+                trusted.register(value, mention)
+            sending.append((mention, value))
+            records.append((mention_key(*key), value))
+            produced.append(True)
+        if not records:
+            return produced
+        try:
+            results = await self._producer.send_many(RAW, records)
+        except BaseException:
+            for mention, value in sending:
+                self._unpublish(mention.key, value)
+            raise
+        failure: Exception | None = None
+        accepted = tally.accepted
+        for (mention, value), result in zip(sending, results, strict=True):
+            if isinstance(result, Exception):
+                self._unpublish(mention.key, value)
+                failure = failure or result
+            else:
+                accepted[mention.source] = accepted.get(mention.source, 0) + 1
+        if failure is not None:
+            raise failure
+        return produced
+
+    def _unpublish(self, key: tuple[str, str], value: bytes) -> None:
+        self._dedupe.forget(key)
+        if self._trusted is not None:
+            self._trusted.discard(value)
 
     def _count(self, tally: _Tally) -> None:
         for label, n in tally.duplicates.items():
@@ -123,11 +170,12 @@ async def accept(
     """Produce the batch's valid mentions (deduplicated) and count everything by ``channel``.
 
     Returns once every accepted mention is durable on the bus (the caller may then answer
-    202 or store a checkpoint). Produced together: on Kafka each send waits for the
-    broker's acknowledgement, and one at a time would cap a batch at one round trip per
-    mention; each is deduplicated when it starts, in order, so a repeat within the batch
-    is still a duplicate. Raises what the bus raised, once every send of the batch has
-    settled; the mentions produced count as accepted, once per batch.
+    202 or store a checkpoint). Produced together, in one ``send_many``: on Kafka each
+    send waits for the broker's acknowledgement, and one at a time would cap a batch at
+    one round trip per mention; in memory the batch is appended and journaled at once,
+    with no task or future per mention. Each is deduplicated in order, so a repeat
+    within the batch is still a duplicate. Raises what the bus raised, once every send
+    of the batch has settled; the mentions produced count as accepted, once per batch.
     """
     invalid: list[tuple[int, InvalidRecord]] = []
     mentions: list[Mention] = []
@@ -146,19 +194,7 @@ async def accept(
         metrics.mentions_received.labels(source).inc(n)
     tally = _Tally()
     try:
-        if len(mentions) == 1:  # one at a time (a paced replay): no task to gather
-            produced = [await publisher._publish(mentions[0], mentions[0].source, tally)]
-        else:
-            # Every send settles before a failure is raised, so that what was produced
-            # is counted (and the caller does not return while sends still run).
-            results = await asyncio.gather(
-                *(publisher._publish(m, m.source, tally) for m in mentions),
-                return_exceptions=True,
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-            produced = [r for r in results if not isinstance(r, BaseException)]
+        produced = await publisher._publish_many(mentions, tally)
     finally:
         publisher._count(tally)
     accepted = sum(produced)

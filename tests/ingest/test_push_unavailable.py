@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from services.core.auth import Role
-from services.core.bus.protocol import RecordMetadata
+from services.core.bus.protocol import Producer, RecordMetadata
 from services.core.clock import SystemClock
 from services.core.metrics import Metrics
 from services.core.storage.db import make_engine, migrate, sqlite_url
@@ -29,7 +29,7 @@ from tests.fixtures.mentions import mention_doc
 
 
 @dataclass
-class HangingProducer:
+class HangingProducer(Producer):
     """A producer whose sends never return while ``hanging`` (a broker that is away and
     a client that waits for it), and are acknowledged at once otherwise."""
 

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.core.bus.memory import MemoryBus, MemoryProducer
-from services.core.bus.protocol import RecordMetadata, TopicSpec
+from services.core.bus.protocol import Producer, RecordMetadata, TopicSpec
 from services.core.metrics import Metrics
 from services.core.models import Mention
 from services.core.topics import RAW
@@ -24,7 +24,7 @@ from services.ingest.worker import MAX_BATCH, IngestStats, run_source
 from tests.fixtures.mentions import mention_doc
 
 
-class CountingProducer:
+class CountingProducer(Producer):
     """A ``MemoryProducer`` that records how many sends were in flight together."""
 
     def __init__(self, inner: MemoryProducer, fail_on: str | None = None) -> None:

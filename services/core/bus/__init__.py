@@ -11,11 +11,14 @@ from services.core.bus.memory import MemoryBus
 from services.core.bus.protocol import (
     Bus,
     Consumer,
+    KeyedValue,
     Message,
     Producer,
     RecordMetadata,
+    SendResults,
     TopicPartition,
     TopicSpec,
+    all_sent,
 )
 
 __all__ = [
@@ -24,12 +27,15 @@ __all__ = [
     "BusError",
     "CommitFailedError",
     "Consumer",
+    "KeyedValue",
     "MemoryBus",
     "Message",
     "MessageTooLargeError",
     "Producer",
     "RecordMetadata",
+    "SendResults",
     "TopicPartition",
     "TopicSpec",
     "UnknownTopicError",
+    "all_sent",
 ]

@@ -178,6 +178,22 @@ class _Journal:
             return None
         if self._failure is not None:
             raise self._failed()
+        self._encode(message)
+        self._records += 1
+        return self._written()
+
+    def appended_many(self, messages: Sequence[Message]) -> asyncio.Future[None] | None:
+        kept = [m for m in messages if m.topic in self._journaled]
+        if not kept:
+            return None
+        if self._failure is not None:
+            raise self._failed()
+        for message in kept:
+            self._encode(message)
+        self._records += len(kept)
+        return self._written()
+
+    def _encode(self, message: Message) -> None:
         topic = self._topic_bytes.get(message.topic)
         if topic is None:
             topic = self._topic_bytes[message.topic] = message.topic.encode()
@@ -213,9 +229,10 @@ class _Journal:
             end - start - _FRAME.size,
             zlib.crc32(memoryview(buffer)[start + _FRAME.size :]),
         )
-        self._records += 1
-        # One future per sender: a shared one would be cancelled for all of them when
-        # one sender is cancelled.
+
+    def _written(self) -> asyncio.Future[None]:
+        # One future per sender (a ``send`` or a ``send_many``): a shared one would be
+        # cancelled for all of them when one sender is cancelled.
         written = self._loop.create_future()
         self._waiters.append(written)
         self._schedule_write()
@@ -236,8 +253,8 @@ class _Journal:
     # Writing.
 
     def _schedule_write(self) -> None:
-        # Everything appended until the loop gets to this callback (a whole
-        # ``asyncio.gather`` of sends) goes out in one ``os.write``.
+        # Everything appended until the loop gets to this callback (a ``send_many``, a
+        # whole ``asyncio.gather`` of sends) goes out in one ``os.write``.
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._write_pending)

@@ -109,11 +109,14 @@ from services.core.bus.errors import (
 )
 from services.core.bus.kafka_logs import AIOKAFKA_REPEATS
 from services.core.bus.protocol import (
+    KeyedValue,
     Message,
     RecordMetadata,
     RevokeHook,
+    SendResults,
     TopicPartition,
     TopicSpec,
+    send_each,
 )
 from services.core.metrics import Metrics
 
@@ -611,6 +614,14 @@ class KafkaProducer:
             if self._in_flight == 0:
                 self._idle.set()
         return RecordMetadata(sent.topic, sent.partition, sent.offset)
+
+    async def send_many(self, topic: str, records: Sequence[KeyedValue]) -> SendResults:
+        self._check_open()
+        await self._bus._require_topics([topic])
+        # All in flight together: aiokafka's accumulator packs them into its batches per
+        # partition, so each going through ``send`` (its retries, its producer
+        # replacement) costs no more round trips than a batch of them would.
+        return await send_each(self, topic, records)
 
     async def _replace(self, incarnation: int, cause: BaseException) -> None:
         async with self._replacing:

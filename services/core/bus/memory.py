@@ -8,7 +8,7 @@ import itertools
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,8 +19,10 @@ from services.core.bus.errors import (
     UnknownTopicError,
 )
 from services.core.bus.protocol import (
+    KeyedValue,
     Message,
     RecordMetadata,
+    SendResults,
     TopicPartition,
     TopicSpec,
 )
@@ -29,17 +31,24 @@ from services.core.clock import Clock, SystemClock
 _MASK32 = 0xFFFFFFFF
 
 
+@functools.lru_cache(maxsize=256)
+def _words(count: int) -> Callable[[bytes], tuple[int, ...]]:
+    """Reads ``count`` little-endian 32-bit words (the format compiled once per count)."""
+    return struct.Struct(f"<{count}I").unpack_from
+
+
 def murmur2(data: bytes) -> int:
     """Kafka's ``Utils.murmur2``: a signed 32-bit hash, bit-for-bit like the Java client's."""
     length = len(data)
     m = 0x5BD1E995
     h = (0x9747B28C ^ length) & _MASK32
     whole = length & ~3
-    # The 4-byte words read at once (a key is hashed once per mention produced).
-    for k in struct.unpack_from(f"<{whole >> 2}I", data):
+    # The 4-byte words read at once (a key is hashed once per mention produced); the
+    # products masked once after the xor, which is the same as masking each.
+    for k in _words(whole >> 2)(data):
         k = (k * m) & _MASK32
         k ^= k >> 24
-        h = ((h * m) & _MASK32) ^ ((k * m) & _MASK32)
+        h = ((h * m) ^ (k * m)) & _MASK32
     tail = length - whole
     # The Java switch falls through from case 3 to case 1.
     if tail == 3:
@@ -84,6 +93,14 @@ class BusJournal(Protocol):
         ``None`` means there is nothing to wait for (a topic the journal does not keep).
         Cancelling the wait must not cancel the write. An exception, raised here or by the
         awaitable, makes ``send`` raise it although the message stays in the bus.
+        """
+        ...
+
+    def appended_many(self, messages: Sequence[Message]) -> Awaitable[None] | None:
+        """Record ``messages``, in order, like ``appended`` each, with one awaitable for all.
+
+        ``send_many`` fails every one of them with an exception raised here or by the
+        awaitable (they stay in the bus).
         """
         ...
 
@@ -405,6 +422,109 @@ class MemoryBus:
                 await written
         return RecordMetadata(topic_name, index, message.offset)
 
+    async def _append_many(
+        self, producer: MemoryProducer, topic_name: str, records: Sequence[KeyedValue]
+    ) -> SendResults:
+        """``_append`` of each record, in order, with the bookkeeping done once per batch:
+        one timestamp, one wakeup per partition, one journal write to wait for."""
+        topic = self._topic(topic_name)
+        partitions = topic.partitions
+        count = len(partitions)
+        capacity = self._capacity
+        max_bytes = self._max_message_bytes
+        results: SendResults = []
+        # The messages appended since the last hand-over to the journal, with their
+        # places in ``results``; and the journal writes to wait for, with theirs.
+        appended: list[Message] = []
+        places: list[int] = []
+        writes: list[tuple[Awaitable[None], list[int]]] = []
+        touched: set[_Partition] = set()
+        timestamp_ms = self._now_ms()
+        # Set when the producer or the bus closed while the batch waited for room: the
+        # rest of the batch fails as a ``send`` started after the close would.
+        closed: BusClosedError | None = None
+        for key, value in records:
+            if closed is not None:
+                results.append(BusClosedError(*closed.args))
+                continue
+            size = len(value) + (len(key) if key is not None else 0)
+            if size > max_bytes:
+                results.append(
+                    MessageTooLargeError(
+                        f"message of {size} bytes for topic {topic_name!r} is larger than "
+                        f"max_message_bytes={max_bytes}"
+                    )
+                )
+                continue
+            if key is not None:
+                index = partition_for_key(key, count)
+            else:
+                index = topic.next_unkeyed % count
+                topic.next_unkeyed += 1
+            partition = partitions[index]
+            if topic.groups and (
+                partition.send_waiters or len(partition.records) + partition.reserved >= capacity
+            ):
+                # What was appended so far is told to its consumers and the journal before
+                # waiting: a commit made meanwhile must be journaled after those messages.
+                self._hand_over(topic, touched, appended, places, results, writes)
+                appended, places, touched = [], [], set()
+                try:
+                    await self._wait_for_room(producer, partition)
+                except BusClosedError as error:
+                    closed = error
+                    results.append(error)
+                    continue
+                timestamp_ms = self._now_ms()
+            elif len(partition.records) >= capacity:
+                self._trim(partition, partition.end_offset - capacity + 1)
+            offset = partition.end_offset
+            message = Message(topic_name, index, offset, key, value, (), timestamp_ms)
+            partition.records.append(message)
+            touched.add(partition)
+            places.append(len(results))
+            appended.append(message)
+            results.append(RecordMetadata(topic_name, index, offset))
+        self._hand_over(topic, touched, appended, places, results, writes)
+        for written, written_places in writes:
+            try:
+                await written
+            except Exception as error:
+                for place in written_places:
+                    results[place] = error
+        return results
+
+    def _hand_over(
+        self,
+        topic: _Topic,
+        touched: set[_Partition],
+        appended: list[Message],
+        places: list[int],
+        results: SendResults,
+        writes: list[tuple[Awaitable[None], list[int]]],
+    ) -> None:
+        """Wake the consumers of the ``touched`` partitions and give ``appended`` to the
+        journal; a journal that refuses them fails their ``results``."""
+        if not appended:
+            return
+        for consumer in topic.subscribers:
+            assignment = consumer._assignment
+            if any(partition.tp in assignment for partition in touched):
+                consumer._wakeup.set()
+        if self._journal is None:
+            return
+        try:
+            written = self._journal.appended_many(appended)
+        except Exception as error:
+            for place in places:
+                results[place] = error
+            return
+        if written is not None:
+            writes.append((written, places))
+
+    def _now_ms(self) -> int:
+        return int((time.time() if self._system_clock else self._clock.now().timestamp()) * 1000)
+
     async def _wait_for_room(self, producer: MemoryProducer, partition: _Partition) -> None:
         self._grant_room(partition)
         if len(partition.records) + partition.reserved < self._capacity:
@@ -508,6 +628,20 @@ class MemoryProducer:
         self._idle.clear()
         try:
             return await self._bus._append(self, topic, value, key, headers)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def send_many(self, topic: str, records: Sequence[KeyedValue]) -> SendResults:
+        self._check_open()
+        if not records:
+            self._bus._topic(topic)
+            return []
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._bus._append_many(self, topic, records)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:

@@ -11,7 +11,9 @@ Semantics follow Kafka where they matter to correctness:
   succeeded. A consumer that stops without committing leaves its messages to be
   delivered again to whichever member owns the partition next;
 * memory is bounded: when a partition holds as many uncommitted messages as its
-  capacity, ``Producer.send`` waits (backpressure) instead of growing without limit.
+  capacity, ``Producer.send`` waits (backpressure) instead of growing without limit;
+* ``Producer.send_many`` appends a batch of one topic's messages as if each were sent
+  alone, in order, with one wait for the whole batch instead of one per message.
 
 A Kafka implementation therefore runs its consumers with ``enable_auto_commit=False``
 and ``auto_offset_reset="earliest"``. After a rebalance a member may see again
@@ -20,6 +22,7 @@ messages it had read but not committed, on any partition: handlers are idempoten
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -61,6 +64,14 @@ class RecordMetadata:
     offset: int
 
 
+# One message of a ``send_many`` batch: (key, value).
+KeyedValue = tuple[bytes | None, bytes]
+
+# What became of each message of a ``send_many`` batch, in order: where it was stored,
+# or why it was not.
+SendResults = list[RecordMetadata | Exception]
+
+
 @runtime_checkable
 class Producer(Protocol):
     async def send(
@@ -79,8 +90,23 @@ class Producer(Protocol):
         """
         ...
 
+    async def send_many(self, topic: str, records: Sequence[KeyedValue]) -> SendResults:
+        """Append each ``(key, value)`` of ``records`` as ``send`` would, in order, and
+        return once every one is durable or failed: its metadata, or its exception.
+
+        Partitioning and per-key order are those of sending them one by one. A failure
+        of one message (too large, a journal that failed) is returned in its place and
+        the others are still sent; what fails the call as a whole before anything is
+        sent (``UnknownTopicError``, ``BusClosedError``) is raised. If the call is
+        cancelled, some of the messages may have been stored.
+
+        The default sends each message with ``send``, all at once; an implementation
+        that can append a batch at a time does so.
+        """
+        return await send_each(self, topic, records)
+
     async def flush(self) -> None:
-        """Return once every message passed to ``send`` so far is durable."""
+        """Return once every message passed to ``send`` or ``send_many`` so far is durable."""
         ...
 
     async def close(self) -> None: ...
@@ -157,3 +183,30 @@ class Bus(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def send_each(producer: Producer, topic: str, records: Sequence[KeyedValue]) -> SendResults:
+    """``send_many`` done with one ``send`` per message, all in flight together."""
+    if not records:
+        return []
+    settled = await asyncio.gather(
+        *(producer.send(topic, value, key=key) for key, value in records),
+        return_exceptions=True,
+    )
+    results: SendResults = []
+    for result in settled:
+        if not isinstance(result, (RecordMetadata, Exception)):
+            raise result  # a send cancelled on its own: the batch is cancelled too
+        results.append(result)
+    return results
+
+
+def all_sent(results: SendResults) -> list[RecordMetadata]:
+    """The metadata of a ``send_many`` whose every message was stored; raises the first
+    failure otherwise."""
+    sent: list[RecordMetadata] = []
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+        sent.append(result)
+    return sent

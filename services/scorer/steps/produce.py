@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 
-from services.core.bus.protocol import Producer
+from services.core.bus.protocol import Producer, all_sent
 from services.core.metrics import Metrics
 from services.core.models import ScoringMethod, VerdictLabel
 from services.core.storage.writer import Refused, ScoredRecord
@@ -34,10 +33,13 @@ class ProduceScored:
         self._metrics = metrics
 
     async def submit(self, records: Sequence[ScoredRecord]) -> None:
-        send = self._producer.send
         # Sent together: on Kafka each send waits for the broker's acknowledgement, and one
-        # at a time would cap a scorer at one round trip per mention.
-        await asyncio.gather(*(send(SCORED, r.doc, key=mention_key(*r.key)) for r in records))
+        # at a time would cap a scorer at one round trip per mention; in memory the batch
+        # is appended at once, with no task per mention. Any failure fails the batch,
+        # which is then delivered again (a record sent twice is idempotent downstream).
+        all_sent(
+            await self._producer.send_many(SCORED, [(mention_key(*r.key), r.doc) for r in records])
+        )
         m = self._metrics
         m.messages_produced.labels(SCORED).inc(len(records))
         scored, spot = tally(records)

@@ -19,11 +19,14 @@ from services.core.bus import (
     BusClosedError,
     CommitFailedError,
     Consumer,
+    KeyedValue,
     Message,
+    MessageTooLargeError,
     RecordMetadata,
     TopicPartition,
     TopicSpec,
     UnknownTopicError,
+    all_sent,
 )
 
 NameFactory = Callable[[str], str]
@@ -436,3 +439,65 @@ async def test_closed_producer_and_consumer_refuse_work(bus: Bus, unique_name: N
         await consumer.getmany(max_records=1, timeout_s=0)
     with pytest.raises(BusClosedError):
         await consumer.commit({TopicPartition(topic, 0): 0})
+
+
+async def test_send_many_partitions_like_single_sends_and_keeps_batch_order(
+    bus: Bus, unique_name: NameFactory
+) -> None:
+    one_by_one = await new_topic(bus, unique_name, partitions=4)
+    batched = await new_topic(bus, unique_name, partitions=4)
+    producer = await bus.producer()
+    records: list[KeyedValue] = [(f"brand-{i % 6}".encode(), f"v{i}".encode()) for i in range(30)]
+
+    single = [await producer.send(one_by_one, value, key=key) for key, value in records]
+    results = all_sent(await producer.send_many(batched, records))
+    consumer = await bus.consumer(unique_name("group"), [batched])
+    messages = await read(consumer, len(records))
+
+    assert [r.topic for r in results] == [batched] * len(records)
+    assert [r.partition for r in results] == [s.partition for s in single]
+    for p in range(4):
+        # Within a partition, in the order of the batch, at the offsets returned.
+        sent = [
+            (r.offset, value)
+            for r, (_, value) in zip(results, records, strict=True)
+            if r.partition == p
+        ]
+        read_back = sorted((m.offset, m.value) for m in messages if m.partition == p)
+        assert read_back == sent
+        assert [offset for offset, _ in sent] == list(range(len(sent)))
+    assert {(m.key, m.value) for m in messages} == set(records)
+
+
+async def test_send_many_fails_only_the_message_that_cannot_be_stored(
+    bus: Bus, unique_name: NameFactory
+) -> None:
+    topic = await new_topic(bus, unique_name, partitions=2)
+    producer = await bus.producer()
+    too_large = b"x" * (2 * 1_048_576)
+    records: list[KeyedValue] = [(b"a", b"first"), (b"b", too_large), (None, b"third")]
+
+    results = await producer.send_many(topic, records)
+
+    assert isinstance(results[0], RecordMetadata)
+    assert isinstance(results[1], MessageTooLargeError)
+    assert isinstance(results[2], RecordMetadata)
+    with pytest.raises(MessageTooLargeError):
+        all_sent(results)
+    consumer = await bus.consumer(unique_name("group"), [topic])
+    assert sorted(m.value for m in await read(consumer, 2)) == [b"first", b"third"]
+    await asyncio.wait_for(producer.flush(), BOUND_S)
+
+
+async def test_send_many_of_nothing_and_to_an_unknown_topic(
+    bus: Bus, unique_name: NameFactory
+) -> None:
+    topic = await new_topic(bus, unique_name, partitions=1)
+    producer = await bus.producer()
+
+    assert await producer.send_many(topic, []) == []
+    with pytest.raises(UnknownTopicError):
+        await producer.send_many(unique_name("never-created"), [(b"k", b"v")])
+    await producer.close()
+    with pytest.raises(BusClosedError):
+        await producer.send_many(topic, [(b"k", b"v")])

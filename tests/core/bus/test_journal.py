@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from services.core.bus import Bus, Consumer, Message, TopicPartition, TopicSpec
+from services.core.bus import Bus, Consumer, Message, TopicPartition, TopicSpec, all_sent
 from services.core.bus import journal as journal_module
 from services.core.bus.journal import JournaledBus, JournalError, JournalLockedError
 from services.core.clock import FrozenClock
@@ -446,3 +446,73 @@ async def test_a_journal_that_recorded_nothing_opens_again(
     bus = await open_bus(tmp_path, topics=[TopicSpec(RAW, partitions=1)])
     consumer = await bus.consumer("scorer", [RAW])
     assert [m.value for m in await read(consumer, 1)] == [b"kept"]
+
+
+async def test_send_many_is_on_disk_when_it_returns(tmp_path: Path, open_bus: Opener) -> None:
+    bus = await open_bus(tmp_path / "live")
+    producer = await bus.producer()
+    records = [(f"k{i}".encode(), f"mention {i}".encode()) for i in range(50)]
+
+    results = await producer.send_many(RAW, records)
+    # What the files hold right now is what a killed process leaves: no close, no fsync.
+    shutil.copytree(tmp_path / "live", tmp_path / "after-kill")
+
+    survivor = await open_bus(tmp_path / "after-kill")
+    assert survivor.replayed.messages == {RAW: 50}
+    consumer = await survivor.consumer("scorer", [RAW])
+    found = {(m.partition, m.offset): (m.key, m.value) for m in await read(consumer, 50)}
+    assert found == {
+        (sent.partition, sent.offset): record
+        for sent, record in zip(all_sent(results), records, strict=True)
+    }
+
+
+async def test_a_failed_write_fails_every_message_of_the_batch(
+    tmp_path: Path, open_bus: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = await open_bus(tmp_path)
+    producer = await bus.producer()
+    assert all_sent(await producer.send_many(RAW, [(b"k", b"kept")]))
+
+    def disk_full(fd: int, data: bytes | bytearray) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal_module, "_write_all", disk_full)
+    lost = await producer.send_many(RAW, [(b"k", b"lost"), (b"j", b"lost too")])
+    refused = await producer.send_many(RAW, [(b"k", b"refused")])
+    assert all(isinstance(r, JournalError) for r in [*lost, *refused])
+    with pytest.raises(JournalError):
+        await bus.close()
+    monkeypatch.undo()
+
+    bus = await open_bus(tmp_path)
+    consumer = await bus.consumer("scorer", [RAW])
+    assert [m.value for m in await read(consumer, 1)] == [b"kept"]
+    assert await nothing_more(consumer)
+
+
+async def test_send_many_waits_for_room_with_what_it_appended_readable_and_journaled(
+    tmp_path: Path, open_bus: Opener
+) -> None:
+    topics = [TopicSpec(RAW, partitions=1)]
+    bus = await open_bus(tmp_path, topics=topics, partition_capacity=2)
+    consumer = await bus.consumer("scorer", [RAW])
+    producer = await bus.producer()
+    tp = TopicPartition(RAW, 0)
+
+    blocked = await running(producer.send_many(RAW, [(None, b"%d" % i) for i in range(4)]))
+    first = await read(consumer, 2)
+    assert [m.value for m in first] == [b"0", b"1"]
+    assert not blocked.done()
+    # The commit that makes room is journaled after the messages it covers.
+    await consumer.commit(next_offsets(first))
+    results = all_sent(await asyncio.wait_for(blocked, BOUND_S))
+    assert [r.offset for r in results] == [0, 1, 2, 3]
+    assert [m.value for m in await read(consumer, 2)] == [b"2", b"3"]
+    await bus.close()
+
+    bus = await open_bus(tmp_path, topics=topics, partition_capacity=2)
+    assert bus.replayed.messages == {RAW: 2}
+    assert await bus.committed("scorer", tp) == 2
+    consumer = await bus.consumer("scorer", [RAW])
+    assert [(m.offset, m.value) for m in await read(consumer, 2)] == [(2, b"2"), (3, b"3")]

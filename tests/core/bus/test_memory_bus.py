@@ -16,12 +16,15 @@ from services.core.bus import (
     BusClosedError,
     CommitFailedError,
     Consumer,
+    KeyedValue,
     MemoryBus,
     Message,
     MessageTooLargeError,
     Producer,
+    RecordMetadata,
     TopicPartition,
     TopicSpec,
+    all_sent,
 )
 from services.core.bus.memory import murmur2, partition_for_key
 from services.core.clock import FrozenClock
@@ -507,3 +510,33 @@ async def test_closing_a_consumer_wakes_its_getmany(bus: MemoryBus) -> None:
 
     with pytest.raises(BusClosedError):
         await asyncio.wait_for(reading, BOUND_S)
+
+
+async def test_send_many_waits_for_room_in_batch_order(bus: MemoryBus) -> None:
+    producer = await bus.producer()
+    consumer = await bus.consumer("g", [TOPIC])
+
+    # The bus holds 3 uncommitted messages a partition: the fourth waits for a commit.
+    blocked = await running(producer.send_many(TOPIC, [(None, b"%d" % i) for i in range(5)]))
+    assert [m.value for m in await read(consumer, 3)] == [b"0", b"1", b"2"]
+    assert not blocked.done()
+    await consumer.commit({TP0: 3})
+
+    results = await asyncio.wait_for(blocked, BOUND_S)
+    assert [r.offset for r in all_sent(results)] == [0, 1, 2, 3, 4]
+    assert [m.value for m in await read(consumer, 2)] == [b"3", b"4"]
+
+
+async def test_closing_a_producer_fails_the_rest_of_its_waiting_batch(bus: MemoryBus) -> None:
+    producer = await bus.producer()
+    consumer = await bus.consumer("g", [TOPIC])
+    records: list[KeyedValue] = [(None, b"%d" % i) for i in range(5)]
+
+    blocked = await running(producer.send_many(TOPIC, records))
+    await producer.close()
+    await consumer.commit({TP0: 3})
+
+    results = await asyncio.wait_for(blocked, BOUND_S)
+    assert [r.offset for r in results if isinstance(r, RecordMetadata)] == [0, 1, 2]
+    assert all(isinstance(r, BusClosedError) for r in results[3:])
+    assert await bus.end_offsets([TP0]) == {TP0: 3}

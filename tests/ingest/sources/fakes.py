@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry
 
-from services.core.bus.protocol import RecordMetadata
+from services.core.bus.protocol import Producer, RecordMetadata
 from services.core.clock import FrozenClock
 from services.core.metrics import Metrics
 from services.core.models import Mention
@@ -180,7 +180,7 @@ class FakeTime:
         await asyncio.sleep(0)  # ok-sleep: yields to the loop once, waits for nothing
 
 
-class RecordingProducer:
+class RecordingProducer(Producer):
     def __init__(self) -> None:
         self.sent: list[bytes] = []
         # Fail once, when this many mentions were sent (a bus that goes away mid-batch).
