@@ -107,12 +107,13 @@ async def _finished(tail: Tail | None) -> Sequence[Refusal] | None:
 
 def next_offsets(messages: Sequence[Message]) -> dict[TopicPartition, int]:
     """What to commit after ``messages``: the highest offset + 1, per partition."""
-    out: dict[TopicPartition, int] = {}
+    # Keyed by plain tuples: a ``TopicPartition`` per message costs a dataclass each.
+    ends: dict[tuple[str, int], int] = {}
     for m in messages:
-        tp = m.topic_partition
-        if m.offset + 1 > out.get(tp, -1):
-            out[tp] = m.offset + 1
-    return out
+        tp = (m.topic, m.partition)
+        if m.offset + 1 > ends.get(tp, -1):
+            ends[tp] = m.offset + 1
+    return {TopicPartition(topic, partition): end for (topic, partition), end in ends.items()}
 
 
 class ConsumerLoop(Generic[T]):
@@ -305,8 +306,9 @@ class ConsumerLoop(Generic[T]):
         # Only partitions this member still owns: one rebalanced away is the new owner's
         # to commit (it reads these messages again; the work was idempotent).
         owned = consumer.assignment()
-        offsets = {tp: o for tp, o in next_offsets(messages).items() if tp in owned}
-        if len(offsets) < len({m.topic_partition for m in messages}):
+        wanted = next_offsets(messages)
+        offsets = {tp: o for tp, o in wanted.items() if tp in owned}
+        if len(offsets) < len(wanted):
             log.info("group %s lost a partition before committing", cfg.group)
         try:
             if offsets:
@@ -316,10 +318,10 @@ class ConsumerLoop(Generic[T]):
             log.info("group %s lost a partition before committing", cfg.group)
             return
         per_topic: dict[str, int] = {}
+        committed = {(tp.topic, tp.partition) for tp in offsets}
         for m in messages:
-            if m.topic_partition not in offsets:
-                continue
-            per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
+            if (m.topic, m.partition) in committed:
+                per_topic[m.topic] = per_topic.get(m.topic, 0) + 1
         for topic, n in per_topic.items():
             self._metrics.messages_consumed.labels(topic, cfg.group).inc(n)
         self.batches_done += 1
