@@ -42,6 +42,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
 
 import numpy as np
@@ -226,6 +227,12 @@ def adjust(
     and periods. ``key`` seeds the simulation, so the same question gets the same answer
     (remembered: the last ``_CACHE_SIZE`` answers are served without working them out).
     """
+    # A refusal costs three counts: found before the cache, whose key costs more.
+    usable = sum(1 for m in labels if m.auto in _AUTO and m.human in _CLASS)
+    total = int(sum(float(auto.get(c, 0)) for c in SENTIMENTS))
+    reason = refusal(total, usable, pool.labels, min_local=min_local, min_pool=min_pool)
+    if reason is not None:
+        return reason
     cache_key = (
         key,
         tuple(sorted(auto.items())),
@@ -258,6 +265,33 @@ def adjust(
     return result
 
 
+def refusal(
+    mentions: int,
+    labels: int,
+    pool_labels: int,
+    *,
+    min_local: int = MIN_LOCAL_LABELS,
+    min_pool: int = MIN_POOL_LABELS,
+) -> str | None:
+    """Why a brand-period with ``mentions`` automated verdicts, ``labels`` usable labels
+    of its own and a pool measured on ``pool_labels`` gets no corrected figures, or
+    ``None`` when it gets them. The first reason that applies, in this order: no mentions,
+    too few labels in the pool, too few of its own."""
+    if mentions == 0:
+        return "no mentions in this period"
+    if pool_labels < min_pool:
+        return (
+            f"{pool_labels} analyst labels in the last {POOL_DAYS} days; corrected figures "
+            f"need {min_pool} to measure the scorer"
+        )
+    if labels < min_local:
+        return (
+            f"{labels} analyst labels for this brand in this period; corrected figures "
+            f"need {min_local}"
+        )
+    return None
+
+
 def _adjust(
     auto: Mapping[str, int],
     labels: Sequence[LabelledMention],
@@ -270,20 +304,12 @@ def _adjust(
     min_pool: int,
 ) -> Adjusted | str:
     n_auto = np.array([float(auto.get(c, 0)) for c in SENTIMENTS])
-    total = int(n_auto.sum())
     local = [m for m in labels if m.auto in _AUTO and m.human in _CLASS]
-    if total == 0:
-        return "no mentions in this period"
-    if pool.labels < min_pool:
-        return (
-            f"{pool.labels} analyst labels in the last {POOL_DAYS} days; corrected figures "
-            f"need {min_pool} to measure the scorer"
-        )
-    if len(local) < min_local:
-        return (
-            f"{len(local)} analyst labels for this brand in this period; corrected figures "
-            f"need {min_local}"
-        )
+    reason = refusal(
+        int(n_auto.sum()), len(local), pool.labels, min_local=min_local, min_pool=min_pool
+    )
+    if reason is not None:
+        return reason
     rng = np.random.default_rng(_seed(key))
     # The borrowed confusion is itself measured on a sample: each draw takes its own
     # (a Bayesian bootstrap of the pool's counts), so its uncertainty reaches the interval.
@@ -414,13 +440,47 @@ def adjust_series(
     and in each bucket of ``interval`` seconds starting at ``bucket_starts``, from the
     rollups' counts."""
     mine = LabelSet(labels.local(brand, span), labels.pool)
-    return AdjustedSeries(
-        total=mine.figure(brand, total, span),
-        buckets=[
+    by_bucket = _labels_by_bucket(mine.labels, bucket_starts, interval)
+    if by_bucket is None:
+        figures = [
             mine.figure(brand, c, (s, s + interval))
             for s, c in zip(bucket_starts, buckets, strict=True)
-        ],
-    )
+        ]
+    else:
+        # A bucket without a label of its own gets a reason, whatever its counts: found
+        # from the counts alone, without the per-bucket scan and cache look-up.
+        pool_labels = mine.pool.labels
+        figures = []
+        for s, c, own in zip(bucket_starts, buckets, by_bucket, strict=True):
+            reason = None
+            if not own:
+                mentions = max(c.positive, 0) + max(c.neutral, 0) + max(c.negative, 0)
+                reason = refusal(mentions, 0, pool_labels)
+            figures.append(
+                reason
+                if reason is not None
+                else LabelSet(own, mine.pool).figure(brand, c, (s, s + interval))
+            )
+    return AdjustedSeries(total=mine.figure(brand, total, span), buckets=figures)
+
+
+def _labels_by_bucket(
+    labels: Sequence[BrandLabel], bucket_starts: Sequence[int], interval: int
+) -> list[list[BrandLabel]] | None:
+    """``labels`` split by the bucket ``[s, s + interval)`` each falls in, in their order
+    (the estimator sums weights in that order); ``None`` unless the buckets follow each
+    other ``interval`` apart, where a label may fall in none or several."""
+    if any(b - a != interval for a, b in pairwise(bucket_starts)):
+        return None
+    out: list[list[BrandLabel]] = [[] for _ in bucket_starts]
+    if not bucket_starts:
+        return out
+    first = bucket_starts[0]
+    for lb in labels:
+        i = (lb.minute - first) // interval
+        if 0 <= i < len(out):
+            out[i].append(lb)
+    return out
 
 
 # --- what the review queue needs: per-brand progress toward a useful interval ------------

@@ -12,13 +12,26 @@ stays off by at least 0.2.
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from services.api.routes import review as review_routes
+from services.api.routes.analytics import (
+    BrandShare,
+    Bucket,
+    ShareOfVoice,
+    is_partial,
+    iso,
+    resolve_range,
+)
+from services.api.routes.review import measured_accuracy_out
+from services.core.adjusted import Adjusted, LabelSet
+from services.core.reports.model import corrected
+from services.core.storage.analytics import HOUR, Counts, brand_buckets
+from services.core.storage.review import adjustment_labels
 from services.embedded import Embedded
 from tests.api.test_review_api import claim, label
 from tests.fixtures.app import Keys
@@ -32,6 +45,71 @@ async def figures(
     assert r.status_code == 200, r.text
     [row] = [b for b in r.json()["brands"] if b["brand"] == brand]
     return dict(row)
+
+
+def share_of_voice_by_models(embedded: Embedded, span: dict[str, str]) -> bytes:
+    """/share-of-voice as it was computed before: every figure a model, each bucket's
+    adjusted figures from a scan of every label, written by the models' serialiser."""
+    names = [b.name for b in embedded.brands.list()]
+    start, end = resolve_range(
+        datetime.fromisoformat(span["from"]),
+        datetime.fromisoformat(span["to"]),
+        HOUR,
+        embedded.clock.now(),
+    )
+    with embedded.engine.connect() as conn:
+        data = brand_buckets(conn, names, start, end, HOUR, with_score=False)
+        accuracy = measured_accuracy_out(
+            conn, names, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+        )
+        labels = adjustment_labels(conn, start, end)
+    mine = {n: LabelSet(labels.local(n, (start, end)), labels.pool) for n in names}
+
+    def share(brand: str, c: Counts, total: int, adjusted: Adjusted | str) -> BrandShare:
+        return BrandShare(
+            **corrected(adjusted),
+            brand=brand,
+            mentions=c.mentions,
+            share=None if total == 0 else c.mentions / total,
+            net_sentiment=c.net_sentiment,
+            positive=c.positive,
+            neutral=c.neutral,
+            negative=c.negative,
+            reach=c.reach,
+        )
+
+    total = sum(c.mentions for c in data.totals.values())
+    buckets = []
+    for i, s in enumerate(data.bucket_starts):
+        b_total = sum(data.buckets[n][i].mentions for n in names)
+        figures = [mine[n].figure(n, data.buckets[n][i], (s, s + HOUR)) for n in names]
+        buckets.append(
+            Bucket(
+                start=iso(s),
+                partial=is_partial(s, start, end, HOUR),
+                total=b_total,
+                brands=[
+                    share(n, data.buckets[n][i], b_total, f)
+                    for n, f in zip(names, figures, strict=True)
+                ],
+            )
+        )
+    return (
+        ShareOfVoice(
+            from_=iso(start),
+            to=iso(end),
+            interval_seconds=HOUR,
+            total=total,
+            brands=[
+                share(n, data.totals[n], total, mine[n].figure(n, data.totals[n], (start, end)))
+                for n in names
+            ],
+            buckets=buckets,
+            accuracy=accuracy,
+        )
+        .model_dump_json(by_alias=True)
+        .encode()
+    )
 
 
 async def test_analysts_labels_correct_a_biased_scorer_within_its_interval(
@@ -71,6 +149,13 @@ async def test_analysts_labels_correct_a_biased_scorer_within_its_interval(
         for name, n in counts[brand].items():
             s_lo, s_hi = adjusted["shares"][name]["ci95"]
             assert s_lo <= n / relevant <= s_hi, (brand, name)
+    # The whole answer, hourly buckets cut at both ends included, is byte for byte what
+    # the share of voice was before it was written without models.
+    r = await client.get(
+        "/api/v1/share-of-voice", params={**span, "interval": "1h"}, headers=keys.header("viewer")
+    )
+    assert r.content == share_of_voice_by_models(embedded, span)
+    assert any(b["adjusted"] for bucket in r.json()["buckets"] for b in bucket["brands"])
     # The raw figure (rollups, with the labelled mentions already corrected) stays wrong.
     acme = await figures(client, keys, "Acme", span)
     assert abs(acme["net_sentiment"] - net(counts["Acme"])) >= 0.2

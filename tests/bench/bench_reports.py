@@ -257,6 +257,12 @@ def main() -> None:
     parser.add_argument("--mentions", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the store here")
+    parser.add_argument(
+        "--only",
+        choices=("report", "sov"),
+        default=None,
+        help="measure only the executive report (API and page) or only share of voice",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
         data_dir = args.data_dir or Path(tmp)
@@ -266,10 +272,10 @@ def main() -> None:
             build_store(data_dir, args.mentions)
             took = time.perf_counter() - t0
             print(f"store: {args.mentions:,} mentions built in {took:.0f} s (not measured)")
-        run(data_dir, args.requests)
+        run(data_dir, args.requests, args.only)
 
 
-def run(data_dir: Path, requests: int) -> None:
+def run(data_dir: Path, requests: int, only: str | None = None) -> None:
     engine = make_engine(sqlite_url(data_dir))
     clock = FrozenClock(END)
     state = AppState(
@@ -333,6 +339,9 @@ def run(data_dir: Path, requests: int) -> None:
                 get("/api/v1/share-of-voice", interval="1h", **period(days)),
             ),
         ]
+        if only is not None:
+            keep = "share-of-voice" if only == "sov" else "executive"
+            cases = [c for c in cases if c[0].startswith("baseline") or keep in c[0]]
         print(f"  {days}-day period")
         for name, fn in cases:
             p50, p95 = (base50, base95) if name.startswith("baseline") else timed(fn, requests)

@@ -24,6 +24,7 @@ from services.core.adjusted import (
     brand_posterior,
     labels_to_reach,
     pool_of,
+    refusal,
     review_order,
 )
 from services.core.storage.analytics import Counts
@@ -235,3 +236,81 @@ def test_an_answer_is_remembered_until_a_count_or_a_label_changes() -> None:
     assert adjust(more, labels, pool, key="k") is not first
     relabelled = [*labels[:-1], dataclasses.replace(labels[-1], human="irrelevant")]
     assert adjust(counts_of(auto), relabelled, pool, key="k") is not first
+
+
+def _series_by_scan(
+    brand: str,
+    total: Counts,
+    buckets: list[Counts],
+    starts: list[int],
+    interval: int,
+    span: tuple[int, int],
+    labels: LabelSet,
+) -> tuple[Adjusted | str, list[Adjusted | str]]:
+    """What ``adjust_series`` gave before it split the labels by bucket: each bucket's
+    figure from a scan of every label."""
+    mine = LabelSet(labels.local(brand, span), labels.pool)
+    return mine.figure(brand, total, span), [
+        mine.figure(brand, c, (s, s + interval)) for s, c in zip(starts, buckets, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("pool_size", [0, 20, 400])
+def test_a_series_equals_each_buckets_figure_from_a_scan_of_every_label(pool_size: int) -> None:
+    # Hourly buckets, some with no mention, some with a few labels, some with many; labels
+    # of another brand and outside the range; the range cuts the first and last buckets.
+    rng = np.random.default_rng(pool_size)
+    interval, first, n = 3_600, 7_200, 12
+    starts = [first + i * interval for i in range(n)]
+    span = (first + 600, first + n * interval - 1_200)
+    buckets = [
+        Counts(
+            positive=int(rng.integers(0, 40)) * (i % 5 != 0),
+            neutral=int(rng.integers(0, 60)) * (i % 5 != 0),
+            negative=int(rng.integers(0, 30)) * (i % 5 != 0),
+        )
+        for i in range(n)
+    ]
+    total = Counts(
+        positive=sum(c.positive for c in buckets),
+        neutral=sum(c.neutral for c in buckets),
+        negative=sum(c.negative for c in buckets),
+    )
+    labels = [
+        BrandLabel(
+            str(rng.choice(["Acme", "Acme", "Globex"])),
+            int(rng.integers(first - 3_600, first + (n + 1) * interval)) // 60 * 60,
+            LabelledMention(
+                SENTIMENTS[int(rng.integers(0, 3))],
+                CLASSES[int(rng.integers(0, 4))],
+                float(rng.uniform(1.0, 40.0)),
+            ),
+        )
+        for _ in range(pool_size)
+    ]
+    # The sixth bucket has mentions and no label of its own.
+    labels = [lb for lb in labels if lb.minute // interval != starts[5] // interval]
+    label_set = LabelSet.of(labels, span[1])
+    series = adjust_series("Acme", total, buckets, starts, interval, span, label_set)
+    assert (series.total, series.buckets) == _series_by_scan(
+        "Acme", total, buckets, starts, interval, span, label_set
+    )
+    if pool_size == 400:
+        assert any(isinstance(b, Adjusted) for b in series.buckets)
+        assert isinstance(series.buckets[5], str)
+    # Buckets that do not follow each other an interval apart are answered by the scan.
+    odd = [starts[0], starts[2], starts[3]]
+    series = adjust_series("Acme", total, buckets[:3], odd, interval, span, label_set)
+    assert (series.total, series.buckets) == _series_by_scan(
+        "Acme", total, buckets[:3], odd, interval, span, label_set
+    )
+
+
+def test_a_refusal_is_the_same_before_and_after_the_cache() -> None:
+    few = [LabelledMention("neutral", "negative", 50.0)] * 3
+    many = [LabelledMention("neutral", "negative", 50.0)] * 40
+    auto = {"positive": 5, "neutral": 50, "negative": 5}
+    first = adjust(auto, few, pool_of(many), key="r")
+    assert first == adjust(auto, few, pool_of(many), key="r") == refusal(60, 3, 40)
+    assert refusal(0, 0, 0) == "no mentions in this period"
+    assert refusal(1, 50, 40) is None

@@ -108,13 +108,22 @@ def brand_buckets(
         if first >= last:
             continue
         rows = _hourly_sums if hourly else _minute_sums
+        # Thousands of rows: summed field by field in place, no object per row (in the
+        # rows' order, as before, so a float sum is the same to the last bit).
         for brand, b, n, pos, neu, neg, ssum, reach, eng in rows(
             conn, brands, first, last, interval
-        ):
+        ).all():
+            n, pos, neu, neg = int(n), int(pos), int(neu), int(neg)
+            reach, eng = int(reach), int(eng)
             score = float(ssum) if with_score else float("nan")
-            c = Counts(int(n), int(pos), int(neu), int(neg), score, int(reach), int(eng))
-            out.buckets[brand][index[int(b)]].add(c)
-            out.totals[brand].add(c)
+            for c in (out.buckets[brand][index[int(b)]], out.totals[brand]):
+                c.mentions += n
+                c.positive += pos
+                c.neutral += neu
+                c.negative += neg
+                c.score_sum += score
+                c.reach += reach
+                c.engagement += eng
     return out
 
 
@@ -145,7 +154,12 @@ def _hourly_sums(
     conn: Connection, brands: Sequence[str], start: int, end: int, interval: int
 ) -> Any:
     """The hourly rollups summed over author roles; no score sum is kept there (0)."""
-    bucket = rh.c.hour - ((rh.c.hour % interval) + interval) % interval
+    # Hours are whole hours: an hourly bucket is the hour itself, no arithmetic per row.
+    bucket = (
+        rh.c.hour
+        if interval == HOUR
+        else rh.c.hour - ((rh.c.hour % interval) + interval) % interval
+    )
     stmt = (
         select(
             rh.c.brand,
