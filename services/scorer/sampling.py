@@ -23,6 +23,7 @@ sample is deliberately not representative of it).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -154,9 +155,17 @@ def is_spot_check(source: str, mention_id: str, rate: float) -> bool:
 
 def stratum_rate(policy: SamplingPolicy, method: str, label: str, source: str) -> float:
     """The random-sample rate of the stratum (method, label, source)."""
+    return _stratum_rate(policy.rate, policy.lifts, method, label, source)
+
+
+# Asked once per mention scored, of a few dozen strata: remembered per (rate, lifts, stratum).
+@functools.lru_cache(maxsize=4096)
+def _stratum_rate(
+    rate: float, lifts: tuple[tuple[str, float], ...], method: str, label: str, source: str
+) -> float:
     keys = (f"method:{method}", f"label:{label}", f"source:{source}")
-    factor = max((f for k, f in policy.lifts if k in keys), default=1.0)
-    return min(1.0, policy.rate * factor)
+    factor = max((f for k, f in lifts if k in keys), default=1.0)
+    return min(1.0, rate * factor)
 
 
 def is_uncertain(policy: SamplingPolicy, sentiment: Sentiment, text: str = "") -> bool:
