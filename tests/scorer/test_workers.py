@@ -112,4 +112,3 @@ async def test_chunks_larger_than_the_pipe_never_deadlock_the_loop() -> None:
         runner.close()
     assert [len(r.results) for r in results] == [150, 150, 150]
     assert all(r.brands == ("Acme",) for res in results for r in res.results)
-
