@@ -27,6 +27,7 @@ from services.api.settings import ApiSettings
 from services.api.state import process_state
 from services.core.metrics import multiprocess_dir
 from services.core.storage.db import make_engine
+from services.runtime.process import freeze_startup_heap
 
 
 class MultiprocessDirMissingError(RuntimeError):
@@ -56,6 +57,7 @@ def create_app_from_env() -> FastAPI:
         # Every worker evaluates alert rules and delivers webhooks: the unique key per
         # rule and window and the outbox leases make that safe (one alert, one send).
         alerts = attach_alerts(state, alert_settings)
+        freeze_startup_heap()
         try:
             yield
         finally:

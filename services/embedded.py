@@ -48,7 +48,12 @@ from services.ingest.seed import seed_brands, seed_demo_rules
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.protocol import Source
 from services.ingest.worker import IngestStats, MentionPublisher
-from services.runtime.process import PortInUseError, bind_socket, log_failure
+from services.runtime.process import (
+    PortInUseError,
+    bind_socket,
+    freeze_startup_heap,
+    log_failure,
+)
 from services.scorer.pipeline import ScorerPipeline, build_pipeline
 from services.scorer.settings import ScorerSettings
 
@@ -298,6 +303,7 @@ async def run_embedded(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.handle_exit, sig, None)
+        freeze_startup_heap()
         await server.serve(sockets=[sock])
         print("stopping: storing what is in flight…", flush=True)
 

@@ -1,9 +1,11 @@
-"""Binding, signals, serving HTTP until stopped, and background tasks that die."""
+"""Binding, signals, serving HTTP until stopped, freezing the start-up heap, and background
+tasks that die."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -61,6 +63,23 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+def freeze_startup_heap() -> int:
+    """Move every object alive now out of the garbage collector's sight; returns how many
+    objects are frozen.
+
+    Called once start-up is done, before serving. A process's start-up heap (modules, the
+    app and its routes, models, lexicons, caches) lives as long as the process, yet each
+    generation-2 collection walked all of it: on a 30-day share-of-voice answer, whose
+    tens of thousands of short-lived objects trigger one every ~8 requests, that walk was
+    the p95 (108 ms against a p50 of 48; 52 ms frozen, issue 18). Objects made later are
+    collected as before; a frozen object that later becomes cyclic garbage is not, which is
+    why this runs once, after start-up, not periodically.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -80,6 +99,7 @@ async def serve_http(
         timeout_graceful_shutdown=int(max(1, timeout_s)),
     )
     server = _Server(config)
+    log.debug("start-up heap frozen: %d objects", freeze_startup_heap())
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="http")
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -39,6 +39,7 @@ from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate, sqlite_url
 from services.core.storage.keys import KeyStore
 from services.core.storage.writer import sqlite_timestamp
+from services.runtime.process import freeze_startup_heap
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN_DAYS = 90
@@ -263,6 +264,12 @@ def main() -> None:
         default=None,
         help="measure only the executive report (API and page) or only share of voice",
     )
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="leave the start-up heap in the collector's generations (as before issue 18's "
+        "freeze), to compare",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
         data_dir = args.data_dir or Path(tmp)
@@ -272,10 +279,10 @@ def main() -> None:
             build_store(data_dir, args.mentions)
             took = time.perf_counter() - t0
             print(f"store: {args.mentions:,} mentions built in {took:.0f} s (not measured)")
-        run(data_dir, args.requests, args.only)
+        run(data_dir, args.requests, args.only, freeze=not args.no_freeze)
 
 
-def run(data_dir: Path, requests: int, only: str | None = None) -> None:
+def run(data_dir: Path, requests: int, only: str | None = None, *, freeze: bool = True) -> None:
     engine = make_engine(sqlite_url(data_dir))
     clock = FrozenClock(END)
     state = AppState(
@@ -290,6 +297,8 @@ def run(data_dir: Path, requests: int, only: str | None = None) -> None:
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT count(*) FROM mentions")).scalar_one()
     client = TestClient(create_app(state), headers={"Authorization": f"Bearer {key}"})
+    if freeze:
+        freeze_startup_heap()  # as every service process does before it serves
 
     def period(days: int) -> dict[str, str]:
         return {"from": (END - timedelta(days=days)).isoformat(), "to": END.isoformat()}
