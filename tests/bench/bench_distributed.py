@@ -109,12 +109,14 @@ def latency(
         now = datetime.now(UTC)
         for d in batch:
             sent_at[d["id"]] = now
-        with httpx.Client(timeout=60) as c:
-            r = c.post(url, json=batch, headers=headers)
+        r = client.post(url, json=batch, headers=headers)
         assert r.status_code == 202 and r.json()["accepted"] == len(batch), r.text
 
     # A fixed offered rate: batch k leaves at start + k·interval, whatever the answers do.
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    # One client (its connections kept alive) for every request: a client per request
+    # cost this process most of a core, which the stack it measures then lacked.
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    with httpx.Client(timeout=60, limits=limits) as client, ThreadPoolExecutor(16) as pool:
         futures = []
         for k in range(n // LATENCY_BATCH):
             delay = start + k * interval - time.monotonic()
