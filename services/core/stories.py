@@ -12,13 +12,19 @@ handle, or a copy with a word changed stays above it; two people saying the same
 their own words stay far below. Texts shorter than ``MIN_CHARS`` once reduced ("acme is
 down") are left out: identical short complaints are a chorus, not a story.
 
-Every pair's overlap is counted at once, exactly, as a sparse matrix product (scipy): the
-texts as rows of a binary text × shingle matrix ``X``, ``X Xᵀ`` holds the size of every
-pair's intersection, from which the Jaccard follows. So the pairs found are exactly those
-at or above ``THRESHOLD`` (recall and precision 1, no sketch to tune); the product is taken
-``BLOCK_ROWS`` texts at a time, which bounds its memory. It replaced MinHash LSH
-(datasketch), which was 7.6× slower on the report's 2,000 texts and only bounded recall:
-``tests/bench/bench_stories.py`` measures both against all pairs compared in Python
+Pairs are found exactly, with a prefix filter (the set-similarity join's, Chaudhuri et al.
+2006; Bayardo et al. 2007) and a sparse matrix product (scipy). Shingles are ordered
+rarest first; a pair that is ``THRESHOLD`` alike must share at least ``a`` shingles (``a``
+from the two sizes), so each text's ``PREFIX_MATCHES`` rarest shared shingles lie within
+the first ``size - a + PREFIX_MATCHES`` of both. The product of those prefixes (texts as
+rows of a binary text × shingle matrix, ``BLOCK_ROWS`` rows at a time, upper triangle
+only) names the candidate pairs; each candidate's whole overlap is then counted and its
+Jaccard taken as ``jaccard`` does. So the pairs found are exactly those at or above
+``THRESHOLD`` (recall and precision 1, no sketch to tune), without counting the overlap of
+every pair that shares only common shingles ("the ", a brand's name). It replaced every
+pair's overlap from one product (3× slower on the report's samples), which had replaced
+MinHash LSH (datasketch; slower still, and only bounded recall):
+``tests/bench/bench_stories.py`` measures them against all pairs compared in Python
 (``docs/benchmarks.md``). Clusters are the connected components of the near-duplicate pairs.
 """
 
@@ -38,6 +44,10 @@ SHINGLE = 5  # characters: short texts keep enough of them for one edited word t
 THRESHOLD = 0.5  # Jaccard of the shingle sets
 # Texts per slice of the pair product: its memory is at most BLOCK_ROWS × texts overlaps.
 BLOCK_ROWS = 1_000
+# Rarest shingles two alike texts are sure to share within their prefixes (at most the
+# fewest any pair must share): more makes the prefixes longer and the candidates fewer.
+PREFIX_MATCHES = 8
+VERIFY_PAIRS = 50_000  # candidate pairs checked at once: bounds the rows gathered
 MIN_CHARS = 24  # of the reduced text
 MAX_TEXT_CHARS = 1_000  # of each text: bounded work per mention
 MIN_STORY_SIZE = 3  # mentions: two copies are a coincidence as often as a story
@@ -140,39 +150,128 @@ class _Components:
         return list(out.values())
 
 
+def _min_overlaps(sizes: np.ndarray, threshold: float) -> np.ndarray:
+    """For each set size ``s``, the fewest shared shingles ``a`` (at least 1) with which a
+    set of that size can be ``threshold`` alike with any other, by the very float test of
+    ``_alike``: the Jaccard of a pair sharing ``a`` is at most ``a / s`` (the other set is
+    then ``a`` shingles, all shared), and that quotient only grows with ``a``."""
+    s = sizes.astype(np.float64)
+    a = np.maximum(np.ceil(threshold * s), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while (down := (a > 1) & ((a - 1) / s >= threshold)).any():
+            a[down] -= 1
+        while (up := (a <= s) & ~(a / s >= threshold)).any():
+            a[up] += 1
+    return a.astype(np.int64)
+
+
+def _alike(inter: np.ndarray, size_i: np.ndarray, size_j: np.ndarray, threshold: float) -> Any:
+    # Integers below 2**53 are exact in float64 and one IEEE division is correctly rounded,
+    # so this is the very number ``jaccard`` computes for the pair.
+    inter = inter.astype(np.float64)
+    return inter / (size_i + size_j - inter) >= threshold
+
+
+def _pairs(rows: np.ndarray, columns: np.ndarray, n: int, threshold: float) -> set[tuple[int, int]]:
+    """The pairs of rows ``threshold`` alike, rows given as ``(row, column)`` entries of a
+    binary matrix (a column is a shingle; repeated entries count once)."""
+    pairs: set[tuple[int, int]] = set()
+    if not len(columns):
+        return pairs
+    width = int(columns.max()) + 1
+    # One order of the shingles, rarest first (any fixed order is correct; rare first
+    # keeps the prefixes' product sparse), and each row's shingles sorted by it.
+    rank = np.empty(width, dtype=np.int64)
+    rank[np.argsort(np.bincount(columns, minlength=width), kind="stable")] = np.arange(width)
+    keys = np.sort(rows * width + rank[columns])
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    rows, ranked = keys // width, keys % width
+    sizes = np.bincount(rows, minlength=n)
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    need = _min_overlaps(sizes, threshold)
+    live = sizes >= need
+    if not live.any():
+        return pairs
+    # A pair alike shares a >= max(need_i, need_j) >= k shingles. A row's prefix, its
+    # first s - need + k by rank, leaves out need - k <= a - k of them, so it holds at
+    # least k shared ones, hence the k rarest shared ones (a prefix holds every shingle
+    # of its row up to some rank): both prefixes hold those k.
+    k = int(min(PREFIX_MATCHES, need[live].min()))
+    prefix_len = np.where(live, sizes - need + k, 0)
+    in_prefix = np.arange(len(keys)) - starts[rows] < prefix_len[rows]
+    ones = np.ones(len(keys), dtype=np.int32)
+    x = csr_matrix((ones, ranked, starts), shape=(n, width))
+    p_rows = rows[in_prefix]
+    p_starts = np.concatenate(([0], np.cumsum(np.bincount(p_rows, minlength=n))))
+    p = csr_matrix((ones[in_prefix], ranked[in_prefix], p_starts), shape=(n, width))
+    size = sizes.astype(np.float64)
+    for first in range(0, n, BLOCK_ROWS):
+        # A block against itself and the rows after it: the lower triangle is never built.
+        shared = (p[first : first + BLOCK_ROWS] @ p[first:].T).tocoo()
+        i = shared.row.astype(np.int64) + first
+        j = shared.col.astype(np.int64) + first
+        candidate = (i < j) & (shared.data >= k)
+        i, j = i[candidate], j[candidate]
+        for c in range(0, len(i), VERIFY_PAIRS):
+            ci, cj = i[c : c + VERIFY_PAIRS], j[c : c + VERIFY_PAIRS]
+            inter = np.asarray(x[ci].multiply(x[cj]).sum(axis=1)).ravel()
+            alike = _alike(inter, size[ci], size[cj], threshold)
+            pairs.update(zip(ci[alike].tolist(), cj[alike].tolist(), strict=True))
+    return pairs
+
+
 def near_duplicate_pairs(
     sets: Sequence[frozenset[str]], threshold: float = THRESHOLD
 ) -> set[tuple[int, int]]:
     """Pairs ``(i, j)``, ``i < j``, whose shingle sets are at least ``threshold`` alike
-    (Jaccard), all found: the same pairs as ``exact_pairs``, from one sparse product."""
+    (Jaccard), all found: the same pairs as ``exact_pairs``."""
     vocabulary: dict[str, int] = {}
     columns: list[int] = []
-    row_ends = [0]
     for s in sets:
         columns.extend(vocabulary.setdefault(g, len(vocabulary)) for g in s)
-        row_ends.append(len(columns))
-    pairs: set[tuple[int, int]] = set()
-    if not columns:
-        return pairs
-    indptr = np.asarray(row_ends, dtype=np.int64)
-    x = csr_matrix(
-        (np.ones(len(columns), dtype=np.int32), np.asarray(columns, dtype=np.int64), indptr),
-        shape=(len(sets), len(vocabulary)),
-    )
-    sizes = np.diff(indptr).astype(np.float64)
-    for first in range(0, len(sets), BLOCK_ROWS):
-        # A block against itself and the rows after it: the lower triangle is never built.
-        overlap = (x[first : first + BLOCK_ROWS] @ x[first:].T).tocoo()
-        i = overlap.row.astype(np.int64) + first
-        j = overlap.col.astype(np.int64) + first
-        upper = i < j
-        i, j = i[upper], j[upper]
-        inter = overlap.data[upper].astype(np.float64)
-        # Integers below 2**53 are exact in float64 and one IEEE division is correctly
-        # rounded, so this is the very number ``jaccard`` computes for the pair.
-        alike = inter / (sizes[i] + sizes[j] - inter) >= threshold
-        pairs.update(zip(i[alike].tolist(), j[alike].tolist(), strict=True))
-    return pairs
+    rows = np.repeat(np.arange(len(sets), dtype=np.int64), [len(s) for s in sets])
+    return _pairs(rows, np.asarray(columns, dtype=np.int64), len(sets), threshold)
+
+
+def _shingle_entries(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``shingles`` of every text as ``(row, column)`` entries, one column per distinct
+    shingle (repeats within a text included), computed on arrays: each character of the
+    reduced texts becomes its rank among the characters present, and a shingle the
+    base-``alphabet`` number of its ``SHINGLE`` ranks, which is one number per string.
+    ``None`` when the alphabet is too large for that number to fit in 63 bits."""
+    reduced = [reduce_text(t) for t in texts]
+    kept = [r if len(r) >= MIN_CHARS else "" for r in reduced]
+    lengths = np.fromiter((len(r) for r in kept), dtype=np.int64, count=len(kept))
+    joined = "".join(kept)
+    if not joined:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    # surrogatepass: a lone surrogate (valid in a JSON string) is one code point too.
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    alphabet, chars = np.unique(points, return_inverse=True)
+    if len(alphabet) ** SHINGLE >= 2**63:
+        return None
+    chars = chars.astype(np.int64).ravel()
+    last = len(chars) - SHINGLE + 1
+    codes = chars[:last].copy()
+    for offset in range(1, SHINGLE):
+        codes *= len(alphabet)
+        codes += chars[offset : offset + last]
+    row_of = np.repeat(np.arange(len(kept), dtype=np.int64), lengths)[:last]
+    ends = np.cumsum(lengths)
+    # A shingle starting within SHINGLE - 1 characters of its text's end crosses into
+    # the next text: not one of this text's.
+    inside = np.arange(last) + SHINGLE <= ends[row_of]
+    _, columns = np.unique(codes[inside], return_inverse=True)
+    return row_of[inside], columns.astype(np.int64).ravel()
+
+
+def text_pairs(texts: Sequence[str], threshold: float = THRESHOLD) -> set[tuple[int, int]]:
+    """``near_duplicate_pairs`` of the texts' ``shingles``, the same pairs, without a
+    Python set of strings per text."""
+    entries = _shingle_entries(texts)
+    if entries is None:
+        return near_duplicate_pairs([shingles(t) for t in texts], threshold)
+    return _pairs(*entries, len(texts), threshold)
 
 
 def exact_pairs(
@@ -199,7 +298,7 @@ def components(n: int, pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
 def clusters(texts: Sequence[str], threshold: float = THRESHOLD) -> list[list[int]]:
     """Indices of ``texts`` grouped into near-duplicate clusters (connected components),
     largest first; a text with no near-duplicate is a cluster of one."""
-    return components(len(texts), near_duplicate_pairs([shingles(t) for t in texts], threshold))
+    return components(len(texts), text_pairs(texts, threshold))
 
 
 def stories(posts: Sequence[Post], min_size: int = MIN_STORY_SIZE) -> list[Story]:

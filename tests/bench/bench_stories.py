@@ -1,6 +1,6 @@
 """Stories: how fast near-duplicate texts are found, and how completely, by the shipped
-sparse pair product and by MinHash LSH (``datasketch``), against every pair compared one by
-one (``services.core.stories``).
+prefix filter and sparse pair product and by MinHash LSH (``datasketch``), against every
+pair compared one by one (``services.core.stories``).
 
 Run: ``make bench`` (or ``.venv/bin/python -m tests.bench.bench_stories``). Options:
 ``--tweets`` (default 4,000 TweetEval test tweets), ``--stories`` (60 crafted syndicated
@@ -17,7 +17,9 @@ dropped, the case changed). Four ways of finding the pairs at Jaccard ≥ 0.5 of
   (datasketch alone);
 * lsh-exact: LSH banded for 0.3, each candidate confirmed with the exact Jaccard (shipped
   until 2026-12-05);
-* sparse product (shipped): every pair's overlap from one sparse matrix product, exact.
+* prefix filter + sparse (shipped): candidate pairs from the product of each text's rarest
+  shingles, each confirmed with its whole overlap, exact (until 2026-12-05 every pair's
+  overlap from one product, also exact).
 
 Then the same at the executive report's sample size (its first ``REPORT_SAMPLE`` texts).
 
@@ -129,7 +131,7 @@ def main() -> None:
         ("exact (all pairs)", stories.exact_pairs),
         ("lsh-estimate (datasketch at 0.5)", lsh_estimate),
         ("lsh-exact (LSH for 0.3, checked)", lsh_exact),
-        ("sparse product (shipped)", stories.near_duplicate_pairs),
+        ("prefix filter + sparse (shipped)", stories.near_duplicate_pairs),
     ]
     found: dict[str, tuple[Pairs, float]] = {}
     for name, fn in methods:

@@ -68,8 +68,13 @@ def test_pairs_equal_exact_pairs_on_a_mixed_sample() -> None:
 
 @pytest.mark.parametrize("block_rows", [1, 3, 7, 1_000])
 @pytest.mark.parametrize("threshold", [0.2, 0.5, 0.8])
+@pytest.mark.parametrize(("prefix_matches", "verify_pairs"), [(1, 2), (3, 50_000), (8, 7)])
 def test_pairs_equal_exact_pairs_across_blocks_and_thresholds(
-    monkeypatch: pytest.MonkeyPatch, block_rows: int, threshold: float
+    monkeypatch: pytest.MonkeyPatch,
+    block_rows: int,
+    threshold: float,
+    prefix_matches: int,
+    verify_pairs: int,
 ) -> None:
     # Random texts over a small alphabet of words overlap at every degree; empty and short
     # texts (no shingles) are mixed in; slices of the product must not lose a pair.
@@ -79,9 +84,46 @@ def test_pairs_equal_exact_pairs_across_blocks_and_thresholds(
     texts += ["", "ok", HEADLINE, HEADLINE + " via @x"]
     sets = [stories.shingles(t) for t in texts]
     monkeypatch.setattr(stories, "BLOCK_ROWS", block_rows)
+    monkeypatch.setattr(stories, "PREFIX_MATCHES", prefix_matches)
+    monkeypatch.setattr(stories, "VERIFY_PAIRS", verify_pairs)
     found = stories.near_duplicate_pairs(sets, threshold)
     assert found == stories.exact_pairs(sets, threshold)
+    assert stories.text_pairs(texts, threshold) == found
     assert found  # the sample does hold near-duplicates at each threshold
+
+
+def test_pairs_from_texts_equal_pairs_of_their_shingle_sets_in_any_script() -> None:
+    # Shingles numbered on arrays must be the strings' own sets: accents, case folding
+    # that lengthens a text (ß), emoji beyond the BMP, a lone surrogate, tabs and
+    # newlines, texts too short to have shingles, and copies of each.
+    rng = random.Random(7)
+    pieces = [
+        "Straße gesperrt wegen Störung",
+        "STRASSE GESPERRT wegen Störung!",
+        "Ошибка оплаты у Acme снова сегодня",
+        "ошибка оплаты у acme снова",
+        "アクメの障害がまた発生しています本当に困る",
+        "outage again 🔥🔥 acme\tdown\nfor everyone",
+        "lone \ud800 surrogate in a long enough text here",
+        "acme is down",
+        "",
+        HEADLINE,
+    ]
+    texts = [" ".join(rng.sample(pieces, rng.randint(1, 3))) for _ in range(80)]
+    sets = [stories.shingles(t) for t in texts]
+    for threshold in (0.2, 0.5, 0.8):
+        assert stories.text_pairs(texts, threshold) == stories.exact_pairs(sets, threshold)
+
+
+def test_an_alphabet_too_large_to_number_shingles_falls_back_to_string_sets() -> None:
+    # 7,000 distinct characters: 7,000**5 does not fit in 63 bits.
+    chars = [chr(0x4E00 + k) for k in range(7_000)]
+    texts = ["".join(chars[k : k + 60]) for k in range(0, 7_000, 50)]
+    texts += [texts[0] + "x", texts[3][:-2]]
+    sets = [stories.shingles(t) for t in texts]
+    assert stories._shingle_entries(texts) is None
+    found = stories.text_pairs(texts)
+    assert found == stories.exact_pairs(sets) and (0, len(texts) - 2) in found
 
 
 def test_a_pair_exactly_at_the_threshold_is_joined() -> None:
