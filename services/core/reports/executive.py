@@ -263,9 +263,10 @@ def distinct_text_stories(
         else:
             copies[k].append(i)
     groups: list[list[int]] = []
-    for cluster in stories.clusters([posts[c[0]].text for c in copies]):
+    reduced = [stories.reduce_text(posts[c[0]].text) for c in copies]
+    for cluster in stories.reduced_clusters(reduced):
         indices = sorted(i for k in cluster for i in copies[k])
-        if len(cluster) == 1 and len(indices) > 1 and not stories.shingles(posts[indices[0]].text):
+        if len(cluster) == 1 and len(indices) > 1 and len(reduced[cluster[0]]) < stories.MIN_CHARS:
             groups.extend([i] for i in indices)
         else:
             groups.append(indices)

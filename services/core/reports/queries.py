@@ -316,10 +316,17 @@ def voice_candidates(
     if rows is None:
         return None
     v = rows.c
-    cut = conn.execute(
-        select(v.followers).order_by(v.followers.desc()).offset(rows_scanned).limit(1)
-    ).scalar_one_or_none()
-    if cut is None:
+    # One sorted read gives both the cut (the next row's followers) and the authors above
+    # it: every row strictly above the cut is among the rows read.
+    top = conn.execute(
+        select(v.author_id, v.followers).order_by(v.followers.desc()).limit(rows_scanned + 1)
+    ).all()
+    if len(top) <= rows_scanned:
+        return None
+    # Strictly above the cut: an author left out has every row at or below it.
+    cut = int(top[-1][1]) + 1
+    authors = list(dict.fromkeys(a for a, followers in top if followers >= cut))
+    if not authors:
         return None
     engagement, replies = conn.execute(
         select(
@@ -327,11 +334,6 @@ def voice_candidates(
             func.max(cast(v.replies, Float) / v.mentions),
         )
     ).one()
-    # Strictly above the cut: an author left out has every row at or below it.
-    cut = int(cut) + 1
-    authors = [a for (a,) in conn.execute(select(v.author_id).where(v.followers >= cut).distinct())]
-    if not authors:
-        return None
     found = conn.execute(_grouped(rows).where(v.author_id.in_(authors))).all()
     return VoiceCandidates(found, cut, float(engagement or 0), float(replies or 0))
 
