@@ -31,6 +31,7 @@ from sqlalchemy import (
 
 from services.core.authors import author_role, in_conversation
 from services.core.models import Mention
+from services.core.storage.pg_bulk import insert_unnest
 from services.core.storage.sqlite_bulk import insert_rows
 from services.core.storage.tables import (
     UTCDateTime,
@@ -258,6 +259,21 @@ _AUTHOR_DAY = text(
     + _AUTHOR_DAY_TAIL
 )
 _FACTS_HEAD = f"INSERT INTO brand_mention_facts ({', '.join(_FACT_COLUMNS)})"
+# PostgreSQL's path (``pg_bulk``): the columns' types, in the statements' order.
+_PG_ROLE_HOUR_TYPES = ("text", "bigint", "text", *("bigint",) * len(COUNTERS))
+_PG_FACT_TYPES = (
+    "text",
+    "timestamp",
+    "bigint",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "bigint",
+    "bigint",
+    "text",
+)
+_PG_AUTHOR_DAY_TYPES = ("text", "bigint", "text", "text", *("bigint",) * 7)
 _FACTS = text(f"{_FACTS_HEAD} VALUES ({', '.join(f':{c}' for c in _FACT_COLUMNS)})").bindparams(
     bindparam("created_at", type_=UTCDateTime())
 )
@@ -392,16 +408,22 @@ def batch_rows(
     return out
 
 
-def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool) -> None:
+def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bool = False) -> None:
     """Add a batch's hourly role rollups, facts and author days (``batch_rows``) in the
     caller's transaction. ``fast``: bind tuples straight to the SQLite driver (the
     writer's single-writer path; the times in ``rows`` are then SQLite's stored text).
-    Rollup rows are sorted so that concurrent writers lock them in one order (no
-    deadlocks)."""
+    ``unnest``: PostgreSQL, one statement a table with a binary array a column
+    (``pg_bulk``; the times in ``rows`` are then naive UTC). Rollup rows are sorted so
+    that concurrent writers lock them in one order (no deadlocks)."""
     if not rows.facts:
         return
     role_hours = rows.role_hour_rows()
     author_days = rows.author_day_rows()
+    if unnest:
+        insert_unnest(conn, _ROLE_HOUR_HEAD, _PG_ROLE_HOUR_TYPES, role_hours, _ROLE_HOUR_TAIL)
+        insert_unnest(conn, _FACTS_HEAD, _PG_FACT_TYPES, rows.facts)
+        insert_unnest(conn, _AUTHOR_DAY_HEAD, _PG_AUTHOR_DAY_TYPES, author_days, _AUTHOR_DAY_TAIL)
+        return
     if fast:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:

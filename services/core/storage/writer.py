@@ -9,10 +9,10 @@ bus offsets that cover it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +24,7 @@ from services.core.storage.analytics import Counts
 from services.core.storage.db import SQLITE_BEGIN
 from services.core.storage.errors import is_transient, refusal_reason
 from services.core.storage.owned import set_aside_owned
+from services.core.storage.pg_bulk import insert_unnest
 from services.core.storage.report_rows import BatchRows, add_report_rows, batch_rows
 from services.core.storage.sqlite_bulk import insert_rows
 from services.core.storage.tables import UTCDateTime, mentions, review_items
@@ -207,22 +208,27 @@ def sqlite_timestamp(ts: datetime) -> str:
     return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-class SqliteTimes:
-    """``sqlite_timestamp``, remembered for one batch's records: a mention's time is
-    formatted once for its row, its links and its facts. Keyed by the time object's
-    identity, which the records keep alive while the batch is written: hashing an aware
-    time calls its tzinfo, which costs as much as the lookup saves."""
+TimeT = TypeVar("TimeT")
 
-    __slots__ = ("_seen",)
 
-    def __init__(self) -> None:
-        self._seen: dict[int, str] = {}
+class BatchTimes(Generic[TimeT]):
+    """A time conversion (``sqlite_timestamp``, ``naive_utc``), remembered for one batch's
+    records: a mention's time is converted once for its row, its links and its facts.
+    Keyed by the time object's identity, which the records keep alive while the batch is
+    written: hashing an aware time calls its tzinfo, which costs as much as the lookup
+    saves."""
 
-    def __call__(self, ts: datetime) -> str:
-        text = self._seen.get(id(ts))
-        if text is None:
-            text = self._seen[id(ts)] = sqlite_timestamp(ts)
-        return text
+    __slots__ = ("_convert", "_seen")
+
+    def __init__(self, convert: Callable[[datetime], TimeT]) -> None:
+        self._convert = convert
+        self._seen: dict[int, TimeT] = {}
+
+    def __call__(self, ts: datetime) -> TimeT:
+        converted = self._seen.get(id(ts))
+        if converted is None:
+            converted = self._seen[id(ts)] = self._convert(ts)
+        return converted
 
 
 def _as_bound(ts: datetime) -> datetime:
@@ -230,16 +236,25 @@ def _as_bound(ts: datetime) -> datetime:
     return ts
 
 
-def sqlite_row(
-    r: ScoredRecord, stored_at: str, scored_at: str, created_at: str | None = None
+def naive_utc(ts: datetime) -> datetime:
+    """An aware time as a ``timestamp`` column holds it (naive UTC), as ``UTCDateTime``
+    binds it: what the PostgreSQL path binds in its arrays."""
+    if ts.tzinfo is None:
+        raise ValueError("naive datetimes are not stored: give a timezone")
+    return ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def mention_values(
+    r: ScoredRecord, stored_at: object, scored_at: object, created_at: object
 ) -> tuple[object, ...]:
-    """``mention_row`` as a tuple in ``_MENTION_COLUMNS`` order, times pre-formatted."""
+    """``mention_row`` as a tuple in ``_MENTION_COLUMNS`` order, the times as given (as
+    the path binds them)."""
     m = r.mention
     s = r.sentiment
     return (
         m.source,
         m.id,
-        sqlite_timestamp(m.created_at) if created_at is None else created_at,
+        created_at,
         m.author.id,
         m.author.handle,
         m.author.followers,
@@ -256,6 +271,43 @@ def sqlite_row(
         r.doc.decode(),
         r.language,
     )
+
+
+def sqlite_row(
+    r: ScoredRecord, stored_at: str, scored_at: str, created_at: str | None = None
+) -> tuple[object, ...]:
+    """``mention_values`` with SQLite's stored text for times (``sqlite_timestamp``)."""
+    created = sqlite_timestamp(r.mention.created_at) if created_at is None else created_at
+    return mention_values(r, stored_at, scored_at, created)
+
+
+# PostgreSQL's path: each statement binds one array a column (``pg_bulk``), the types
+# in the columns' order.
+_PG_MENTION_TYPES = (
+    "text",  # source
+    "text",  # mention_id
+    "timestamp",  # created_at
+    "text",  # author_id
+    "text",  # author_handle
+    "bigint",  # author_followers
+    "text",  # in_reply_to_id
+    "text",  # conversation_id
+    "bigint",  # engagement
+    "text",  # label
+    "float8",  # score
+    "float8",  # confidence
+    "text",  # method
+    "boolean",  # spot_check
+    "timestamp",  # scored_at
+    "timestamp",  # stored_at
+    "text",  # doc
+    "text",  # language
+)
+_PG_INSERT_MENTIONS = f"INSERT INTO mentions ({', '.join(_MENTION_COLUMNS)})"
+_PG_RETURN_STORED = "ON CONFLICT (source, mention_id) DO NOTHING RETURNING pk, source, mention_id"
+_PG_LINK_TYPES = ("bigint", "text", "timestamp", "text")
+# brand, minute, then ``_COUNTERS``: mentions, the three labels, score_sum, reach, engagement.
+_PG_ROLLUP_TYPES = ("text", "bigint", *("bigint",) * 4, "float8", "bigint", "bigint")
 
 
 _INSERT_MENTION_BRANDS = text(
@@ -285,6 +337,8 @@ class MentionWriter:
         self._use_returning = (
             engine.dialect.name != "sqlite" if use_returning is None else use_returning
         )
+        # PostgreSQL binds each table's rows as one array a column (``pg_bulk``).
+        self._unnest = self._use_returning and engine.dialect.name == "postgresql"
 
     def write(self, batch: Sequence[ScoredRecord]) -> WriteResult:
         if not batch:
@@ -294,12 +348,15 @@ class MentionWriter:
             unique.setdefault(m.key, m)
         stored_at = self._clock.now()
         records = list(unique.values())
-        times = SqliteTimes()
+        times = BatchTimes(sqlite_timestamp)
+        naive = BatchTimes(naive_utc)
         with (
             self._engine.connect().execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}) as conn,
             conn.begin(),
         ):
-            if self._use_returning:
+            if self._unnest:
+                inserted = self._insert_postgres(conn, records, stored_at, naive)
+            elif self._use_returning:
                 inserted = self._insert_returning(conn, records, stored_at)
             else:
                 inserted = self._insert_single_writer(conn, records, stored_at, times)
@@ -307,8 +364,12 @@ class MentionWriter:
             # other brands they name (services/core/storage/owned.py).
             counted = set_aside_owned(conn, inserted) if inserted else inserted
             # Every derived row in one pass, summed per key over the whole batch.
-            rows = batch_rows(counted, _as_bound if self._use_returning else times)
-            if counted and self._use_returning:
+            rows = batch_rows(
+                counted, naive if self._unnest else _as_bound if self._use_returning else times
+            )
+            if counted and self._unnest:
+                self._postgres_rollups_and_links(conn, rows)
+            elif counted and self._use_returning:
                 self._add_to_rollups(conn, rows)
                 self._link_brands(conn, rows)
             elif counted:
@@ -319,7 +380,7 @@ class MentionWriter:
                     index_elements=["mention_pk", "brand"]
                 )
                 conn.execute(stmt, queue)
-            add_report_rows(conn, rows, fast=not self._use_returning)
+            add_report_rows(conn, rows, fast=not self._use_returning, unnest=self._unnest)
         return WriteResult(inserted=len(inserted), duplicates=len(batch) - len(inserted))
 
     def write_isolating(self, batch: Sequence[ScoredRecord]) -> IsolatedWrite:
@@ -349,6 +410,27 @@ class MentionWriter:
             first.refused + second.refused,
         )
 
+    def _insert_postgres(
+        self,
+        conn: Connection,
+        batch: Sequence[ScoredRecord],
+        stored_at: datetime,
+        times: BatchTimes[datetime],
+    ) -> list[tuple[ScoredRecord, int]]:
+        by_key = {m.key: m for m in batch}
+        stored = naive_utc(stored_at)
+        # A chunk is scored at one instant: convert each distinct scoring time once.
+        scored = {t: naive_utc(t) for t in {m.scored_at for m in batch}}
+        rows = [
+            mention_values(m, stored, scored[m.scored_at], times(m.mention.created_at))
+            for m in batch
+        ]
+        result = insert_unnest(
+            conn, _PG_INSERT_MENTIONS, _PG_MENTION_TYPES, rows, _PG_RETURN_STORED
+        )
+        assert result is not None  # a batch is never empty here
+        return [(by_key[(source, mention_id)], pk) for pk, source, mention_id in result]
+
     def _insert_returning(
         self, conn: Connection, batch: Sequence[ScoredRecord], stored_at: datetime
     ) -> list[tuple[ScoredRecord, int]]:
@@ -366,7 +448,7 @@ class MentionWriter:
         conn: Connection,
         batch: Sequence[ScoredRecord],
         stored_at: datetime,
-        times: SqliteTimes,
+        times: BatchTimes[str],
     ) -> list[tuple[ScoredRecord, int]]:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
@@ -393,6 +475,14 @@ class MentionWriter:
             return [(batch[pk - before - 1], pk) for (pk,) in cursor.fetchall()]
         finally:
             cursor.close()
+
+    def _postgres_rollups_and_links(self, conn: Connection, rows: BatchRows) -> None:
+        # Sorted (``minute_rows``), so concurrent writers lock rollup rows in one order
+        # and cannot deadlock; ``unnest`` keeps the order.
+        insert_unnest(
+            conn, _UPSERT_ROLLUPS_HEAD, _PG_ROLLUP_TYPES, rows.minute_rows(), _UPSERT_ROLLUPS_TAIL
+        )
+        insert_unnest(conn, _INSERT_LINKS_HEAD, _PG_LINK_TYPES, rows.links)
 
     def _sqlite_rollups_and_links(self, conn: Connection, rows: BatchRows) -> None:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

@@ -187,6 +187,7 @@ def test_a_failed_batch_stores_nothing_and_can_be_retried(
 
     monkeypatch.setattr(MentionWriter, "_sqlite_rollups_and_links", boom)
     monkeypatch.setattr(MentionWriter, "_add_to_rollups", boom)
+    monkeypatch.setattr(MentionWriter, "_postgres_rollups_and_links", boom)
     with pytest.raises(RuntimeError):
         writer.write(batch)
     with engine.connect() as conn:
