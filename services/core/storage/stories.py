@@ -38,7 +38,7 @@ def story_posts(
     if negative_only:
         stmt = stmt.where(mb.label == "negative")
     out = []
-    for source, mention_id, created_at, handle, followers, doc in conn.execute(stmt):
+    for source, mention_id, created_at, handle, followers, doc in conn.execute(stmt).all():
         try:
             data = orjson.loads(doc)
         except orjson.JSONDecodeError:
