@@ -37,6 +37,7 @@ from services.core.storage.tables import (
 
 MAX_TEXT_CHARS = 500  # of a mention's text in the report: enough to read, bounded to mail
 MAX_VOICES_SCANNED = 50_000  # authors grouped per request, most followed first
+UNANSWERED_BATCH = 4  # candidates checked for a reply at first, per unanswered mention listed
 
 
 def ts(epoch: int) -> datetime:
@@ -192,16 +193,34 @@ def unanswered_negative(
     answered = exists().where(
         and_(reply.c.in_reply_to_id == mentions.c.mention_id, reply.c.source == mentions.c.source)
     )
-    stmt = (
+    candidates = (
         _facts(brand, start, end)
-        .join(mentions, mentions.c.pk == f.mention_pk)
-        .where(f.label == "negative", f.followers >= min_reach, f.replies == 0, ~answered)
+        .where(f.label == "negative", f.followers >= min_reach, f.replies == 0)
         .order_by(f.followers.desc(), f.mention_pk.desc())
-        .limit(limit)
     )
-    return mention_rows(
-        conn, brand, [(int(pk), str(role), str(label)) for pk, role, label in conn.execute(stmt)]
-    )
+    # The most followed candidates first, each looked up for a reply only among them:
+    # joining every candidate of the period to its mention and its replies took most of
+    # the query. When the batch holds enough unanswered ones (or every candidate) they are
+    # the list; otherwise every candidate is checked as before.
+    batch = limit * UNANSWERED_BATCH
+    first = [
+        (int(pk), str(role), str(label))
+        for pk, role, label in conn.execute(candidates.limit(batch))
+    ]
+    replied: set[int] = set()
+    if first:
+        replied = set(
+            conn.execute(
+                select(mentions.c.pk).where(mentions.c.pk.in_([pk for pk, _, _ in first]), answered)
+            ).scalars()
+        )
+    ranked = [r for r in first if r[0] not in replied]
+    if len(ranked) < limit and len(first) == batch:
+        stmt = (
+            candidates.join(mentions, mentions.c.pk == f.mention_pk).where(~answered).limit(limit)
+        )
+        ranked = [(int(pk), str(role), str(label)) for pk, role, label in conn.execute(stmt)]
+    return mention_rows(conn, brand, ranked[:limit])
 
 
 @dataclass(frozen=True, slots=True)
