@@ -198,8 +198,8 @@ def unanswered_negative(
         .where(f.label == "negative", f.followers >= min_reach, f.replies == 0)
         .order_by(f.followers.desc(), f.mention_pk.desc())
     )
-    # The most followed candidates first, each looked up for a reply only among them:
-    # joining every candidate of the period to its mention and its replies took most of
+    # The most followed candidates first, each joined to its mention and looked up for a
+    # reply only among them: doing that for every candidate of the period took most of
     # the query. When the batch holds enough unanswered ones (or every candidate) they are
     # the list; otherwise every candidate is checked as before.
     batch = limit * UNANSWERED_BATCH
@@ -207,14 +207,16 @@ def unanswered_negative(
         (int(pk), str(role), str(label))
         for pk, role, label in conn.execute(candidates.limit(batch))
     ]
-    replied: set[int] = set()
+    unanswered: set[int] = set()
     if first:
-        replied = set(
+        unanswered = set(
             conn.execute(
-                select(mentions.c.pk).where(mentions.c.pk.in_([pk for pk, _, _ in first]), answered)
+                select(mentions.c.pk).where(
+                    mentions.c.pk.in_([pk for pk, _, _ in first]), ~answered
+                )
             ).scalars()
         )
-    ranked = [r for r in first if r[0] not in replied]
+    ranked = [r for r in first if r[0] in unanswered]
     if len(ranked) < limit and len(first) == batch:
         stmt = (
             candidates.join(mentions, mentions.c.pk == f.mention_pk).where(~answered).limit(limit)
