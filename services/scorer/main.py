@@ -85,6 +85,10 @@ async def run_scorer(settings: ScorerProcessSettings) -> None:
         settings, bus=bus, producer=producer, engine=engine, clock=SystemClock(), metrics=metrics
     )
     await asyncio.to_thread(pipeline.matchers.reload, True)
+    # The lexicon's workers loaded before the first batch (and before /readyz says ready):
+    # started by the first chunk instead, they spent their seconds of start-up CPU while
+    # the batch waited.
+    await pipeline.runner.start()
     loops = [asyncio.create_task(loop.run(), name=f"loop:{loop.group}") for loop in pipeline.loops]
     for task in loops:
         task.add_done_callback(log_failure)

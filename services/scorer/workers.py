@@ -18,7 +18,7 @@ import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 
@@ -191,7 +191,34 @@ class LexiconWorkers:
         """Score a chunk; raises what the worker raised, or ``WorkerDiedError``."""
         if self._size == 0:
             return run_chunk(items, brands, config, now, keep_texts)
-        worker = self._pick()
+        return await self._request(self._pick(), items, brands, config, now, keep_texts)
+
+    async def start(self) -> None:
+        """Start the worker processes and wait until each has loaded its VADER and
+        language detector (seconds of CPU each), so that the first chunks do not wait for
+        them and a process that reports ready is. Raises ``WorkerDiedError`` if one exits
+        meanwhile; with 0 processes, loads them in this process."""
+        if self._size == 0:
+            run_chunk([], BrandSet(0), ScoringConfig(), datetime.now(UTC), False)
+            return
+        self._spawn_missing()
+        # An empty chunk each: answered once the worker's start-up (``_init_worker``) is done.
+        await asyncio.gather(
+            *(
+                self._request(w, [], BrandSet(0), ScoringConfig(), datetime.now(UTC), False)
+                for w in list(self._workers)
+            )
+        )
+
+    async def _request(
+        self,
+        worker: _Worker,
+        items: Sequence[ChunkItem],
+        brands: BrandSet,
+        config: ScoringConfig,
+        now: datetime,
+        keep_texts: bool,
+    ) -> ChunkResult:
         ticket = next(self._tickets)
         future: asyncio.Future[ChunkResult] = asyncio.get_running_loop().create_future()
         worker.pending[ticket] = future
@@ -206,7 +233,7 @@ class LexiconWorkers:
             self._bury(worker)
         return await future
 
-    def _pick(self) -> _Worker:
+    def _spawn_missing(self) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
@@ -214,6 +241,9 @@ class LexiconWorkers:
             worker = _Worker(self._ctx)
             loop.add_reader(worker.replies.fileno(), self._on_reply, worker)
             self._workers.append(worker)
+
+    def _pick(self) -> _Worker:
+        self._spawn_missing()
         # The worker with the least queued work (round robin among equals).
         self._next = (self._next + 1) % self._size
         order = self._workers[self._next :] + self._workers[: self._next]

@@ -72,6 +72,29 @@ async def test_a_dead_worker_fails_its_chunk_and_is_replaced() -> None:
         runner.close()
 
 
+async def test_start_returns_once_every_worker_has_loaded() -> None:
+    runner = LexiconWorkers(processes=2)
+    try:
+        await runner.start()
+        # Each worker answered its empty chunk: both are up before any chunk is scored.
+        assert len(runner._workers) == 2
+        assert all(w.process.is_alive() and not w.pending for w in runner._workers)
+        pids = {w.process.pid for w in runner._workers}
+        done = await asyncio.gather(
+            *(runner.score(chunk(), BRANDS, ScoringConfig(), NOW) for _ in range(4))
+        )
+        assert [len(r.results) for r in done] == [3, 3, 3, 3]
+        assert {w.process.pid for w in runner._workers} == pids  # no new worker was needed
+    finally:
+        runner.close()
+
+
+def test_start_with_no_worker_processes_loads_inline() -> None:
+    runner = LexiconWorkers(processes=0)
+    asyncio.run(runner.start())
+    assert runner._workers == []
+
+
 async def test_a_failure_inside_the_worker_is_raised_here() -> None:
     runner = LexiconWorkers(processes=1)
     bad = BrandSet(3, (("Bad, name", "bad"),))  # refused by BrandDefinition in the worker
