@@ -173,6 +173,9 @@ class _Journal:
 
     # The BusJournal hooks.
 
+    def keeps(self, topic: str) -> bool:
+        return topic in self._journaled
+
     def appended(self, message: Message) -> asyncio.Future[None] | None:
         if message.topic not in self._journaled:
             return None

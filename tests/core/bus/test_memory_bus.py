@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from services.core.bus import (
     TopicSpec,
     all_sent,
 )
-from services.core.bus.memory import murmur2, partition_for_key
+from services.core.bus.memory import _message, _metadata, _slot_setters, murmur2, partition_for_key
 from services.core.clock import FrozenClock
 
 T = TypeVar("T")
@@ -540,3 +541,74 @@ async def test_closing_a_producer_fails_the_rest_of_its_waiting_batch(bus: Memor
     assert [r.offset for r in results if isinstance(r, RecordMetadata)] == [0, 1, 2]
     assert all(isinstance(r, BusClosedError) for r in results[3:])
     assert await bus.end_offsets([TP0]) == {TP0: 3}
+
+
+async def test_a_message_of_an_unread_topic_is_built_when_read() -> None:
+    clock = FrozenClock(datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC))
+    bus = MemoryBus(clock=clock)
+    await bus.create_topics([TopicSpec("scored", partitions=2)])
+    producer = await bus.producer()
+    value = b"first"
+    one = await producer.send("scored", value, key=b"k", headers=[("trace", b"1")])
+    many = await producer.send_many("scored", [(b"k", b"second"), (None, b"third")])
+    first = many[0]
+    assert isinstance(first, RecordMetadata)
+    held = bus._partition(TopicPartition("scored", first.partition)).records[first.offset]
+    # Held as a tuple of bytes and ints, which the collector stops tracking.
+    gc.collect()
+    assert not gc.is_tracked(held)
+
+    consumer = await bus.consumer("late", ["scored"])
+    got = sorted(await read(consumer, 3), key=lambda m: (m.partition, m.offset))
+
+    ms = int(clock.now().timestamp() * 1000)
+    expected = [
+        Message("scored", one.partition, 0, b"k", b"first", (("trace", b"1"),), ms),
+        *(
+            Message("scored", r.partition, r.offset, k, v, (), ms)
+            for r, (k, v) in zip(
+                [r for r in many if isinstance(r, RecordMetadata)],
+                [(b"k", b"second"), (None, b"third")],
+                strict=True,
+            )
+        ),
+    ]
+    assert got == sorted(expected, key=lambda m: (m.partition, m.offset))
+    # The value is the very object sent (the embedded ingest's trusted registry keys on it).
+    assert next(m for m in got if m.value == b"first").value is value
+    await bus.close()
+
+
+@given(
+    topic=st.text(max_size=5),
+    partition=st.integers(0, 100),
+    offset=st.integers(0, 2**40),
+    key=st.none() | st.binary(max_size=8),
+    value=st.binary(max_size=8),
+    headers=st.lists(st.tuples(st.text(max_size=3), st.binary(max_size=3)), max_size=2),
+    timestamp_ms=st.integers(0, 2**42),
+)
+def test_the_fast_builders_make_the_same_objects(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+    timestamp_ms: int,
+) -> None:
+    built = _message(topic, partition, offset, key, value, tuple(headers), timestamp_ms)
+    expected = Message(topic, partition, offset, key, value, tuple(headers), timestamp_ms)
+    assert type(built) is Message
+    assert built == expected
+    assert hash(built) == hash(expected)
+    assert repr(built) == repr(expected)
+    metadata = _metadata(topic, partition, offset)
+    assert type(metadata) is RecordMetadata
+    assert metadata == RecordMetadata(topic, partition, offset)
+    assert hash(metadata) == hash(RecordMetadata(topic, partition, offset))
+
+
+def test_the_fast_builders_refuse_a_class_whose_fields_changed() -> None:
+    with pytest.raises(TypeError, match="fields"):
+        _slot_setters(Message, ("topic", "partition", "offset", "key", "value", "headers"))
