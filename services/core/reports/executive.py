@@ -480,6 +480,9 @@ def build_executive_report(
     )
 
     top_voices, top_dm_voices = _voices(conn, req)
+    by_reach = queries.top_by_reach_labels(
+        conn, brand, req.start, req.end, ("positive", "negative"), TOP_MENTIONS
+    )
     start_dt, end_dt = queries.ts(req.start), queries.ts(req.end)
     notes = [
         "Net sentiment = (positive − negative) ÷ (positive + negative); changes are "
@@ -515,14 +518,8 @@ def build_executive_report(
         sentiment_over_time=SentimentOverTime(interval_seconds=interval, series=points),
         spikes=spikes,
         alerts=None if alerts is None else alerts(conn, brand, start_dt, end_dt),
-        top_positive=[
-            _mention_item(r)
-            for r in queries.top_by_reach(conn, brand, req.start, req.end, "positive", TOP_MENTIONS)
-        ],
-        top_negative=[
-            _mention_item(r)
-            for r in queries.top_by_reach(conn, brand, req.start, req.end, "negative", TOP_MENTIONS)
-        ],
+        top_positive=[_mention_item(r) for r in by_reach["positive"]],
+        top_negative=[_mention_item(r) for r in by_reach["negative"]],
         top_voices=top_voices,
         top_decision_maker_voices=top_dm_voices,
         decision_makers=decision_makers,

@@ -37,6 +37,7 @@ from services.core.storage.tables import (
 
 MAX_TEXT_CHARS = 500  # of a mention's text in the report: enough to read, bounded to mail
 MAX_VOICES_SCANNED = 50_000  # authors grouped per request, most followed first
+TOP_BY_REACH_READ = 4  # rows read at first, per mention listed and label (both labels at once)
 UNANSWERED_BATCH = 4  # candidates checked for a reply at first, per unanswered mention listed
 
 
@@ -171,16 +172,31 @@ def top_by_reach(
     conn: Connection, brand: str, start: int, end: int, label: str, limit: int
 ) -> list[MentionRow]:
     """The ``label`` mentions of ``brand`` with the most-followed authors (then engagement)."""
+    return top_by_reach_labels(conn, brand, start, end, (label,), limit)[label]
+
+
+def top_by_reach_labels(
+    conn: Connection, brand: str, start: int, end: int, labels: Sequence[str], limit: int
+) -> dict[str, list[MentionRow]]:
+    """``top_by_reach`` for each of ``labels``, from one scan of the period where it can:
+    the most followed rows of all the labels at once, in the same order, hold each label's
+    first ``limit`` once they hold ``limit`` of its rows (or every row of the labels)."""
     f = brand_mention_facts.c
-    stmt = (
-        _facts(brand, start, end)
-        .where(f.label == label)
-        .order_by(f.followers.desc(), f.engagement.desc(), f.mention_pk.desc())
-        .limit(limit)
+    by_reach = _facts(brand, start, end).order_by(
+        f.followers.desc(), f.engagement.desc(), f.mention_pk.desc()
     )
-    return mention_rows(
-        conn, brand, [(int(pk), str(role), str(label)) for pk, role, label in conn.execute(stmt)]
-    )
+    read = limit * len(labels) * TOP_BY_REACH_READ
+    rows = conn.execute(by_reach.where(f.label.in_(list(labels))).limit(read)).all()
+    ranked: dict[str, list[tuple[int, str, str]]] = {label: [] for label in labels}
+    for pk, role, label in rows:
+        if len(ranked[label]) < limit:
+            ranked[label].append((int(pk), str(role), str(label)))
+    for label in labels:
+        if len(ranked[label]) < limit and len(rows) == read:
+            # Too few of this label among the rows read: its own read, as before.
+            stmt = by_reach.where(f.label == label).limit(limit)
+            ranked[label] = [(int(pk), str(role), str(lb)) for pk, role, lb in conn.execute(stmt)]
+    return {label: mention_rows(conn, brand, ranked[label]) for label in labels}
 
 
 def unanswered_negative(

@@ -1,6 +1,7 @@
 """The report's reads against the very statements they replace: the unanswered negative
 mentions, read from the most followed candidates first, equal every candidate joined to
-its replies."""
+its replies; the top mentions by reach of several labels, read at once, equal each
+label's own read."""
 
 from __future__ import annotations
 
@@ -91,3 +92,37 @@ def test_unanswered_negative_equals_every_candidate_joined(
                             conn, "Acme", start, end, min_reach, limit
                         )
                         assert [r.mention_id for r in got] == want, (batch, lo, min_reach, limit)
+
+
+def each_label_read(
+    conn: Connection, brand: str, start: int, end: int, label: str, limit: int
+) -> list[str]:
+    """The statement ``top_by_reach`` ran before, for one label."""
+    f = brand_mention_facts.c
+    stmt: Any = (
+        queries._facts(brand, start, end)
+        .where(f.label == label)
+        .order_by(f.followers.desc(), f.engagement.desc(), f.mention_pk.desc())
+        .limit(limit)
+    )
+    ranked = [(int(pk), str(role), str(lb)) for pk, role, lb in conn.execute(stmt)]
+    return [r.mention_id for r in queries.mention_rows(conn, brand, ranked)]
+
+
+def test_top_by_reach_of_several_labels_equals_each_label_read_alone(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    spans = [(START, END), (PREV, END), (START, START + timedelta(days=1))]
+    label_sets = [("positive", "negative"), ("negative",), ("neutral", "positive", "negative")]
+    with engine.connect() as conn:
+        for read in (1, 4):
+            monkeypatch.setattr(queries, "TOP_BY_REACH_READ", read)
+            for lo, hi in spans:
+                start, end = int(lo.timestamp()), int(hi.timestamp())
+                for labels in label_sets:
+                    for limit in (0, 1, 3, 5, 40):
+                        got = queries.top_by_reach_labels(conn, "Acme", start, end, labels, limit)
+                        assert list(got) == list(labels)
+                        for label in labels:
+                            want = each_label_read(conn, "Acme", start, end, label, limit)
+                            assert [r.mention_id for r in got[label]] == want, (read, lo, limit)
