@@ -28,6 +28,12 @@ from services.ingest.sources.protocol import InvalidRecord, SourceItem
 log = logging.getLogger(__name__)
 
 
+def mention_bytes(mention: Mention) -> bytes:
+    """``mention.model_dump_json().encode()``: the same bytes, straight from the serializer
+    (``model_dump_json`` decodes its bytes to a ``str``, which was then encoded back)."""
+    return mention.__pydantic_serializer__.to_json(mention)
+
+
 class _Tally:
     """Mentions produced and duplicates dropped, per source label: counted as they happen,
     added to the metrics once per batch (a counter's ``inc`` takes a lock)."""
@@ -75,7 +81,7 @@ class MentionPublisher:
         if self._dedupe.seen(key):
             tally.duplicates[source_label] = tally.duplicates.get(source_label, 0) + 1
             return False
-        value = mention.model_dump_json().encode()
+        value = mention_bytes(mention)
         if self._trusted is not None:
             self._trusted.register(value, mention)
         try:
@@ -105,7 +111,7 @@ class MentionPublisher:
                 duplicates[mention.source] = duplicates.get(mention.source, 0) + 1
                 produced.append(False)
                 continue
-            value = mention.model_dump_json().encode()
+            value = mention_bytes(mention)
             if trusted is not None:
                 trusted.register(value, mention)
             sending.append((mention, value))

@@ -11,7 +11,7 @@ from services.core.bus.memory import partition_for_key
 from services.core.metrics import Metrics
 from services.core.models import Mention
 from services.core.topics import RAW, mention_key
-from services.ingest.accept import MentionPublisher, accept
+from services.ingest.accept import MentionPublisher, accept, mention_bytes
 from services.ingest.dedupe import RecentKeys
 from tests.fixtures.mentions import mention_doc
 
@@ -78,3 +78,18 @@ async def test_a_refused_mention_fails_the_batch_after_the_rest_are_stored_and_c
         "sentimon_mentions_rejected_total", {"source": "file", "reason": "duplicate"}
     )
     assert duplicate == 1
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"text": 'héllo wörld ✨ \u200f مرحبا 🇫🇷 \\ " \n\t</script>', "lang": "fr"},
+        {"created_at": "2026-03-01T12:00:00.123456+02:00", "metrics": None},
+        {"url": "https://example.com/p?q=1&r=\u00e9", "in_reply_to_id": "r1"},
+        {"author": {"id": "a", "handle": "h", "followers": 0, "description": "bio \U0001f600"}},
+    ],
+)
+def test_the_bytes_produced_are_model_dump_json_encoded(overrides: dict[str, object]) -> None:
+    m = Mention.model_validate(mention_doc(**overrides))
+    assert mention_bytes(m) == m.model_dump_json().encode()
