@@ -128,6 +128,12 @@ _TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 # A retried operation logs its first three retries, then every this many.
 _LOG_EVERY = 10
 
+# A partition's records go in one batch until it holds this much; a full batch makes the
+# next send to that partition wait for its acknowledgement (a round trip with acks=all).
+# aiokafka's default, 16 KiB, is about ten scored mentions: a chunk of 250 then waited for
+# several round trips a partition, one after another.
+_MAX_BATCH_BYTES = 256 * 1024
+
 # The idempotent producer's sequence numbers no longer match the broker's (a batch timed
 # out while the broker was away): only a new producer id gets past them.
 _PRODUCER_STATE_LOST = (OutOfOrderSequenceNumber, InvalidProducerEpoch, UnknownProducerId)
@@ -275,6 +281,7 @@ class KafkaBus:
             acks="all",
             enable_idempotence=True,
             linger_ms=self._linger_ms,
+            max_batch_size=_MAX_BATCH_BYTES,
             request_timeout_ms=self._request_timeout_ms,
         )
 
@@ -618,10 +625,44 @@ class KafkaProducer:
     async def send_many(self, topic: str, records: Sequence[KeyedValue]) -> SendResults:
         self._check_open()
         await self._bus._require_topics([topic])
-        # All in flight together: aiokafka's accumulator packs them into its batches per
-        # partition, so each going through ``send`` (its retries, its producer
-        # replacement) costs no more round trips than a batch of them would.
-        return await send_each(self, topic, records)
+        if not records:
+            return []
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            # Every record appended to aiokafka's accumulator in one go (no task each, as
+            # ``send`` a record would cost), then their acknowledgements awaited together:
+            # the sender finds them all at once and packs them into few requests.
+            producer = self._producer
+            pending: list[asyncio.Future[Any] | None] = []
+            for key, value in records:
+                try:
+                    pending.append(await producer.send(topic, value, key=key))
+                except Exception:  # not appended (broker away, buffer full): retried below
+                    pending.append(None)
+            acked = iter(
+                await asyncio.gather(*(f for f in pending if f is not None), return_exceptions=True)
+            )
+            results: list[RecordMetadata | Exception] = []
+            retry: list[int] = []
+            for i, future in enumerate(pending):
+                sent = None if future is None else next(acked)
+                if isinstance(sent, BaseException) or sent is None:
+                    retry.append(i)
+                    results.append(BusError("not sent yet"))
+                else:
+                    results.append(RecordMetadata(sent.topic, sent.partition, sent.offset))
+            if retry:
+                # What failed goes through ``send``: its retries while the broker is away,
+                # its new producer when the broker lost this one's sequence numbers.
+                again = await send_each(self, topic, [records[i] for i in retry])
+                for i, result in zip(retry, again, strict=True):
+                    results[i] = result
+            return results
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
 
     async def _replace(self, incarnation: int, cause: BaseException) -> None:
         async with self._replacing:

@@ -23,7 +23,7 @@ from referencing import Registry, Resource
 
 from services.core.bus import BusClosedError, Message, TopicPartition, TopicSpec
 from services.core.bus.kafka import KafkaBus, KafkaConsumer
-from services.core.bus.protocol import RevokeHook
+from services.core.bus.protocol import RevokeHook, all_sent
 from services.core.clock import SystemClock
 from services.core.metrics import Metrics
 from services.core.storage.brands import BrandStore
@@ -240,6 +240,47 @@ async def test_a_broker_restart_mid_stream_drops_nothing(
         "sentimon_bus_broker_unavailable_total", {"operation": "send"}
     )
     assert unavailable is not None and unavailable >= 1
+
+
+async def test_batches_sent_across_a_broker_restart_are_all_stored(
+    kafka_broker: KafkaBroker, unique_name: NameFactory
+) -> None:
+    # ``send_many`` appends a batch to aiokafka's accumulator in one go; what fails while
+    # the broker is away goes through ``send``'s retries, so every batch still returns sent.
+    metrics = Metrics(CollectorRegistry())
+    bus = await connect(kafka_broker, metrics, request_timeout_ms=2_000, max_retry_backoff_s=1.0)
+    topic, group = unique_name("topic"), unique_name("group")
+    await bus.create_topics([TopicSpec(topic, partitions=3)])
+    producer = await bus.producer()
+    recorder = Recorder("only")
+    loop = ConsumerLoop(
+        bus, recorder, LoopConfig(group, (topic,), poll_timeout_s=0.1), None, metrics
+    )
+    sent = [f"b{i}".encode() for i in range(600)]
+    halfway = asyncio.Event()
+
+    async def produce() -> None:
+        for start in range(0, len(sent), 20):
+            batch = sent[start : start + 20]
+            results = all_sent(await producer.send_many(topic, [(v, v) for v in batch]))
+            assert [r.topic for r in results] == [topic] * len(batch)
+            if start >= len(sent) // 3:
+                halfway.set()
+
+    consuming = asyncio.create_task(loop.run())
+    try:
+        producing = asyncio.create_task(produce())
+        await within(halfway.wait(), "a third of the batches sent")
+        await asyncio.to_thread(kafka_broker.restart)
+        await within(producing, "every batch returned sent after the restart")
+        await loop.wait_caught_up(partitions_of(topic, 3), timeout_s=BOUND_S)
+    finally:
+        kafka_broker.ensure_running()
+        loop.stop()
+        await consuming
+        await bus.close()
+
+    assert {m.value for m in recorder.handled} == set(sent)
 
 
 async def test_poison_goes_to_the_dead_letter_topic_with_where_it_came_from(
