@@ -47,7 +47,7 @@ bench: setup
 	$(BIN)/python -m tests.bench.bench_adjusted
 	$(BIN)/python -m tests.bench.bench_language
 	$(BIN)/python -m tests.bench.bench_stories
-	$(BIN)/python -m tests.bench.bench_distributed
+	$(BIN)/python -m tests.bench.bench_distributed --rate 1000
 	$(BIN)/python -m tests.bench.bench_soak --minutes 1
 
 ## pg-up / pg-down: a PostgreSQL cluster on 127.0.0.1:$${PG_PORT:-5433} (data in .sentimon/postgres)
