@@ -22,10 +22,11 @@ run: setup
 test: setup test-deps
 	$(BIN)/python -m pytest -q
 
-## lint: ruff and mypy --strict
+## lint: ruff, mypy --strict, and every test module collects (two test files with one basename break collection)
 lint: setup
 	$(BIN)/ruff check services tests
 	$(BIN)/mypy
+	$(BIN)/python -m pytest --collect-only -q -p no:cacheprovider > /dev/null
 
 ## bench: throughput benchmarks; figures are ratios against baselines measured in the same run
 bench: setup
