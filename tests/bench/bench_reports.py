@@ -76,8 +76,11 @@ _MENTION_SQL = (
 )
 _FACTS_SQL = (
     "INSERT INTO brand_mention_facts (brand, created_at, mention_pk, label, author_id, "
-    "author_role, followers, engagement, replies) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "author_role, followers, engagement, replies, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# Each mention's language, from its pk (the random sequence, and so the store, stays as
+# before): mostly English, a long tail, some undetermined (None).
+LANGUAGES = ("en",) * 12 + ("de", "de", "fr", "fr", "es", "pt", "ja", "it", None, None)
 
 
 def build_store(data_dir: Path, count: int) -> None:
@@ -109,6 +112,7 @@ def build_store(data_dir: Path, count: int) -> None:
     rollups: dict[tuple[str, int], list[float]] = {}
     role_rollups: dict[tuple[str, int, str], list[int]] = {}
     author_days: dict[tuple[str, int, str, str], list[int]] = {}
+    language_hours: dict[tuple[str, int, str], int] = {}
     snippets = [" ".join(rng.sample(words, 8)) for _ in range(5000)]
     db = sqlite3.connect(data_dir / "sentimon.db")
     db.execute("PRAGMA synchronous=OFF")
@@ -195,7 +199,12 @@ def build_store(data_dir: Path, count: int) -> None:
             r[4] += score
             r[5] += followers
             r[6] += engagement
-            facts.append((b, created, pk, label, author_id, role, followers, engagement, replies))
+            language = LANGUAGES[pk * 7919 % len(LANGUAGES)]
+            facts.append(
+                (b, created, pk, label, author_id, role, followers, engagement, replies, language)
+            )
+            lk = (b, epoch - epoch % 3600, language or "")
+            language_hours[lk] = language_hours.get(lk, 0) + 1
             rr = role_rollups.setdefault((b, epoch - epoch % 3600, role), [0] * 7)
             rr[0] += 1
             rr[1 + LABELS.index(label)] += 1
@@ -230,6 +239,11 @@ def build_store(data_dir: Path, count: int) -> None:
         "mentions, engagement, replies, positive, negative, last_pk) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(*k, *v) for k, v in sorted(author_days.items())],
+    )
+    db.executemany(
+        "INSERT INTO brand_language_hour_rollups (brand, hour, language, mentions, unscored) "
+        "VALUES (?, ?, ?, ?, 0)",
+        [(*k, n) for k, n in sorted(language_hours.items())],
     )
     db.commit()
     db.execute("ANALYZE")

@@ -1,6 +1,7 @@
 """What the executive report reads. Every total comes from the hourly per-role rollups;
-lists of mentions and voices from one range scan of the slim per-(mention, brand) facts
-of the period (then ``LIMIT``), and only the few mentions shown are read whole; top voices
+the lists of mentions by reach from a walk of the facts' reach index, most followed first
+(or, for a period too small for it, one range scan of the period's slim per-(mention,
+brand) facts, then ``LIMIT``), and only the few mentions shown are read whole; top voices
 from the per-(brand, day, author) rollups of the period's whole days."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from services.core.storage.tables import (
     brand_author_day_rollups,
     brand_mention_facts,
     brand_role_hour_rollups,
+    facts_reach_index,
     mention_brands,
     mentions,
 )
@@ -39,6 +41,10 @@ MAX_TEXT_CHARS = 500  # of a mention's text in the report: enough to read, bound
 MAX_VOICES_SCANNED = 50_000  # authors grouped per request, most followed first
 TOP_BY_REACH_READ = 4  # rows read at first, per mention listed and label (both labels at once)
 UNANSWERED_BATCH = 4  # candidates checked for a reply at first, per unanswered mention listed
+# How many of a label's most followed facts are walked in the reach index's order, in
+# turn, before the period's own facts are sorted: the first is enough for a period that
+# holds a sizeable share of the brand's history, the second for a smaller one.
+REACH_WALKS = (512, 8_192)
 
 
 def ts(epoch: int) -> datetime:
@@ -168,6 +174,53 @@ def _facts(brand: str, start: int, end: int) -> Any:
     )
 
 
+def _reach_walk(brand: str, label: str, n: int) -> Any:
+    """The ``n`` first facts of ``brand`` with ``label`` in the reach index's order
+    (followers, engagement, pk: all descending), read from the index alone (it holds
+    every column read here)."""
+    f = brand_mention_facts.c
+    return (
+        select(f.created_at, f.mention_pk, f.author_role, f.followers, f.engagement, f.replies)
+        .where(f.brand == brand, f.label == label)
+        .order_by(f.followers.desc(), f.engagement.desc(), f.mention_pk.desc())
+        .limit(n)
+        # SQLite would scan the period's range by primary key and sort it instead.
+        .with_hint(brand_mention_facts, f"INDEXED BY {facts_reach_index.name}", "sqlite")
+    )
+
+
+def _walk_floor(conn: Connection, brand: str, label: str, n: int) -> int | None:
+    """The followers of a walk's last (``n``-th) fact; None when the walk holds every
+    fact of (brand, label). Every fact with more followers than this is in the walk."""
+    walk = _reach_walk(brand, label, 1).with_only_columns(brand_mention_facts.c.followers)
+    last = conn.execute(walk.offset(n - 1)).scalar()
+    return None if last is None else int(last)
+
+
+def _walked(brand: str, start: int, end: int, label: str, n: int) -> tuple[Any, Any]:
+    """The facts of an ``n``-long walk that lie in the period, and the walk."""
+    w = _reach_walk(brand, label, n).subquery()
+    stmt = select(w.c.mention_pk, w.c.author_role, w.c.followers).where(
+        w.c.created_at >= ts(start), w.c.created_at < ts(end)
+    )
+    return stmt, w
+
+
+def _top_by_reach_walked(
+    conn: Connection, brand: str, start: int, end: int, label: str, limit: int
+) -> list[tuple[int, str, str]] | None:
+    """``label``'s first ``limit`` facts of the period by reach, from a walk: its order is
+    total and its facts a prefix of every (brand, label) fact in that order, so its first
+    ``limit`` in the period are the period's. None when no walk holds that many."""
+    for n in REACH_WALKS:
+        stmt, w = _walked(brand, start, end, label, n)
+        stmt = stmt.order_by(w.c.followers.desc(), w.c.engagement.desc(), w.c.mention_pk.desc())
+        rows = conn.execute(stmt.limit(limit)).all()
+        if len(rows) == limit:
+            return [(int(pk), str(role), label) for pk, role, _ in rows]
+    return None
+
+
 def top_by_reach(
     conn: Connection, brand: str, start: int, end: int, label: str, limit: int
 ) -> list[MentionRow]:
@@ -182,16 +235,26 @@ def top_by_reach_labels(
     the most followed rows of all the labels at once, in the same order, hold each label's
     first ``limit`` once they hold ``limit`` of its rows (or every row of the labels)."""
     f = brand_mention_facts.c
+    ranked: dict[str, list[tuple[int, str, str]]] = {}
+    for label in labels:
+        walked = _top_by_reach_walked(conn, brand, start, end, label, limit)
+        if walked is not None:
+            ranked[label] = walked
+    rest = [label for label in labels if label not in ranked]
+    if not rest:
+        return {label: mention_rows(conn, brand, ranked[label]) for label in labels}
+    # A period too small for the walks: its own facts, sorted.
     by_reach = _facts(brand, start, end).order_by(
         f.followers.desc(), f.engagement.desc(), f.mention_pk.desc()
     )
-    read = limit * len(labels) * TOP_BY_REACH_READ
-    rows = conn.execute(by_reach.where(f.label.in_(list(labels))).limit(read)).all()
-    ranked: dict[str, list[tuple[int, str, str]]] = {label: [] for label in labels}
+    read = limit * len(rest) * TOP_BY_REACH_READ
+    rows = conn.execute(by_reach.where(f.label.in_(rest)).limit(read)).all()
+    for label in rest:
+        ranked[label] = []
     for pk, role, label in rows:
         if len(ranked[label]) < limit:
             ranked[label].append((int(pk), str(role), str(label)))
-    for label in labels:
+    for label in rest:
         if len(ranked[label]) < limit and len(rows) == read:
             # Too few of this label among the rows read: its own read, as before.
             stmt = by_reach.where(f.label == label).limit(limit)
@@ -219,10 +282,12 @@ def unanswered_negative(
     # the query. When the batch holds enough unanswered ones (or every candidate) they are
     # the list; otherwise every candidate is checked as before.
     batch = limit * UNANSWERED_BATCH
-    first = [
-        (int(pk), str(role), str(label))
-        for pk, role, label in conn.execute(candidates.limit(batch))
-    ]
+    first = _unanswered_walked(conn, brand, start, end, min_reach, batch)
+    if first is None:
+        first = [
+            (int(pk), str(role), str(label))
+            for pk, role, label in conn.execute(candidates.limit(batch))
+        ]
     unanswered: set[int] = set()
     if first:
         unanswered = set(
@@ -239,6 +304,29 @@ def unanswered_negative(
         )
         ranked = [(int(pk), str(role), str(label)) for pk, role, label in conn.execute(stmt)]
     return mention_rows(conn, brand, ranked[:limit])
+
+
+def _unanswered_walked(
+    conn: Connection, brand: str, start: int, end: int, min_reach: int, batch: int
+) -> list[tuple[int, str, str]] | None:
+    """The first ``batch`` negative candidates of the period (followers, then pk, both
+    descending), from a walk of the negatives; None when no walk proves them. The
+    candidates' order breaks ties on followers by pk, not engagement as the walk does:
+    only those with more followers than the walk's last fact are surely all in it."""
+    if batch <= 0:
+        return []
+    for n in REACH_WALKS:
+        stmt, w = _walked(brand, start, end, "negative", n)
+        stmt = (
+            stmt.where(w.c.followers >= min_reach, w.c.replies == 0)
+            .order_by(w.c.followers.desc(), w.c.mention_pk.desc())
+            .limit(batch)
+        )
+        rows = conn.execute(stmt).all()
+        floor = _walk_floor(conn, brand, "negative", n)
+        if floor is None or (len(rows) == batch and int(rows[-1][2]) > floor):
+            return [(int(pk), str(role), "negative") for pk, role, _ in rows]
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """What the executive report reads, written by ``MentionWriter`` in the batch's transaction:
-per-(brand, hour, author role) rollups, one slim fact row per (mention, brand), and the
-facts summed per (brand, day, author); and ``batch_rows``, which derives those and the
-writer's brand links and per-minute rollups from a batch in one pass.
+per-(brand, hour, author role) rollups, one slim fact row per (mention, brand), the facts
+summed per (brand, day, author) and counted per (brand, hour, language); and
+``batch_rows``, which derives those and the writer's brand links and per-minute rollups
+from a batch in one pass.
 
 Only the mentions the transaction really inserted are passed here (as for the brand
 rollups), so a redelivered batch adds nothing twice.
@@ -25,6 +26,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
 )
@@ -36,6 +38,7 @@ from services.core.storage.sqlite_bulk import insert_rows
 from services.core.storage.tables import (
     UTCDateTime,
     brand_author_day_rollups,
+    brand_language_hour_rollups,
     brand_mention_facts,
 )
 from services.core.storage.verdicts import verdict_toward
@@ -205,6 +208,31 @@ def refresh_author_day(conn: Connection, brand: str, author_id: str, created: da
     conn.execute(insert(a).from_select(list(_AUTHOR_DAY_COLUMNS), grouped))
 
 
+def refresh_language_hour(conn: Connection, brand: str, created: datetime) -> None:
+    """Recompute ``brand``'s ``brand_language_hour_rollups`` rows of ``created``'s hour
+    from the facts (after a relabel added or removed a fact)."""
+    g, f = brand_language_hour_rollups, brand_mention_facts.c
+    hour = hour_of(int(created.timestamp()))
+    conn.execute(delete(g).where(g.c.brand == brand, g.c.hour == hour))
+    language = func.coalesce(f.language, literal_column("''"))
+    grouped = (
+        select(
+            f.brand,
+            cast(literal(hour), BigInteger),
+            language,
+            func.count(),
+            func.sum(case((f.label == "unscored", 1), else_=0)),
+        )
+        .where(
+            f.brand == brand,
+            f.created_at >= datetime.fromtimestamp(hour, UTC),
+            f.created_at < datetime.fromtimestamp(hour + HOUR, UTC),
+        )
+        .group_by(f.brand, language)
+    )
+    conn.execute(insert(g).from_select(list(_LANGUAGE_HOUR_COLUMNS), grouped))
+
+
 def fact_rows(inserted: Iterable[tuple[ScoredRecord, int]]) -> list[tuple[object, ...]]:
     """``brand_mention_facts`` rows, in ``_FACT_COLUMNS`` order (times as aware datetimes)."""
     out: list[tuple[object, ...]] = []
@@ -259,6 +287,17 @@ _AUTHOR_DAY = text(
     + _AUTHOR_DAY_TAIL
 )
 _FACTS_HEAD = f"INSERT INTO brand_mention_facts ({', '.join(_FACT_COLUMNS)})"
+_LANGUAGE_HOUR_COLUMNS = ("brand", "hour", "language", "mentions", "unscored")
+_LANGUAGE_HOUR_HEAD = (
+    f"INSERT INTO brand_language_hour_rollups ({', '.join(_LANGUAGE_HOUR_COLUMNS)})"
+)
+_LANGUAGE_HOUR_TAIL = "ON CONFLICT (brand, hour, language) DO UPDATE SET " + ", ".join(
+    f"{c} = brand_language_hour_rollups.{c} + excluded.{c}" for c in ("mentions", "unscored")
+)
+_LANGUAGE_HOUR = text(
+    f"{_LANGUAGE_HOUR_HEAD} VALUES ({', '.join(f':{c}' for c in _LANGUAGE_HOUR_COLUMNS)}) "
+    + _LANGUAGE_HOUR_TAIL
+)
 # PostgreSQL's path (``pg_bulk``): the columns' types, in the statements' order.
 _PG_ROLE_HOUR_TYPES = ("text", "bigint", "text", *("bigint",) * len(COUNTERS))
 _PG_FACT_TYPES = (
@@ -274,6 +313,7 @@ _PG_FACT_TYPES = (
     "text",
 )
 _PG_AUTHOR_DAY_TYPES = ("text", "bigint", "text", "text", *("bigint",) * 7)
+_PG_LANGUAGE_HOUR_TYPES = ("text", "bigint", "text", "bigint", "bigint")
 _FACTS = text(f"{_FACTS_HEAD} VALUES ({', '.join(f':{c}' for c in _FACT_COLUMNS)})").bindparams(
     bindparam("created_at", type_=UTCDateTime())
 )
@@ -295,6 +335,7 @@ class BatchRows:
     role_hours: dict[tuple[str, int, str], list[int]] = field(default_factory=dict)
     facts: list[tuple[object, ...]] = field(default_factory=list)
     author_days: dict[tuple[str, int, str], list[Any]] = field(default_factory=dict)
+    language_hours: dict[tuple[str, int, str], list[int]] = field(default_factory=dict)
 
     def minute_rows(self) -> list[tuple[Any, ...]]:
         """``brand_minute_rollups`` increments, sorted by key (one lock order)."""
@@ -305,6 +346,11 @@ class BatchRows:
 
     def author_day_rows(self) -> list[tuple[Any, ...]]:
         return [(*k, *v) for k, v in sorted(self.author_days.items())]
+
+    def language_hour_rows(self) -> list[tuple[Any, ...]]:
+        """``brand_language_hour_rollups`` increments: (brand, hour, language, mentions,
+        unscored), sorted by key."""
+        return [(*k, *v) for k, v in sorted(self.language_hours.items())]
 
 
 def batch_rows(
@@ -320,6 +366,7 @@ def batch_rows(
     out = BatchRows()
     links, facts = out.links, out.facts
     minutes, role_hours, author_days = out.minutes, out.role_hours, out.author_days
+    language_hours = out.language_hours
     for r, pk in inserted:
         m = r.mention
         author = m.author
@@ -337,6 +384,7 @@ def batch_rows(
         author_id = author.id
         # A record rebuilt from a stored document (a relabel) has it in the document.
         language = r.language if r.language is not None else getattr(m, "language", None)
+        language_key = language or ""
         for brand in r.brands:
             # Each brand counts the verdict toward itself (issue 16), not the mention's.
             verdict = verdict_toward(r, brand)
@@ -405,6 +453,13 @@ def batch_rows(
                 a[5] += positive
                 a[6] += negative
                 a[7] = max(a[7], pk)
+            lk = (brand, hour, language_key)
+            lh = language_hours.get(lk)
+            if lh is None:
+                language_hours[lk] = [1, int(label == "unscored")]
+            else:
+                lh[0] += 1
+                lh[1] += label == "unscored"
     return out
 
 
@@ -419,10 +474,18 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
         return
     role_hours = rows.role_hour_rows()
     author_days = rows.author_day_rows()
+    language_hours = rows.language_hour_rows()
     if unnest:
         insert_unnest(conn, _ROLE_HOUR_HEAD, _PG_ROLE_HOUR_TYPES, role_hours, _ROLE_HOUR_TAIL)
         insert_unnest(conn, _FACTS_HEAD, _PG_FACT_TYPES, rows.facts)
         insert_unnest(conn, _AUTHOR_DAY_HEAD, _PG_AUTHOR_DAY_TYPES, author_days, _AUTHOR_DAY_TAIL)
+        insert_unnest(
+            conn,
+            _LANGUAGE_HOUR_HEAD,
+            _PG_LANGUAGE_HOUR_TYPES,
+            language_hours,
+            _LANGUAGE_HOUR_TAIL,
+        )
         return
     if fast:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -430,6 +493,7 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
             insert_rows(cursor, _ROLE_HOUR_HEAD, role_hours, _ROLE_HOUR_TAIL)
             insert_rows(cursor, _FACTS_HEAD, rows.facts)
             insert_rows(cursor, _AUTHOR_DAY_HEAD, author_days, _AUTHOR_DAY_TAIL)
+            insert_rows(cursor, _LANGUAGE_HOUR_HEAD, language_hours, _LANGUAGE_HOUR_TAIL)
         finally:
             cursor.close()
         return
@@ -437,3 +501,7 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
     conn.execute(_UPSERT, [dict(zip(hour_keys, r, strict=True)) for r in role_hours])
     conn.execute(_FACTS, [dict(zip(_FACT_COLUMNS, f, strict=True)) for f in rows.facts])
     conn.execute(_AUTHOR_DAY, [dict(zip(_AUTHOR_DAY_COLUMNS, r, strict=True)) for r in author_days])
+    conn.execute(
+        _LANGUAGE_HOUR,
+        [dict(zip(_LANGUAGE_HOUR_COLUMNS, r, strict=True)) for r in language_hours],
+    )

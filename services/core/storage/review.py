@@ -65,6 +65,7 @@ from services.core.storage.report_rows import (
     COUNTERS,
     fact_rows,
     refresh_author_day,
+    refresh_language_hour,
     role_rollup_deltas,
 )
 from services.core.storage.tables import (
@@ -471,6 +472,7 @@ def _adjust_report_rows(
         conn.execute(update(r).where(rollup).values({old: r.c[old] - 1, new: r.c[new] + 1}))
         conn.execute(update(f).where(fact).values(label=new))
         refresh_author_day(conn, brand, scored.author.id, scored.created_at)
+        refresh_language_hour(conn, brand, scored.created_at)
         return
     sign = -1 if new == IRRELEVANT else 1
     conn.execute(
@@ -482,6 +484,7 @@ def _adjust_report_rows(
         [row] = fact_rows([(record, item.mention_pk)])
         conn.execute(insert(f).values(dict(zip((c.name for c in f.columns), row, strict=True))))
     refresh_author_day(conn, brand, scored.author.id, scored.created_at)
+    refresh_language_hour(conn, brand, scored.created_at)
 
 
 _LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()

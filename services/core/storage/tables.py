@@ -311,6 +311,34 @@ brand_author_day_rollups = Table(
     Column("last_pk", BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
+# The facts counted per (brand, UTC hour, language): the report's language mix reads a
+# period's whole hours here and only its partial first and last hours from the facts.
+# ``language`` is '' where the mention had none (undetermined); ``unscored``: the facts
+# labelled "unscored" (a language the scorer cannot read).
+brand_language_hour_rollups = Table(
+    "brand_language_hour_rollups",
+    metadata,
+    Column("brand", String(128), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),  # epoch seconds of the hour's start
+    Column("language", String(8), primary_key=True),
+    Column("mentions", BigInteger, nullable=False),
+    Column("unscored", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+# "Top by reach" and "unanswered negatives" walk a label's facts most followed first and
+# stop after a few rows in the period, instead of sorting every fact of the period
+# (``reports.queries``).
+facts_reach_index = Index(
+    "ix_brand_mention_facts_reach",
+    brand_mention_facts.c.brand,
+    brand_mention_facts.c.label,
+    brand_mention_facts.c.followers,
+    brand_mention_facts.c.engagement,
+    brand_mention_facts.c.mention_pk,
+    # Not ordered on: here so that the walks read the index alone.
+    brand_mention_facts.c.replies,
+    brand_mention_facts.c.author_role,
+)
 # "Has anyone answered this mention?" is a lookup of replies by the mention they answer.
 Index("ix_mentions_in_reply_to_id", mentions.c.in_reply_to_id)
 

@@ -1,7 +1,9 @@
 """The report's reads against the very statements they replace: the unanswered negative
 mentions, read from the most followed candidates first, equal every candidate joined to
 its replies; the top mentions by reach of several labels, read at once, equal each
-label's own read."""
+label's own read. Both with walks of the reach index as long as the store (they hold
+every fact), a few facts long (they stop inside ties on followers, and the period's own
+facts are read), and none."""
 
 from __future__ import annotations
 
@@ -66,19 +68,41 @@ def engine(database_url: str) -> Iterator[Engine]:
         )
         for k, f in enumerate(negative[:40:3] + negative[:6])
     ]
+    # A dozen negatives of Acme tied on followers, above everyone, whose engagement falls
+    # as their pk rises: the reach walk and the candidates' order rank them oppositely.
+    ties = [
+        dataclasses.replace(
+            fixtures[0],
+            i=20_000 + k,
+            id=f"tie{k}",
+            brands=("Acme",),
+            label="negative",
+            followers=5_000_000,
+            engagement=1_000 - k,
+            replies=0,
+            in_reply_to=None,
+            created_at=START + timedelta(hours=k),
+        )
+        for k in range(12)
+    ]
     engine = make_engine(database_url)
     migrate(engine)
     clock = FrozenClock(NOW)
     for name, query, competitors in TEST_BRANDS:
         BrandStore(engine, clock).create(name, query, competitors)
-    MentionWriter(engine, clock).write([record(f, NOW) for f in fixtures + answers])
+    MentionWriter(engine, clock).write([record(f, NOW) for f in fixtures + ties + answers])
     yield engine
     engine.dispose()
 
 
+WALKS = [queries.REACH_WALKS, (1, 3), (2, 9), (5, 40), ()]
+
+
+@pytest.mark.parametrize("walks", WALKS, ids=str)
 def test_unanswered_negative_equals_every_candidate_joined(
-    monkeypatch: pytest.MonkeyPatch, engine: Engine
+    monkeypatch: pytest.MonkeyPatch, engine: Engine, walks: tuple[int, ...]
 ) -> None:
+    monkeypatch.setattr(queries, "REACH_WALKS", walks)
     spans = [(START, END), (PREV, END), (START, START + timedelta(days=1))]
     with engine.connect() as conn:
         for batch in (1, 2, 4):
@@ -109,9 +133,11 @@ def each_label_read(
     return [r.mention_id for r in queries.mention_rows(conn, brand, ranked)]
 
 
+@pytest.mark.parametrize("walks", WALKS, ids=str)
 def test_top_by_reach_of_several_labels_equals_each_label_read_alone(
-    monkeypatch: pytest.MonkeyPatch, engine: Engine
+    monkeypatch: pytest.MonkeyPatch, engine: Engine, walks: tuple[int, ...]
 ) -> None:
+    monkeypatch.setattr(queries, "REACH_WALKS", walks)
     spans = [(START, END), (PREV, END), (START, START + timedelta(days=1))]
     label_sets = [("positive", "negative"), ("negative",), ("neutral", "positive", "negative")]
     with engine.connect() as conn:

@@ -211,7 +211,7 @@ def test_the_migration_backfills_roles_and_rollups_of_older_mentions(tmp_path: P
     migrate(old)  # to every head, this feature's included
     assert role_rollups(old) == expected(90)
     assert facts(old) == expected_facts(90)
-    report_data.assert_author_days_agree(old)
+    report_data.assert_rollups_agree(old)
     old.dispose()
 
 
@@ -224,7 +224,7 @@ def test_top_voices_from_day_rollups_equal_the_facts_grouped_over_any_period(
     records = [report_data.record(f, report_data.END) for f in report_data.fixture_set()]
     assert writer.write(records[: len(records) // 2]).inserted == len(records) // 2
     assert writer.write(records).inserted == len(records) - len(records) // 2
-    report_data.assert_author_days_agree(engine)
+    report_data.assert_rollups_agree(engine)
     day, hour = 86_400, 3_600
     start, end = int(report_data.PREV.timestamp()), int(report_data.END.timestamp())
     periods = [

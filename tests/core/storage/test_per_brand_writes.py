@@ -40,7 +40,7 @@ from services.core.storage.tables import (
 from services.core.storage.verdicts import verdict_toward
 from services.core.storage.writer import MentionWriter, ScoredRecord, review_rows, rollup_deltas
 from tests.fixtures.mentions import mention_doc
-from tests.fixtures.report_data import assert_author_days_agree
+from tests.fixtures.report_data import assert_rollups_agree
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 MINUTE = int(T0.timestamp())
@@ -427,7 +427,7 @@ def test_an_analysts_label_on_one_brand_moves_only_that_brand(db: Db) -> None:
     }
     assert links(engine) == facts(engine) == expected
     assert role_hours(engine) == {"Acme": (2, 2, 0, 0), "Globex": (1, 1, 0, 0)}
-    assert_author_days_agree(engine)
+    assert_rollups_agree(engine)
 
     # "Irrelevant" takes the mention out of Acme's figures with Acme's own score (-0.8),
     # not the mention's (0.05); Globex still untouched.
@@ -443,7 +443,7 @@ def test_an_analysts_label_on_one_brand_moves_only_that_brand(db: Db) -> None:
         == {("two", "Globex", "positive"), ("acme", "Acme", "positive")}
     )
     assert role_hours(engine) == {"Acme": (1, 1, 0, 0), "Globex": (1, 1, 0, 0)}
-    assert_author_days_agree(engine)
+    assert_rollups_agree(engine)
 
     # Undone: back where the writer left it, the facts rebuilt from the stored document
     # with Acme's own verdict.
@@ -458,7 +458,7 @@ def test_an_analysts_label_on_one_brand_moves_only_that_brand(db: Db) -> None:
     }
     assert links(engine) == facts(engine) == expected
     assert role_hours(engine) == {"Acme": (2, 1, 0, 1), "Globex": (1, 1, 0, 0)}
-    assert_author_days_agree(engine)
+    assert_rollups_agree(engine)
 
 
 def test_an_owned_accounts_mention_counts_for_the_other_brand_with_its_verdict(db: Db) -> None:

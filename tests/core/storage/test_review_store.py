@@ -38,7 +38,7 @@ from services.core.storage.tables import (
 from services.core.storage.writer import MentionWriter, ScoredRecord
 from services.scorer.process import scored_document
 from tests.fixtures.mentions import mention_doc
-from tests.fixtures.report_data import assert_author_days_agree
+from tests.fixtures.report_data import assert_rollups_agree
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -130,7 +130,7 @@ def assert_report_rows_agree(engine: Engine) -> None:
         facts = {(x.mention_pk, x.brand, x.label) for x in conn.execute(select(f))}
     assert by_role == hourly
     assert facts == links(engine)
-    assert_author_days_agree(engine)
+    assert_rollups_agree(engine)
 
 
 def count(engine: Engine, table: Any) -> int:
