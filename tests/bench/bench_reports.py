@@ -113,6 +113,7 @@ def build_store(data_dir: Path, count: int) -> None:
     role_rollups: dict[tuple[str, int, str], list[int]] = {}
     author_days: dict[tuple[str, int, str, str], list[int]] = {}
     language_hours: dict[tuple[str, int, str], int] = {}
+    day_peaks: dict[tuple[str, int], list[int]] = {}
     snippets = [" ".join(rng.sample(words, 8)) for _ in range(5000)]
     db = sqlite3.connect(data_dir / "sentimon.db")
     db.execute("PRAGMA synchronous=OFF")
@@ -205,6 +206,9 @@ def build_store(data_dir: Path, count: int) -> None:
             )
             lk = (b, epoch - epoch % 3600, language or "")
             language_hours[lk] = language_hours.get(lk, 0) + 1
+            peak = day_peaks.setdefault((b, epoch - epoch % 86_400), [0, 0])
+            peak[0] = max(peak[0], engagement)
+            peak[1] = max(peak[1], replies)
             rr = role_rollups.setdefault((b, epoch - epoch % 3600, role), [0] * 7)
             rr[0] += 1
             rr[1 + LABELS.index(label)] += 1
@@ -244,6 +248,10 @@ def build_store(data_dir: Path, count: int) -> None:
         "INSERT INTO brand_language_hour_rollups (brand, hour, language, mentions, unscored) "
         "VALUES (?, ?, ?, ?, 0)",
         [(*k, n) for k, n in sorted(language_hours.items())],
+    )
+    db.executemany(
+        "INSERT INTO brand_day_peaks (brand, day, engagement, replies) VALUES (?, ?, ?, ?)",
+        [(*k, *v) for k, v in sorted(day_peaks.items())],
     )
     db.commit()
     db.execute("ANALYZE")

@@ -6,6 +6,7 @@ from the per-(brand, day, author) rollups of the period's whole days."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,6 @@ import orjson
 from sqlalchemy import (
     BigInteger,
     Connection,
-    Float,
     and_,
     case,
     cast,
@@ -29,7 +29,9 @@ from sqlalchemy.orm import aliased
 
 from services.core.storage.report_rows import COUNTERS, DAY, RoleCounts
 from services.core.storage.tables import (
+    author_day_followers_index,
     brand_author_day_rollups,
+    brand_day_peaks,
     brand_mention_facts,
     brand_role_hour_rollups,
     facts_reach_index,
@@ -44,7 +46,10 @@ UNANSWERED_BATCH = 4  # candidates checked for a reply at first, per unanswered 
 # How many of a label's most followed facts are walked in the reach index's order, in
 # turn, before the period's own facts are sorted: the first is enough for a period that
 # holds a sizeable share of the brand's history, the second for a smaller one.
-REACH_WALKS = (512, 8_192)
+REACH_WALKS = (2_048, 16_384)
+# Likewise, how many of the brand's author days are walked by followers, in turn, before
+# the period's own are sorted (top voices' candidates).
+VOICE_WALKS = (8_192, 32_768)
 
 
 def ts(epoch: int) -> datetime:
@@ -348,15 +353,27 @@ def voices(conn: Connection, brand: str, start: int, end: int) -> list[VoiceRow]
     return [VoiceRow(*row) for row in voice_tuples(conn, brand, start, end)]
 
 
+def _whole_days(start: int, end: int) -> tuple[int, int]:
+    """The period's whole UTC days, ``[first, last)``; ``(end, end)`` when it has none."""
+    first_day = start + -start % DAY
+    last_day = end - end % DAY
+    if first_day >= last_day:
+        return end, end
+    return first_day, last_day
+
+
+def _partial_days(start: int, end: int) -> list[tuple[int, int]]:
+    """The period's spans outside its whole days (read from the facts)."""
+    first_day, last_day = _whole_days(start, end)
+    return [(lo, hi) for lo, hi in ((start, first_day), (last_day, end)) if lo < hi]
+
+
 def _voice_rows(brand: str, start: int, end: int) -> Any:
     """The period's rows per author, one per (whole UTC day, author) from the
     per-(brand, day, author) rollups and one per mention of its partial days from the
     facts, as a subquery with ``VoiceRow``'s columns (``None``: no rows at all)."""
     f, a = brand_mention_facts.c, brand_author_day_rollups.c
-    first_day = start + -start % DAY
-    last_day = end - end % DAY
-    if first_day >= last_day:
-        first_day = last_day = end  # no whole day: every row from the facts
+    first_day, last_day = _whole_days(start, end)
     parts: list[Any] = [
         select(
             f.author_id.label("author_id"),
@@ -423,12 +440,88 @@ class VoiceCandidates:
     """The authors with a row of at least ``followers`` followers in the period (as
     ``voice_tuples`` rows): every other author has fewer followers than that, at most
     ``engagement`` engagement and ``replies`` replies per mention (an author's average
-    is at most the largest of their rows' averages)."""
+    is at most the most one mention of the period had)."""
 
     rows: Sequence[Any]
     followers: int
     engagement: float
     replies: float
+
+
+def _top_voice_rows(
+    conn: Connection, brand: str, start: int, end: int, n: int
+) -> list[tuple[str, int]] | None:
+    """The ``n`` most followed voice rows of the period as ``(author, followers)``, most
+    followed first (ties in any order); None when a walk cannot give them. The whole
+    days' rows are the first ``n`` of the period in a walk of the author days' followers
+    index (a prefix of every row of the brand in one total order); the partial days'
+    facts are sorted; the two lists merged."""
+    first_day, last_day = _whole_days(start, end)
+    found: list[tuple[str, int]] = []
+    if first_day < last_day:
+        a = brand_author_day_rollups.c
+        for length in VOICE_WALKS:
+            walk = (
+                select(a.author_id, a.followers, a.day)
+                .where(a.brand == brand)
+                .order_by(a.followers.desc(), a.day.desc(), a.author_id.desc())
+                .limit(length)
+                .with_hint(
+                    brand_author_day_rollups,
+                    f"INDEXED BY {author_day_followers_index.name}",
+                    "sqlite",
+                )
+                .subquery()
+            )
+            stmt = (
+                select(walk.c.author_id, walk.c.followers)
+                .where(walk.c.day >= first_day, walk.c.day < last_day)
+                .order_by(walk.c.followers.desc(), walk.c.day.desc(), walk.c.author_id.desc())
+                .limit(n)
+            )
+            rows = conn.execute(stmt).all()
+            if len(rows) == n:
+                found = [(str(x), int(y)) for x, y in rows]
+                break
+        else:
+            return None
+    f = brand_mention_facts.c
+    for lo, hi in _partial_days(start, end):
+        stmt = (
+            select(f.author_id, f.followers)
+            .where(f.brand == brand, f.created_at >= ts(lo), f.created_at < ts(hi))
+            .order_by(f.followers.desc())
+            .limit(n)
+        )
+        found += [(str(x), int(y)) for x, y in conn.execute(stmt)]
+    return heapq.nlargest(n, found, key=lambda r: r[1])
+
+
+def _peaks(conn: Connection, brand: str, start: int, end: int) -> tuple[float, float]:
+    """The most engagement and replies one mention of ``brand`` had in the period (its
+    whole days' peaks, its partial days' facts): bounds on any author's averages."""
+    first_day, last_day = _whole_days(start, end)
+    engagement = replies = 0
+    parts: list[Any] = []
+    if first_day < last_day:
+        p = brand_day_peaks.c
+        parts.append(
+            select(func.max(p.engagement), func.max(p.replies)).where(
+                p.brand == brand, p.day >= first_day, p.day < last_day
+            )
+        )
+    f = brand_mention_facts.c
+    parts += [
+        select(func.max(f.engagement), func.max(f.replies)).where(
+            f.brand == brand, f.created_at >= ts(lo), f.created_at < ts(hi)
+        )
+        for lo, hi in _partial_days(start, end)
+    ]
+    for stmt in parts:
+        e, r = conn.execute(stmt).one()
+        engagement = max(engagement, int(e or 0))
+        replies = max(replies, int(r or 0))
+    return float(engagement), float(replies)
 
 
 def voice_candidates(
@@ -441,26 +534,28 @@ def voice_candidates(
     if rows is None:
         return None
     v = rows.c
-    # One sorted read gives both the cut (the next row's followers) and the authors above
-    # it: every row strictly above the cut is among the rows read.
-    top = conn.execute(
-        select(v.author_id, v.followers).order_by(v.followers.desc()).limit(rows_scanned + 1)
-    ).all()
+    # The n + 1 most followed rows give both the cut (the last one's followers) and the
+    # authors above it: every row strictly above the cut is among them.
+    top = _top_voice_rows(conn, brand, start, end, rows_scanned + 1)
+    if top is None:
+        top = [
+            (str(x), int(y))
+            for x, y in conn.execute(
+                select(v.author_id, v.followers)
+                .order_by(v.followers.desc())
+                .limit(rows_scanned + 1)
+            )
+        ]
     if len(top) <= rows_scanned:
         return None
     # Strictly above the cut: an author left out has every row at or below it.
-    cut = int(top[-1][1]) + 1
+    cut = top[-1][1] + 1
     authors = list(dict.fromkeys(a for a, followers in top if followers >= cut))
     if not authors:
         return None
-    engagement, replies = conn.execute(
-        select(
-            func.max(cast(v.engagement, Float) / v.mentions),
-            func.max(cast(v.replies, Float) / v.mentions),
-        )
-    ).one()
+    engagement, replies = _peaks(conn, brand, start, end)
     found = conn.execute(_grouped(rows).where(v.author_id.in_(authors))).all()
-    return VoiceCandidates(found, cut, float(engagement or 0), float(replies or 0))
+    return VoiceCandidates(found, cut, engagement, replies)
 
 
 def docs(conn: Connection, pks: Sequence[int]) -> dict[int, dict[str, Any]]:

@@ -1,6 +1,7 @@
 """What the executive report reads, written by ``MentionWriter`` in the batch's transaction:
 per-(brand, hour, author role) rollups, one slim fact row per (mention, brand), the facts
-summed per (brand, day, author) and counted per (brand, hour, language); and
+summed per (brand, day, author), counted per (brand, hour, language) and their peaks per
+(brand, day); and
 ``batch_rows``, which derives those and the writer's brand links and per-minute rollups
 from a batch in one pass.
 
@@ -38,6 +39,7 @@ from services.core.storage.sqlite_bulk import insert_rows
 from services.core.storage.tables import (
     UTCDateTime,
     brand_author_day_rollups,
+    brand_day_peaks,
     brand_language_hour_rollups,
     brand_mention_facts,
 )
@@ -233,6 +235,29 @@ def refresh_language_hour(conn: Connection, brand: str, created: datetime) -> No
     conn.execute(insert(g).from_select(list(_LANGUAGE_HOUR_COLUMNS), grouped))
 
 
+def refresh_day_peaks(conn: Connection, brand: str, created: datetime) -> None:
+    """Recompute ``brand``'s ``brand_day_peaks`` row of ``created``'s UTC day from the
+    facts (after a relabel removed or added one): a maximum cannot be taken back."""
+    p, f = brand_day_peaks, brand_mention_facts.c
+    day = day_of(int(created.timestamp()))
+    conn.execute(delete(p).where(p.c.brand == brand, p.c.day == day))
+    grouped = (
+        select(
+            f.brand,
+            cast(literal(day), BigInteger),
+            func.max(f.engagement),
+            func.max(f.replies),
+        )
+        .where(
+            f.brand == brand,
+            f.created_at >= datetime.fromtimestamp(day, UTC),
+            f.created_at < datetime.fromtimestamp(day + DAY, UTC),
+        )
+        .group_by(f.brand)
+    )
+    conn.execute(insert(p).from_select(list(_DAY_PEAK_COLUMNS), grouped))
+
+
 def fact_rows(inserted: Iterable[tuple[ScoredRecord, int]]) -> list[tuple[object, ...]]:
     """``brand_mention_facts`` rows, in ``_FACT_COLUMNS`` order (times as aware datetimes)."""
     out: list[tuple[object, ...]] = []
@@ -288,6 +313,16 @@ _AUTHOR_DAY = text(
 )
 _FACTS_HEAD = f"INSERT INTO brand_mention_facts ({', '.join(_FACT_COLUMNS)})"
 _LANGUAGE_HOUR_COLUMNS = ("brand", "hour", "language", "mentions", "unscored")
+_DAY_PEAK_COLUMNS = ("brand", "day", "engagement", "replies")
+_DAY_PEAK_HEAD = f"INSERT INTO brand_day_peaks ({', '.join(_DAY_PEAK_COLUMNS)})"
+_DAY_PEAK_TAIL = "ON CONFLICT (brand, day) DO UPDATE SET " + ", ".join(
+    f"{c} = CASE WHEN excluded.{c} > brand_day_peaks.{c} THEN excluded.{c} "
+    f"ELSE brand_day_peaks.{c} END"
+    for c in ("engagement", "replies")
+)
+_DAY_PEAK = text(
+    f"{_DAY_PEAK_HEAD} VALUES ({', '.join(f':{c}' for c in _DAY_PEAK_COLUMNS)}) " + _DAY_PEAK_TAIL
+)
 _LANGUAGE_HOUR_HEAD = (
     f"INSERT INTO brand_language_hour_rollups ({', '.join(_LANGUAGE_HOUR_COLUMNS)})"
 )
@@ -314,6 +349,7 @@ _PG_FACT_TYPES = (
 )
 _PG_AUTHOR_DAY_TYPES = ("text", "bigint", "text", "text", *("bigint",) * 7)
 _PG_LANGUAGE_HOUR_TYPES = ("text", "bigint", "text", "bigint", "bigint")
+_PG_DAY_PEAK_TYPES = ("text", "bigint", "bigint", "bigint")
 _FACTS = text(f"{_FACTS_HEAD} VALUES ({', '.join(f':{c}' for c in _FACT_COLUMNS)})").bindparams(
     bindparam("created_at", type_=UTCDateTime())
 )
@@ -336,6 +372,7 @@ class BatchRows:
     facts: list[tuple[object, ...]] = field(default_factory=list)
     author_days: dict[tuple[str, int, str], list[Any]] = field(default_factory=dict)
     language_hours: dict[tuple[str, int, str], list[int]] = field(default_factory=dict)
+    day_peaks: dict[tuple[str, int], list[int]] = field(default_factory=dict)
 
     def minute_rows(self) -> list[tuple[Any, ...]]:
         """``brand_minute_rollups`` increments, sorted by key (one lock order)."""
@@ -352,6 +389,10 @@ class BatchRows:
         unscored), sorted by key."""
         return [(*k, *v) for k, v in sorted(self.language_hours.items())]
 
+    def day_peak_rows(self) -> list[tuple[Any, ...]]:
+        """``brand_day_peaks`` candidates: (brand, day, engagement, replies), by key."""
+        return [(*k, *v) for k, v in sorted(self.day_peaks.items())]
+
 
 def batch_rows(
     inserted: Iterable[tuple[ScoredRecord, int]], time_of: Callable[[datetime], object]
@@ -366,7 +407,7 @@ def batch_rows(
     out = BatchRows()
     links, facts = out.links, out.facts
     minutes, role_hours, author_days = out.minutes, out.role_hours, out.author_days
-    language_hours = out.language_hours
+    language_hours, day_peaks = out.language_hours, out.day_peaks
     for r, pk in inserted:
         m = r.mention
         author = m.author
@@ -460,6 +501,13 @@ def batch_rows(
             else:
                 lh[0] += 1
                 lh[1] += label == "unscored"
+            dk = (brand, day)
+            peak = day_peaks.get(dk)
+            if peak is None:
+                day_peaks[dk] = [engagement, replies]
+            else:
+                peak[0] = max(peak[0], engagement)
+                peak[1] = max(peak[1], replies)
     return out
 
 
@@ -475,6 +523,7 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
     role_hours = rows.role_hour_rows()
     author_days = rows.author_day_rows()
     language_hours = rows.language_hour_rows()
+    day_peaks = rows.day_peak_rows()
     if unnest:
         insert_unnest(conn, _ROLE_HOUR_HEAD, _PG_ROLE_HOUR_TYPES, role_hours, _ROLE_HOUR_TAIL)
         insert_unnest(conn, _FACTS_HEAD, _PG_FACT_TYPES, rows.facts)
@@ -486,6 +535,7 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
             language_hours,
             _LANGUAGE_HOUR_TAIL,
         )
+        insert_unnest(conn, _DAY_PEAK_HEAD, _PG_DAY_PEAK_TYPES, day_peaks, _DAY_PEAK_TAIL)
         return
     if fast:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -494,6 +544,7 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
             insert_rows(cursor, _FACTS_HEAD, rows.facts)
             insert_rows(cursor, _AUTHOR_DAY_HEAD, author_days, _AUTHOR_DAY_TAIL)
             insert_rows(cursor, _LANGUAGE_HOUR_HEAD, language_hours, _LANGUAGE_HOUR_TAIL)
+            insert_rows(cursor, _DAY_PEAK_HEAD, day_peaks, _DAY_PEAK_TAIL)
         finally:
             cursor.close()
         return
@@ -505,3 +556,4 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
         _LANGUAGE_HOUR,
         [dict(zip(_LANGUAGE_HOUR_COLUMNS, r, strict=True)) for r in language_hours],
     )
+    conn.execute(_DAY_PEAK, [dict(zip(_DAY_PEAK_COLUMNS, r, strict=True)) for r in day_peaks])

@@ -65,6 +65,7 @@ from services.core.storage.report_rows import (
     COUNTERS,
     fact_rows,
     refresh_author_day,
+    refresh_day_peaks,
     refresh_language_hour,
     role_rollup_deltas,
 )
@@ -485,6 +486,7 @@ def _adjust_report_rows(
         conn.execute(insert(f).values(dict(zip((c.name for c in f.columns), row, strict=True))))
     refresh_author_day(conn, brand, scored.author.id, scored.created_at)
     refresh_language_hour(conn, brand, scored.created_at)
+    refresh_day_peaks(conn, brand, scored.created_at)
 
 
 _LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()

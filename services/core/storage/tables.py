@@ -311,6 +311,34 @@ brand_author_day_rollups = Table(
     Column("last_pk", BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
+# Top voices: an author's days by author (the candidates' totals are index seeks), and the
+# rows by followers (the most followed rows of a period are a walk, not a sort).
+Index(
+    "ix_brand_author_day_rollups_author",
+    brand_author_day_rollups.c.brand,
+    brand_author_day_rollups.c.author_id,
+    brand_author_day_rollups.c.day,
+)
+author_day_followers_index = Index(
+    "ix_brand_author_day_rollups_followers",
+    brand_author_day_rollups.c.brand,
+    brand_author_day_rollups.c.followers,
+    brand_author_day_rollups.c.day,
+    brand_author_day_rollups.c.author_id,
+)
+# The most engagement and replies any one fact of a brand had on a UTC day: bounds on
+# every author's per-mention averages, for the top voices' shortcut, read from a
+# period's few days instead of all its author days. A relabel that removes a fact
+# recomputes its day from the facts.
+brand_day_peaks = Table(
+    "brand_day_peaks",
+    metadata,
+    Column("brand", String(128), primary_key=True),
+    Column("day", BigInteger, primary_key=True),  # epoch seconds of the UTC day's start
+    Column("engagement", BigInteger, nullable=False),
+    Column("replies", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
 # The facts counted per (brand, UTC hour, language): the report's language mix reads a
 # period's whole hours here and only its partial first and last hours from the facts.
 # ``language`` is '' where the mention had none (undetermined); ``unscored``: the facts

@@ -1,6 +1,7 @@
 """The report's language mix from ``brand_language_hour_rollups`` (whole hours) and the
 facts (partial hours): the same counts as grouping the period's facts, on every write path
-and both databases, after redelivery, a relabel's refresh, and the migration's backfill."""
+and both databases, after redelivery, a relabel's refresh, and the migration's backfill
+(which also fills ``brand_day_peaks``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ from services.core.models import Mention, Sentiment
 from services.core.reports.languages import language_counts, language_mix
 from services.core.storage.db import _alembic_config, make_engine, migrate
 from services.core.storage.report_rows import refresh_language_hour
-from services.core.storage.tables import brand_language_hour_rollups, brand_mention_facts
+from services.core.storage.tables import (
+    brand_day_peaks,
+    brand_language_hour_rollups,
+    brand_mention_facts,
+)
 from services.core.storage.writer import MentionWriter, ScoredRecord
 from services.scorer.process import scored_document
 from tests.fixtures import report_data
@@ -54,7 +59,9 @@ def record(i: int) -> ScoredRecord:
     )
 
 
-def counts_from_facts(engine: Engine, brand: str, start: int, end: int) -> list[tuple[object, ...]]:
+def counts_from_facts(
+    engine: Engine, brand: str, start: int, end: int
+) -> list[tuple[str | None, int, int]]:
     """What ``language_counts`` must say, by grouping every fact of the period in Python."""
     f = brand_mention_facts.c
     out: dict[str | None, list[int]] = {}
@@ -107,8 +114,8 @@ def test_language_counts_equal_the_facts_grouped_over_any_period(
         mix = language_mix(conn, "Acme", start, start + 30 * HOUR, top=2)
     all_acme = counts_from_facts(engine, "Acme", start, start + 30 * HOUR)
     assert [x.language for x in mix.languages] == [r[0] for r in all_acme[:2]]
-    assert mix.other_languages == sum(int(str(r[1])) for r in all_acme[2:])
-    assert mix.unscored == sum(int(str(r[2])) for r in all_acme) > 0
+    assert mix.other_languages == sum(r[1] for r in all_acme[2:])
+    assert mix.unscored == sum(r[2] for r in all_acme) > 0
     assert {r[0] for r in all_acme} >= {"en", "de", "es", None}
 
 
@@ -151,26 +158,34 @@ def test_a_refreshed_hour_is_recomputed_from_its_facts(store: tuple[Engine, Ment
     report_data.assert_language_hours_agree(engine)
 
 
-def test_the_migration_counts_the_facts_stored_before_it(tmp_path: Path) -> None:
-    """Facts written under revision 0010 (no language rollups yet) are counted by 0011."""
+def test_the_migration_counts_and_peaks_the_facts_stored_before_it(tmp_path: Path) -> None:
+    """Facts written under revision 0010 (no language rollups or day peaks yet) are
+    counted and peaked by 0011."""
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     cfg = _alembic_config(str(engine.url))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0010")
     writer = MentionWriter(engine, FrozenClock(T0))
-    # The writer of today also writes the rollups: take them out to stand for 0010's.
+    # The writer of today also writes 0011's tables: stand-ins, dropped after the write.
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "CREATE TABLE brand_language_hour_rollups (brand TEXT, hour INT, language TEXT, "
             "mentions INT, unscored INT, PRIMARY KEY (brand, hour, language))"
         )
+        conn.exec_driver_sql(
+            "CREATE TABLE brand_day_peaks (brand TEXT, day INT, engagement INT, replies INT, "
+            "PRIMARY KEY (brand, day))"
+        )
     writer.write([record(i) for i in range(90)])
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE brand_language_hour_rollups")
+        conn.exec_driver_sql("DROP TABLE brand_day_peaks")
     migrate(engine)
-    report_data.assert_language_hours_agree(engine)
+    report_data.assert_rollups_agree(engine)
     with engine.connect() as conn:
         n = conn.execute(select(brand_language_hour_rollups.c.mentions)).scalars().all()
+        peaks = conn.execute(select(brand_day_peaks)).all()
     assert sum(n) == 90 + 30  # every mention once, the 30 naming Globex twice
+    assert {p.brand for p in peaks} == {"Acme", "Globex"}
     engine.dispose()

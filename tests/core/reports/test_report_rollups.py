@@ -276,12 +276,18 @@ def test_refreshing_an_author_day_after_its_facts_change_recomputes_it(
     report_data.assert_author_days_agree(engine)
 
 
+VOICE_WALKS = [queries.VOICE_WALKS, (2, 7), (40,), ()]
+
+
+@pytest.mark.parametrize("walks", VOICE_WALKS, ids=str)
 def test_top_voices_from_the_most_followed_authors_equal_ranking_every_author(
-    store: tuple[Engine, MentionWriter], monkeypatch: pytest.MonkeyPatch
+    store: tuple[Engine, MentionWriter], monkeypatch: pytest.MonkeyPatch, walks: tuple[int, ...]
 ) -> None:
     """The shortcut (rank the authors of the most followed rows, when the bound on
     everyone else proves it exact) gives the rankings of grouping every author, and it
-    is really taken for some of these sizes."""
+    is really taken for some of these sizes; with walks of the author days as long as
+    the store, a few rows long, and none (the period's rows sorted)."""
+    monkeypatch.setattr(queries, "VOICE_WALKS", walks)
     engine, writer = store
     writer.write([report_data.record(f, report_data.END) for f in report_data.fixture_set()])
     start, end = int(report_data.PREV.timestamp()), int(report_data.END.timestamp())
@@ -304,3 +310,58 @@ def test_top_voices_from_the_most_followed_authors_equal_ranking_every_author(
                             -top[-1][0], -top_dm[-1][0]
                         )
     assert taken > 0
+
+
+@pytest.mark.parametrize("walks", VOICE_WALKS, ids=str)
+def test_the_candidates_cut_and_peaks_equal_the_periods_rows(
+    store: tuple[Engine, MentionWriter], monkeypatch: pytest.MonkeyPatch, walks: tuple[int, ...]
+) -> None:
+    """The most followed voice rows (walked, or sorted) have the followers of the
+    period's rows sorted; the peaks are the most engagement and replies one fact of the
+    period had, at least every author's average there."""
+    monkeypatch.setattr(queries, "VOICE_WALKS", walks)
+    engine, writer = store
+    writer.write([report_data.record(f, report_data.END) for f in report_data.fixture_set()])
+    report_data.assert_rollups_agree(engine)
+    day, hour = 86_400, 3_600
+    start, end = int(report_data.PREV.timestamp()), int(report_data.END.timestamp())
+    periods = [
+        (start, end),
+        (start + 5 * hour, end - 7 * hour),
+        (start + 30 * hour, start + 41 * hour),
+        (start + 23 * hour, start + 2 * day + hour),
+        (end, end + day),
+    ]
+    f = brand_mention_facts.c
+    with engine.connect() as conn:
+        for brand in ("Acme", "Globex"):
+            for s, e in periods:
+                rows = queries._voice_rows(brand, s, e)
+                every = sorted(
+                    (int(x) for x in conn.execute(select(rows.c.followers)).scalars()),
+                    reverse=True,
+                )
+                for n in (1, 3, 10, 50, 400):
+                    got = queries._top_voice_rows(conn, brand, s, e, n)
+                    if got is None:
+                        assert walks != VOICE_WALKS[0] or len(every) < n
+                        continue
+                    assert [x for _, x in got] == every[:n], (brand, s - start, e - start, n)
+                facts = [
+                    (int(x.engagement), int(x.replies))
+                    for x in conn.execute(
+                        select(f.engagement, f.replies).where(
+                            f.brand == brand,
+                            f.created_at >= queries.ts(s),
+                            f.created_at < queries.ts(e),
+                        )
+                    )
+                ]
+                peaks = queries._peaks(conn, brand, s, e)
+                assert peaks == (
+                    float(max((x for x, _ in facts), default=0)),
+                    float(max((y for _, y in facts), default=0)),
+                )
+                for v in queries.voices(conn, brand, s, e):
+                    assert v.engagement <= peaks[0] * v.mentions
+                    assert v.replies <= peaks[1] * v.mentions
