@@ -518,7 +518,11 @@ def soak(
     pusher = Pusher(target, texts, rate, seconds)
     samples: list[Sample] = []
     names: list[str] = []
-    with httpx.Client(timeout=30) as client:
+    # A fresh connection for every sample: a server closes an idle keep-alive connection
+    # after 5 s (uvicorn's default), the very sampling period, and a reused one that it
+    # closed at that moment read as "connection reset" and ended a soak.
+    no_keepalive = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(timeout=30, limits=no_keepalive) as client:
         sampler.sample()  # the CPU baseline for the first row
         pusher.begin()
         next_at = pusher.start
