@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python -m tests.bench.bench_lexicon
 	$(BIN)/python -m tests.bench.bench_brand_gauges
 	$(BIN)/python -m tests.bench.bench_reports
+	$(BIN)/python -m tests.bench.bench_reports --postgres --requests 10
 	$(BIN)/python -m tests.bench.bench_sentiment
 	$(BIN)/python -m tests.bench.bench_targets
 	$(BIN)/python -m tests.bench.bench_alerts

@@ -9,13 +9,15 @@ process. The pipeline figure is end to end: a JSON Lines file read by the file
 source, validated, deduplicated, produced to the in-memory bus, consumed, brand
 matched and masked, scored (VADER in a worker process), written to SQLite with its
 rollups, produced to ``mentions.scored`` and committed — from the first line read to
-the last offset committed.
+the last offset committed. As in ``sentimon run``, the start-up heap is frozen before the
+clock starts (``--no-freeze`` leaves it to the collector, as this bench did before).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,6 +30,7 @@ from services.api.settings import ApiSettings
 from services.embedded import Embedded
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.file import FileSource
+from services.runtime.process import freeze_startup_heap
 from services.scorer.process import ScoringConfig
 from services.scorer.settings import ScorerSettings
 from services.scorer.workers import BrandSet
@@ -80,7 +83,7 @@ def bench_vader(texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - t0)
 
 
-async def bench_pipeline(path: Path, n: int, processes: int) -> float:
+async def bench_pipeline(path: Path, n: int, processes: int, *, freeze: bool = True) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         emb = Embedded(
@@ -98,6 +101,8 @@ async def bench_pipeline(path: Path, n: int, processes: int) -> float:
             if processes:  # warm the worker up: its start-up is not throughput
                 assert emb.pipeline is not None
                 await emb.pipeline.runner.score([], BrandSet(0), ScoringConfig(), START)
+            if freeze:  # as `sentimon run` does once started (services/embedded.py)
+                freeze_startup_heap()
             t0 = time.perf_counter()
             task = emb.add_source(FileSource(path))
             await emb.drain(timeout_s=600)
@@ -106,10 +111,12 @@ async def bench_pipeline(path: Path, n: int, processes: int) -> float:
             assert stats.accepted == n, stats
             stored = emb.metrics.registry.get_sample_value("sentimon_mentions_stored_total")
             assert stored == n, stored
+    if freeze:
+        gc.unfreeze()  # the next run starts from the same collector state
     return n / elapsed
 
 
-def overhead_ceiling(path: Path, n: int) -> float:
+def overhead_ceiling(path: Path, n: int, *, freeze: bool = True) -> float:
     """The pipeline with scoring replaced by a no-op: what everything but VADER allows."""
     from services.scorer import workers
     from services.scorer.lexicon import VaderScorer
@@ -121,7 +128,7 @@ def overhead_ceiling(path: Path, n: int) -> float:
     real = workers._state.scorer
     workers._state.scorer = NoOp()
     try:
-        return asyncio.run(bench_pipeline(path, n, processes=0))
+        return asyncio.run(bench_pipeline(path, n, processes=0, freeze=freeze))
     finally:
         workers._state.scorer = real
 
@@ -129,15 +136,22 @@ def overhead_ceiling(path: Path, n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=24_000)
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="leave the start-up heap in the collector's generations (as this bench did "
+        "before 2026-12-06; `sentimon run` freezes it), to compare",
+    )
     args = parser.parse_args()
+    freeze = not args.no_freeze
     texts = build_texts(args.count)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mentions.jsonl"
         write_jsonl(path, texts)
         vader = bench_vader(texts)
-        inline = asyncio.run(bench_pipeline(path, len(texts), processes=0))
-        pooled = asyncio.run(bench_pipeline(path, len(texts), processes=1))
-        ceiling = overhead_ceiling(path, len(texts))
+        inline = asyncio.run(bench_pipeline(path, len(texts), processes=0, freeze=freeze))
+        pooled = asyncio.run(bench_pipeline(path, len(texts), processes=1, freeze=freeze))
+        ceiling = overhead_ceiling(path, len(texts), freeze=freeze)
         vader_again = bench_vader(texts)
     base = (vader + vader_again) / 2
     print(f"embedded pipeline benchmark: {len(texts)} TweetEval test tweets, each naming a brand")

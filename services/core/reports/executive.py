@@ -57,7 +57,9 @@ AccuracySource = Callable[[Connection, str, datetime, datetime], Accuracy | None
 
 TOP_MENTIONS = 5
 TOP_VOICES = 10
-VOICE_CANDIDATE_ROWS = 2_000  # most followed rows whose authors are ranked first
+# Most followed rows whose authors are ranked first, tried in turn: a store dense enough
+# for its most followed authors to fill the first cut alone needs a lower one.
+VOICE_CANDIDATE_ROWS = (2_000, 8_000, 32_000)
 UNANSWERED = 10
 DEFAULT_MIN_REACH = 1_000
 TERM_SLICES = 10
@@ -175,12 +177,15 @@ def _top_voice_rows(
     conn: Connection, req: ReportRequest
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Both rankings over every author of the period, computed if it can be from the
-    authors of its most followed rows only: that is exact when the bound on everyone
+    authors of its most followed rows only (the first ``VOICE_CANDIDATE_ROWS`` count for
+    which it can be): that is exact when the bound on everyone
     else (fewer followers than those rows, at most the period's largest engagement and
     replies per mention) stays below the tenth influence of both lists — one of them
     could not tie, let alone outrank it. Otherwise every author is grouped."""
-    found = queries.voice_candidates(conn, req.brand, req.start, req.end, VOICE_CANDIDATE_ROWS)
-    if found is not None:
+    for rows in VOICE_CANDIDATE_ROWS:
+        found = queries.voice_candidates(conn, req.brand, req.start, req.end, rows)
+        if found is None:
+            continue  # too few rows, or none strictly above the cut
         top, top_dm = _ranked(found.rows)
         if len(top) == TOP_VOICES and len(top_dm) == TOP_VOICES:
             ceiling = influence_ceiling(found.followers, found.engagement, found.replies)

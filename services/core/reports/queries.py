@@ -48,8 +48,8 @@ UNANSWERED_BATCH = 4  # candidates checked for a reply at first, per unanswered 
 # holds a sizeable share of the brand's history, the second for a smaller one.
 REACH_WALKS = (2_048, 16_384)
 # Likewise, how many of the brand's author days are walked by followers, in turn, before
-# the period's own are sorted (top voices' candidates).
-VOICE_WALKS = (8_192, 32_768)
+# the period's own are sorted (top voices' candidates), as multiples of the rows wanted.
+VOICE_WALKS = (4, 16)
 
 
 def ts(epoch: int) -> datetime:
@@ -460,12 +460,12 @@ def _top_voice_rows(
     found: list[tuple[str, int]] = []
     if first_day < last_day:
         a = brand_author_day_rollups.c
-        for length in VOICE_WALKS:
+        for times in VOICE_WALKS:
             walk = (
                 select(a.author_id, a.followers, a.day)
                 .where(a.brand == brand)
                 .order_by(a.followers.desc(), a.day.desc(), a.author_id.desc())
-                .limit(length)
+                .limit(times * n)
                 .with_hint(
                     brand_author_day_rollups,
                     f"INDEXED BY {author_day_followers_index.name}",
