@@ -83,8 +83,9 @@ def brand_series(
     r = brand_role_hour_rollups.c
     # Floor, not SQL's truncating %, so hours before 1970 land in the right bucket.
     bucket = r.hour - ((r.hour % interval) + interval) % interval
+    # Bigint sums cast back from PostgreSQL's numeric (a Decimal each, read by the driver).
     stmt = (
-        select(bucket.label("bucket"), *(func.sum(r[c]) for c in COUNTERS))
+        select(bucket.label("bucket"), *(cast(func.sum(r[c]), BigInteger) for c in COUNTERS))
         .where(r.brand == brand, r.hour >= start, r.hour < end)
         .group_by(bucket)
     )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, literal, select
+from sqlalchemy import BigInteger, Connection, Engine, and_, cast, func, literal, select
 
 from services.core.clock import Clock
 from services.core.storage.tables import brand_minute_rollups as r
@@ -136,13 +136,14 @@ def _minute_sums(
         select(
             r.c.brand,
             bucket.label("bucket"),
-            func.sum(r.c.mentions),
-            func.sum(r.c.positive),
-            func.sum(r.c.neutral),
-            func.sum(r.c.negative),
+            # Bigint sums cast back from PostgreSQL's numeric (see ``_hourly_sums``).
+            *(
+                cast(func.sum(r.c[c]), BigInteger)
+                for c in ("mentions", "positive", "neutral", "negative")
+            ),
             func.sum(r.c.score_sum),
-            func.sum(r.c.reach),
-            func.sum(r.c.engagement),
+            cast(func.sum(r.c.reach), BigInteger),
+            cast(func.sum(r.c.engagement), BigInteger),
         )
         .where(r.c.brand.in_(list(brands)), r.c.minute >= start, r.c.minute < end)
         .group_by(r.c.brand, bucket)
@@ -164,13 +165,15 @@ def _hourly_sums(
         select(
             rh.c.brand,
             bucket.label("bucket"),
-            func.sum(rh.c.mentions),
-            func.sum(rh.c.positive),
-            func.sum(rh.c.neutral),
-            func.sum(rh.c.negative),
+            # PostgreSQL sums bigints as numeric, which the driver reads as a Decimal
+            # each: cast back to bigint in SQL (thousands of rows, six sums a row).
+            *(
+                cast(func.sum(rh.c[c]), BigInteger)
+                for c in ("mentions", "positive", "neutral", "negative")
+            ),
             literal(0.0),
-            func.sum(rh.c.reach),
-            func.sum(rh.c.engagement),
+            cast(func.sum(rh.c.reach), BigInteger),
+            cast(func.sum(rh.c.engagement), BigInteger),
         )
         .where(rh.c.brand.in_(list(brands)), rh.c.hour >= start, rh.c.hour < end)
         .group_by(rh.c.brand, bucket)
