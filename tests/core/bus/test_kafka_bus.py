@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 from referencing import Registry, Resource
 
-from services.core.bus import BusClosedError, Message, TopicPartition, TopicSpec
+from services.core.bus import BusClosedError, Message, Producer, TopicPartition, TopicSpec
 from services.core.bus.kafka import KafkaBus, KafkaConsumer
 from services.core.bus.protocol import RevokeHook, all_sent
 from services.core.clock import SystemClock
@@ -200,11 +200,15 @@ async def test_a_rebalance_under_the_consumer_loop_loses_nothing_and_commits_onl
     assert redelivered < len(sent) // 4
 
 
-async def test_a_broker_restart_mid_stream_drops_nothing(
-    kafka_broker: KafkaBroker, unique_name: NameFactory
-) -> None:
-    metrics = Metrics(CollectorRegistry())
-    # Short request timeouts: sends fail over to the bus's own retry while the broker is down.
+Produce = Callable[[Producer, str, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def consumed_across_a_restart(
+    kafka_broker: KafkaBroker, unique_name: NameFactory, metrics: Metrics, produce: Produce
+) -> set[bytes]:
+    """What a consumer loop handled while ``produce`` sent to a 3-partition topic and the
+    broker restarted once ``produce`` set its event (short request timeouts: sends fail
+    over to the bus's own retry while the broker is down)."""
     bus = await connect(kafka_broker, metrics, request_timeout_ms=2_000, max_retry_backoff_s=1.0)
     topic, group = unique_name("topic"), unique_name("group")
     await bus.create_topics([TopicSpec(topic, partitions=3)])
@@ -213,18 +217,10 @@ async def test_a_broker_restart_mid_stream_drops_nothing(
     loop = ConsumerLoop(
         bus, recorder, LoopConfig(group, (topic,), poll_timeout_s=0.1), None, metrics
     )
-    sent = [f"m{i}".encode() for i in range(300)]
     halfway = asyncio.Event()
-
-    async def produce() -> None:
-        for i, value in enumerate(sent):
-            await producer.send(topic, value, key=value)
-            if i == len(sent) // 3:
-                halfway.set()
-
     consuming = asyncio.create_task(loop.run())
     try:
-        producing = asyncio.create_task(produce())
+        producing = asyncio.create_task(produce(producer, topic, halfway))
         await within(halfway.wait(), "a third of the messages sent")
         await asyncio.to_thread(kafka_broker.restart)
         await within(producing, "every send returned after the restart")
@@ -234,8 +230,22 @@ async def test_a_broker_restart_mid_stream_drops_nothing(
         loop.stop()
         await consuming
         await bus.close()
+    return {m.value for m in recorder.handled}
 
-    assert {m.value for m in recorder.handled} == set(sent)
+
+async def test_a_broker_restart_mid_stream_drops_nothing(
+    kafka_broker: KafkaBroker, unique_name: NameFactory
+) -> None:
+    metrics = Metrics(CollectorRegistry())
+    sent = [f"m{i}".encode() for i in range(300)]
+
+    async def produce(producer: Producer, topic: str, halfway: asyncio.Event) -> None:
+        for i, value in enumerate(sent):
+            await producer.send(topic, value, key=value)
+            if i == len(sent) // 3:
+                halfway.set()
+
+    assert await consumed_across_a_restart(kafka_broker, unique_name, metrics, produce) == set(sent)
     unavailable = metrics.registry.get_sample_value(
         "sentimon_bus_broker_unavailable_total", {"operation": "send"}
     )
@@ -248,18 +258,9 @@ async def test_batches_sent_across_a_broker_restart_are_all_stored(
     # ``send_many`` appends a batch to aiokafka's accumulator in one go; what fails while
     # the broker is away goes through ``send``'s retries, so every batch still returns sent.
     metrics = Metrics(CollectorRegistry())
-    bus = await connect(kafka_broker, metrics, request_timeout_ms=2_000, max_retry_backoff_s=1.0)
-    topic, group = unique_name("topic"), unique_name("group")
-    await bus.create_topics([TopicSpec(topic, partitions=3)])
-    producer = await bus.producer()
-    recorder = Recorder("only")
-    loop = ConsumerLoop(
-        bus, recorder, LoopConfig(group, (topic,), poll_timeout_s=0.1), None, metrics
-    )
     sent = [f"b{i}".encode() for i in range(600)]
-    halfway = asyncio.Event()
 
-    async def produce() -> None:
+    async def produce(producer: Producer, topic: str, halfway: asyncio.Event) -> None:
         for start in range(0, len(sent), 20):
             batch = sent[start : start + 20]
             results = all_sent(await producer.send_many(topic, [(v, v) for v in batch]))
@@ -267,20 +268,7 @@ async def test_batches_sent_across_a_broker_restart_are_all_stored(
             if start >= len(sent) // 3:
                 halfway.set()
 
-    consuming = asyncio.create_task(loop.run())
-    try:
-        producing = asyncio.create_task(produce())
-        await within(halfway.wait(), "a third of the batches sent")
-        await asyncio.to_thread(kafka_broker.restart)
-        await within(producing, "every batch returned sent after the restart")
-        await loop.wait_caught_up(partitions_of(topic, 3), timeout_s=BOUND_S)
-    finally:
-        kafka_broker.ensure_running()
-        loop.stop()
-        await consuming
-        await bus.close()
-
-    assert {m.value for m in recorder.handled} == set(sent)
+    assert await consumed_across_a_restart(kafka_broker, unique_name, metrics, produce) == set(sent)
 
 
 async def test_poison_goes_to_the_dead_letter_topic_with_where_it_came_from(

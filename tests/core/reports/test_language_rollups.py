@@ -5,12 +5,10 @@ and both databases, after redelivery, a relabel's refresh, and the migration's b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-import pytest
 from alembic import command
 from sqlalchemy import Engine, delete, select, update
 
@@ -74,18 +72,6 @@ def counts_from_facts(
                 c[0] += 1
                 c[1] += label == "unscored"
     return sorted(((k, n, u) for k, (n, u) in out.items()), key=lambda r: (-r[1], r[0] or ""))
-
-
-@pytest.fixture(params=["sqlite-fast-path", "sqlite-returning", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, MentionWriter]]:
-    if request.param == "postgresql":
-        engine = make_engine(request.getfixturevalue("pg_database"))
-    else:
-        engine = make_engine(f"sqlite:///{tmp_path / 'l.db'}")
-    migrate(engine)
-    returning = request.param != "sqlite-fast-path"
-    yield engine, MentionWriter(engine, FrozenClock(T0), use_returning=returning)
-    engine.dispose()
 
 
 def test_language_counts_equal_the_facts_grouped_over_any_period(

@@ -4,7 +4,6 @@ write paths and both databases, and backfilled by the migration for older mentio
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from alembic import command
 from sqlalchemy import Engine, delete, select, update
 
 from services.core.authors import influence_ceiling
-from services.core.clock import FrozenClock
 from services.core.models import Mention, Sentiment
 from services.core.reports import executive, queries
 from services.core.storage.db import _alembic_config, make_engine, migrate
@@ -138,18 +136,6 @@ def expected_facts(n: int) -> dict[tuple[str, str], tuple[Any, ...]]:
                 replies,
             )
     return out
-
-
-@pytest.fixture(params=["sqlite-fast-path", "sqlite-returning", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, MentionWriter]]:
-    if request.param == "postgresql":
-        engine = make_engine(request.getfixturevalue("pg_database"))
-    else:
-        engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
-    migrate(engine)
-    returning = request.param != "sqlite-fast-path"
-    yield engine, MentionWriter(engine, FrozenClock(T0), use_returning=returning)
-    engine.dispose()
 
 
 def test_role_rollups_equal_direct_sums_and_redelivery_changes_nothing(
