@@ -27,7 +27,7 @@ from services.api.settings import ApiSettings
 from services.api.state import process_state
 from services.core.metrics import multiprocess_dir
 from services.core.storage.db import make_engine
-from services.runtime.process import freeze_startup_heap
+from services.runtime.process import freeze_startup_heap, steady_allocator
 
 
 class MultiprocessDirMissingError(RuntimeError):
@@ -57,6 +57,7 @@ def create_app_from_env() -> FastAPI:
         # Every worker evaluates alert rules and delivers webhooks: the unique key per
         # rule and window and the outbox leases make that safe (one alert, one send).
         alerts = attach_alerts(state, alert_settings)
+        steady_allocator()
         freeze_startup_heap()
         try:
             yield

@@ -53,6 +53,7 @@ from services.runtime.process import (
     bind_socket,
     freeze_startup_heap,
     log_failure,
+    steady_allocator,
 )
 from services.scorer.pipeline import ScorerPipeline, build_pipeline
 from services.scorer.settings import ScorerSettings
@@ -303,6 +304,7 @@ async def run_embedded(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.handle_exit, sig, None)
+        steady_allocator()
         freeze_startup_heap()
         await server.serve(sockets=[sock])
         print("stopping: storing what is in flight…", flush=True)

@@ -30,7 +30,7 @@ from services.api.settings import ApiSettings
 from services.embedded import Embedded
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.file import FileSource
-from services.runtime.process import freeze_startup_heap
+from services.runtime.process import freeze_startup_heap, steady_allocator
 from services.scorer.process import ScoringConfig
 from services.scorer.settings import ScorerSettings
 from services.scorer.workers import BrandSet
@@ -102,6 +102,7 @@ async def bench_pipeline(path: Path, n: int, processes: int, *, freeze: bool = T
                 assert emb.pipeline is not None
                 await emb.pipeline.runner.score([], BrandSet(0), ScoringConfig(), START)
             if freeze:  # as `sentimon run` does once started (services/embedded.py)
+                steady_allocator()
                 freeze_startup_heap()
             t0 = time.perf_counter()
             task = emb.add_source(FileSource(path))
