@@ -39,6 +39,7 @@ from services.core.metrics import Metrics
 from services.core.storage.brands import BrandStore
 from services.core.storage.db import make_engine, migrate, sqlite_url
 from services.core.storage.keys import KeyStore
+from services.core.storage.report_rows import role_day_rows
 from services.core.storage.writer import sqlite_timestamp
 from services.runtime.process import freeze_startup_heap
 from tests.fixtures.postgres import PostgresServer, free_port
@@ -241,6 +242,11 @@ def build_store(data_dir: Path, count: int) -> None:
         [(b, m, role, *v) for (b, m, role), v in role_rollups.items()],
     )
     db.executemany(
+        "INSERT INTO brand_role_day_rollups (brand, day, role, mentions, positive, neutral, "
+        "negative, reach, engagement, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        role_day_rows(role_rollups),
+    )
+    db.executemany(
         "INSERT INTO brand_author_day_rollups (brand, day, author_id, author_role, followers, "
         "mentions, engagement, replies, positive, negative, last_pk) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -333,6 +339,7 @@ _COPIED = (
     "mention_brands",
     "brand_minute_rollups",
     "brand_role_hour_rollups",
+    "brand_role_day_rollups",
     "brand_mention_facts",
     "brand_author_day_rollups",
     "brand_language_hour_rollups",
@@ -380,8 +387,10 @@ def run(
     freeze: bool = True,
     url: str | None = None,
 ) -> None:
-    """Time the endpoints on the store of ``data_dir`` (SQLite), or at ``url``."""
+    """Time the endpoints on the store of ``data_dir`` (SQLite), or at ``url``. A store
+    kept from an earlier run is brought up to date first, as ``sentimon migrate`` would."""
     engine = make_engine(url or sqlite_url(data_dir))
+    migrate(engine)
     postgres = engine.dialect.name == "postgresql"
     clock = FrozenClock(END)
     state = AppState(

@@ -33,6 +33,7 @@ from services.core.storage.tables import (
     brand_author_day_rollups,
     brand_day_peaks,
     brand_mention_facts,
+    brand_role_day_rollups,
     brand_role_hour_rollups,
     facts_reach_index,
     mention_brands,
@@ -60,18 +61,33 @@ def role_totals(
     conn: Connection, names: Sequence[str], start: int, end: int
 ) -> dict[tuple[str, str], RoleCounts]:
     """Per-(brand, author role) totals over ``[start, end)`` (hour-aligned epoch seconds);
-    absent pairs are zeros."""
-    r = brand_role_hour_rollups.c
+    absent pairs are zeros. The whole UTC days are summed from the day rollups, the
+    partial first and last days from the hour rollups (which the days sum exactly)."""
     out: dict[tuple[str, str], RoleCounts] = {}
     if not names:
         return out
-    stmt = (
+    brands = list(names)
+    d, r = brand_role_day_rollups.c, brand_role_hour_rollups.c
+    first_day, last_day = _whole_days(start, end)
+    parts: list[Any] = [
         select(r.brand, r.role, *(func.sum(r[c]) for c in COUNTERS))
-        .where(r.brand.in_(list(names)), r.hour >= start, r.hour < end)
+        .where(r.brand.in_(brands), r.hour >= lo, r.hour < hi)
         .group_by(r.brand, r.role)
-    )
-    for brand, role, *values in conn.execute(stmt):
-        out[(brand, role)] = RoleCounts(*(int(v) for v in values))
+        for lo, hi in _partial_days(start, end)
+    ]
+    if first_day < last_day:
+        parts.append(
+            select(d.brand, d.role, *(func.sum(d[c]) for c in COUNTERS))
+            .where(d.brand.in_(brands), d.day >= first_day, d.day < last_day)
+            .group_by(d.brand, d.role)
+        )
+    for stmt in parts:
+        for brand, role, *values in conn.execute(stmt):
+            counts = RoleCounts(*(int(v) for v in values))
+            if (seen := out.get((brand, role))) is None:
+                out[(brand, role)] = counts
+            else:
+                seen.add(counts)
     return out
 
 

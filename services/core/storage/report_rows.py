@@ -11,7 +11,7 @@ rollups), so a redelivered batch adds nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -124,6 +124,22 @@ def role_rollup_deltas(batch: Iterable[ScoredRecord]) -> dict[tuple[str, int, st
 
 def day_of(epoch: int) -> int:
     return epoch - epoch % DAY
+
+
+def role_day_rows(
+    role_hours: Mapping[tuple[str, int, str], Sequence[int]],
+) -> list[tuple[Any, ...]]:
+    """Per-(brand, hour, role) increments (``COUNTERS`` order) summed per (brand, UTC
+    day, role), sorted by key. Pure."""
+    days: dict[tuple[str, int, str], list[int]] = {}
+    for (brand, hour, role), counts in role_hours.items():
+        d = days.get(k := (brand, day_of(hour), role))
+        if d is None:
+            days[k] = list(counts)
+        else:
+            for i, c in enumerate(counts):
+                d[i] += c
+    return [(*k, *v) for k, v in sorted(days.items())]
 
 
 AUTHOR_DAY_COUNTERS = ("mentions", "engagement", "replies", "positive", "negative")
@@ -293,6 +309,14 @@ _ROLE_HOUR_TAIL = "ON CONFLICT (brand, hour, role) DO UPDATE SET " + ", ".join(
 )
 _ROLE_HOUR_MARKS = ", ".join(f":{c}" for c in ("brand", "hour", "role", *COUNTERS))
 _UPSERT = text(f"{_ROLE_HOUR_HEAD} VALUES ({_ROLE_HOUR_MARKS}) {_ROLE_HOUR_TAIL}")
+_ROLE_DAY_HEAD = f"INSERT INTO brand_role_day_rollups (brand, day, role, {', '.join(COUNTERS)})"
+_ROLE_DAY_TAIL = "ON CONFLICT (brand, day, role) DO UPDATE SET " + ", ".join(
+    f"{c} = brand_role_day_rollups.{c} + excluded.{c}" for c in COUNTERS
+)
+_ROLE_DAY_KEYS = ("brand", "day", "role", *COUNTERS)
+_ROLE_DAY = text(
+    f"{_ROLE_DAY_HEAD} VALUES ({', '.join(f':{c}' for c in _ROLE_DAY_KEYS)}) {_ROLE_DAY_TAIL}"
+)
 
 
 def _greater(c: str) -> str:
@@ -380,6 +404,11 @@ class BatchRows:
 
     def role_hour_rows(self) -> list[tuple[Any, ...]]:
         return [(*k, *v) for k, v in sorted(self.role_hours.items())]
+
+    def role_day_rows(self) -> list[tuple[Any, ...]]:
+        """``brand_role_day_rollups`` increments: the role hours summed per (brand, UTC
+        day, role), sorted by key."""
+        return role_day_rows(self.role_hours)
 
     def author_day_rows(self) -> list[tuple[Any, ...]]:
         return [(*k, *v) for k, v in sorted(self.author_days.items())]
@@ -512,7 +541,7 @@ def batch_rows(
 
 
 def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bool = False) -> None:
-    """Add a batch's hourly role rollups, facts and author days (``batch_rows``) in the
+    """Add a batch's hourly and daily role rollups, facts and author days (``batch_rows``) in the
     caller's transaction. ``fast``: bind tuples straight to the SQLite driver (the
     writer's single-writer path; the times in ``rows`` are then SQLite's stored text).
     ``unnest``: PostgreSQL, one statement a table with a binary array a column
@@ -521,11 +550,13 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
     if not rows.facts:
         return
     role_hours = rows.role_hour_rows()
+    role_days = rows.role_day_rows()
     author_days = rows.author_day_rows()
     language_hours = rows.language_hour_rows()
     day_peaks = rows.day_peak_rows()
     if unnest:
         insert_unnest(conn, _ROLE_HOUR_HEAD, _PG_ROLE_HOUR_TYPES, role_hours, _ROLE_HOUR_TAIL)
+        insert_unnest(conn, _ROLE_DAY_HEAD, _PG_ROLE_HOUR_TYPES, role_days, _ROLE_DAY_TAIL)
         insert_unnest(conn, _FACTS_HEAD, _PG_FACT_TYPES, rows.facts)
         insert_unnest(conn, _AUTHOR_DAY_HEAD, _PG_AUTHOR_DAY_TYPES, author_days, _AUTHOR_DAY_TAIL)
         insert_unnest(
@@ -541,6 +572,7 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             insert_rows(cursor, _ROLE_HOUR_HEAD, role_hours, _ROLE_HOUR_TAIL)
+            insert_rows(cursor, _ROLE_DAY_HEAD, role_days, _ROLE_DAY_TAIL)
             insert_rows(cursor, _FACTS_HEAD, rows.facts)
             insert_rows(cursor, _AUTHOR_DAY_HEAD, author_days, _AUTHOR_DAY_TAIL)
             insert_rows(cursor, _LANGUAGE_HOUR_HEAD, language_hours, _LANGUAGE_HOUR_TAIL)
@@ -550,6 +582,7 @@ def add_report_rows(conn: Connection, rows: BatchRows, *, fast: bool, unnest: bo
         return
     hour_keys = ("brand", "hour", "role", *COUNTERS)
     conn.execute(_UPSERT, [dict(zip(hour_keys, r, strict=True)) for r in role_hours])
+    conn.execute(_ROLE_DAY, [dict(zip(_ROLE_DAY_KEYS, r, strict=True)) for r in role_days])
     conn.execute(_FACTS, [dict(zip(_FACT_COLUMNS, f, strict=True)) for f in rows.facts])
     conn.execute(_AUTHOR_DAY, [dict(zip(_AUTHOR_DAY_COLUMNS, r, strict=True)) for r in author_days])
     conn.execute(

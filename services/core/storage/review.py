@@ -63,6 +63,7 @@ from services.core.storage.db import SQLITE_BEGIN
 from services.core.storage.errors import ConflictError, NotFoundError
 from services.core.storage.report_rows import (
     COUNTERS,
+    day_of,
     fact_rows,
     refresh_author_day,
     refresh_day_peaks,
@@ -72,6 +73,7 @@ from services.core.storage.report_rows import (
 from services.core.storage.tables import (
     brand_mention_facts,
     brand_minute_rollups,
+    brand_role_day_rollups,
     brand_role_hour_rollups,
     mention_brands,
     mentions,
@@ -467,18 +469,27 @@ def _adjust_report_rows(
     )
     [((brand, hour, role), delta)] = role_rollup_deltas([record]).items()
     r, f = brand_role_hour_rollups, brand_mention_facts
-    rollup = and_(r.c.brand == brand, r.c.hour == hour, r.c.role == role)
+    # The hour's row and its day's (brand_role_day_rollups) move together.
+    rollups = (
+        (r, and_(r.c.brand == brand, r.c.hour == hour, r.c.role == role)),
+        (
+            d := brand_role_day_rollups,
+            and_(d.c.brand == brand, d.c.day == day_of(hour), d.c.role == role),
+        ),
+    )
     fact = and_(f.c.brand == brand, f.c.mention_pk == item.mention_pk)
     if IRRELEVANT not in (old, new):
-        conn.execute(update(r).where(rollup).values({old: r.c[old] - 1, new: r.c[new] + 1}))
+        for t, rollup in rollups:
+            conn.execute(update(t).where(rollup).values({old: t.c[old] - 1, new: t.c[new] + 1}))
         conn.execute(update(f).where(fact).values(label=new))
         refresh_author_day(conn, brand, scored.author.id, scored.created_at)
         refresh_language_hour(conn, brand, scored.created_at)
         return
     sign = -1 if new == IRRELEVANT else 1
-    conn.execute(
-        update(r).where(rollup).values({c: r.c[c] + sign * getattr(delta, c) for c in COUNTERS})
-    )
+    for t, rollup in rollups:
+        conn.execute(
+            update(t).where(rollup).values({c: t.c[c] + sign * getattr(delta, c) for c in COUNTERS})
+        )
     if sign < 0:
         conn.execute(delete(f).where(fact))
     else:

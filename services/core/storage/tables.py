@@ -249,6 +249,13 @@ review_audit = Table(
 )
 
 
+def _role_counters() -> list[Column[int]]:
+    """The counters of the per-role rollups (``report_rows.COUNTERS``), new columns each
+    call: a column belongs to one table."""
+    names = ("mentions", "positive", "neutral", "negative", "reach", "engagement", "conversation")
+    return [Column(n, BigInteger, nullable=False) for n in names]
+
+
 # --- Executive reports: who is saying it (author roles, conversations) -------------------
 # The author's role (services/core/authors.py) is decided when a mention is stored, so the
 # report never classifies bios per request. Both tables are written by MentionWriter in the
@@ -263,13 +270,7 @@ brand_role_hour_rollups = Table(
     Column("brand", String(128), primary_key=True),
     Column("hour", BigInteger, primary_key=True),  # epoch seconds of the hour's start
     Column("role", String(16), primary_key=True),
-    Column("mentions", BigInteger, nullable=False),
-    Column("positive", BigInteger, nullable=False),
-    Column("neutral", BigInteger, nullable=False),
-    Column("negative", BigInteger, nullable=False),
-    Column("reach", BigInteger, nullable=False),
-    Column("engagement", BigInteger, nullable=False),
-    Column("conversation", BigInteger, nullable=False),
+    *_role_counters(),
     sqlite_with_rowid=False,
 )
 
@@ -337,6 +338,19 @@ brand_day_peaks = Table(
     Column("day", BigInteger, primary_key=True),  # epoch seconds of the UTC day's start
     Column("engagement", BigInteger, nullable=False),
     Column("replies", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+# brand_role_hour_rollups summed per UTC day: a report's role totals read its whole days
+# here (30 rows a brand and role for 30 days, not 720) and only its partial first and
+# last days from the hours. Written with the hours, from the same increments; a relabel
+# moves a count in both (``report_rows``, ``review``).
+brand_role_day_rollups = Table(
+    "brand_role_day_rollups",
+    metadata,
+    Column("brand", String(128), primary_key=True),
+    Column("day", BigInteger, primary_key=True),  # epoch seconds of the UTC day's start
+    Column("role", String(16), primary_key=True),
+    *_role_counters(),
     sqlite_with_rowid=False,
 )
 # The facts counted per (brand, UTC hour, language): the report's language mix reads a

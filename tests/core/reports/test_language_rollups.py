@@ -153,8 +153,14 @@ def test_the_migration_counts_and_peaks_the_facts_stored_before_it(tmp_path: Pat
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0010")
     writer = MentionWriter(engine, FrozenClock(T0))
-    # The writer of today also writes 0011's tables: stand-ins, dropped after the write.
+    # The writer of today also writes 0011's and 0012's tables: stand-ins, dropped after
+    # the write (0012's backfill is tested in test_role_day_rollups.py).
     with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE brand_role_day_rollups (brand TEXT, day INT, role TEXT, "
+            "mentions INT, positive INT, neutral INT, negative INT, reach INT, engagement INT, "
+            "conversation INT, PRIMARY KEY (brand, day, role))"
+        )
         conn.exec_driver_sql(
             "CREATE TABLE brand_language_hour_rollups (brand TEXT, hour INT, language TEXT, "
             "mentions INT, unscored INT, PRIMARY KEY (brand, hour, language))"
@@ -167,6 +173,7 @@ def test_the_migration_counts_and_peaks_the_facts_stored_before_it(tmp_path: Pat
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE brand_language_hour_rollups")
         conn.exec_driver_sql("DROP TABLE brand_day_peaks")
+        conn.exec_driver_sql("DROP TABLE brand_role_day_rollups")
     migrate(engine)
     report_data.assert_rollups_agree(engine)
     with engine.connect() as conn:
