@@ -41,7 +41,7 @@ from services.core.storage.db import make_engine, migrate, sqlite_url
 from services.core.storage.keys import KeyStore
 from services.core.storage.report_rows import role_day_rows
 from services.core.storage.writer import sqlite_timestamp
-from services.runtime.process import freeze_startup_heap
+from services.runtime.process import freeze_startup_heap, steady_allocator
 from tests.fixtures.postgres import PostgresServer, free_port
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -303,8 +303,8 @@ def main() -> None:
     parser.add_argument(
         "--no-freeze",
         action="store_true",
-        help="leave the start-up heap in the collector's generations (as before issue 18's "
-        "freeze), to compare",
+        help="leave the start-up heap in the collector's generations and glibc's malloc "
+        "thresholds as they are (as before issue 18's freeze and steady allocator), to compare",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
@@ -406,7 +406,8 @@ def run(
         stored = conn.execute(text("SELECT count(*) FROM mentions")).scalar_one()
     client = TestClient(create_app(state), headers={"Authorization": f"Bearer {key}"})
     if freeze:
-        freeze_startup_heap()  # as every service process does before it serves
+        steady_allocator()  # as every service process does before it serves
+        freeze_startup_heap()
 
     def period(days: int) -> dict[str, str]:
         return {"from": (END - timedelta(days=days)).isoformat(), "to": END.isoformat()}
