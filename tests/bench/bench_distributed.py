@@ -4,9 +4,8 @@ VADER on the same texts, in one run.
 Run: ``make bench`` (or ``.venv/bin/python -m tests.bench.bench_distributed [--count N]
 [--rate R] [--seconds S]``).
 
-It starts its own broker (``deploy/kafka/kafka.sh``, its JVM as deployed unless
-``--test-broker``) and PostgreSQL (``deploy/postgres/pg.sh``, as the tests run it: without
-fsync) on free ports in a temporary directory, then ``sentimon ingest`` and two
+It starts its own broker (``deploy/kafka/kafka.sh``) and PostgreSQL (``deploy/postgres/
+pg.sh``) on free ports in a temporary directory, then ``sentimon ingest`` and two
 ``sentimon scorer`` processes (the lexicon path: VADER in one worker process each),
 exactly as the distributed tests do.
 
@@ -183,18 +182,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=100.0, help="offered mentions/s")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument(
-        "--test-broker",
-        action="store_true",
-        help="run the broker's JVM as the tests do (C1 only, serial GC: fast to start, slower "
-        "at peak; the figures before 2026-12-06 were taken so) instead of as deployed",
-    )
     args = parser.parse_args()
     texts = build_texts(args.count)
     vader = max(bench_vader(texts) for _ in range(2))
 
     root = Path(tempfile.mkdtemp(prefix="sentimon-bench-"))
-    kafka = KafkaBroker(root / "kafka", free_port(), free_port(), deployed=not args.test_broker)
+    kafka = KafkaBroker(root / "kafka", free_port(), free_port())
     pg_dir = Path(tempfile.mkdtemp(prefix="sentimon-bench-pg-"))
     postgres = PostgresServer(pg_dir, free_port())
     try:
