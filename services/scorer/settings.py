@@ -68,9 +68,11 @@ class ScorerSettings(CommonSettings):
     )
     batch_size: int = Field(default=1_000, ge=1, le=10_000)
     chunk_size: int = Field(
-        default=250,
+        default=500,
         ge=1,
         le=10_000,
+        # 500, not 250: the embedded pipeline 0.33-0.35x -> 0.39-0.41x raw VADER, the
+        # distributed one no slower (docs/benchmarks.md, 2026-12-06 morning).
         description="A batch is scored and written in chunks, so the two overlap.",
     )
     lexicon_processes: int = Field(

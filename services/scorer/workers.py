@@ -103,7 +103,7 @@ class WorkerDiedError(RuntimeError):
     """A scoring worker process exited; its chunks are scored again after a restart."""
 
 
-_PIPE_BYTES = 1 << 20  # a chunk of a few hundred mentions is ~150 KB pickled
+_PIPE_BYTES = 1 << 20  # a chunk of 250 mentions is ~150 KB pickled, of 500 ~300 KB
 
 
 def _widen(conn: Connection) -> None:

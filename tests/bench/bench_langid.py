@@ -35,6 +35,7 @@ from services.scorer.language import (
     LanguageDetector,
     detection_text,
 )
+from services.scorer.settings import ScorerSettings
 from tests.bench.bench_pipeline import build_texts
 from tests.bench.shared_data import tweeteval_test_texts
 
@@ -122,7 +123,7 @@ def main() -> None:
 
 
 # The scorer's chunk size (``ScorerSettings.chunk_size``'s default).
-CHUNK = 250
+CHUNK: int = ScorerSettings.model_fields["chunk_size"].default
 
 
 def in_chunks(run: Callable[[Sequence[str]], list[T]], texts: Sequence[str]) -> list[T]:
