@@ -303,16 +303,19 @@ def fact_rows(inserted: Iterable[tuple[ScoredRecord, int]]) -> list[tuple[object
 
 # Each statement as head and tail around its VALUES: SQLite's fast path puts many rows
 # between them (``sqlite_bulk``), SQLAlchemy one row of named parameters.
-_ROLE_HOUR_HEAD = f"INSERT INTO brand_role_hour_rollups (brand, hour, role, {', '.join(COUNTERS)})"
-_ROLE_HOUR_TAIL = "ON CONFLICT (brand, hour, role) DO UPDATE SET " + ", ".join(
-    f"{c} = brand_role_hour_rollups.{c} + excluded.{c}" for c in COUNTERS
-)
+def _role_rollup_statement(table: str, period: str) -> tuple[str, str]:
+    """Head and tail of the additive upsert into a per-(brand, ``period``, role) rollup."""
+    head = f"INSERT INTO {table} (brand, {period}, role, {', '.join(COUNTERS)})"
+    tail = f"ON CONFLICT (brand, {period}, role) DO UPDATE SET " + ", ".join(
+        f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS
+    )
+    return head, tail
+
+
+_ROLE_HOUR_HEAD, _ROLE_HOUR_TAIL = _role_rollup_statement("brand_role_hour_rollups", "hour")
 _ROLE_HOUR_MARKS = ", ".join(f":{c}" for c in ("brand", "hour", "role", *COUNTERS))
 _UPSERT = text(f"{_ROLE_HOUR_HEAD} VALUES ({_ROLE_HOUR_MARKS}) {_ROLE_HOUR_TAIL}")
-_ROLE_DAY_HEAD = f"INSERT INTO brand_role_day_rollups (brand, day, role, {', '.join(COUNTERS)})"
-_ROLE_DAY_TAIL = "ON CONFLICT (brand, day, role) DO UPDATE SET " + ", ".join(
-    f"{c} = brand_role_day_rollups.{c} + excluded.{c}" for c in COUNTERS
-)
+_ROLE_DAY_HEAD, _ROLE_DAY_TAIL = _role_rollup_statement("brand_role_day_rollups", "day")
 _ROLE_DAY_KEYS = ("brand", "day", "role", *COUNTERS)
 _ROLE_DAY = text(
     f"{_ROLE_DAY_HEAD} VALUES ({', '.join(f':{c}' for c in _ROLE_DAY_KEYS)}) {_ROLE_DAY_TAIL}"
